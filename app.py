@@ -1,0 +1,98 @@
+"""The application factory: binds extensions, registers blueprints and CLI commands."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from config import INSTANCE, Config, config_from_env
+from extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
+
+# Content from our own origin only; Pico draws its form icons with data: SVGs.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    app = Flask(__name__, instance_path=str(INSTANCE))
+    app.config.from_object(config or config_from_env())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory="migrations", render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    app.jinja_env.globals["get_locale"] = get_locale
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to open this page.")
+    login_manager.login_message_category = "info"
+
+    from blueprints.auth import bp as auth_bp
+    from blueprints.integrations import bp as integrations_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(integrations_bp)
+
+    from commands import register_commands
+
+    register_commands(app)
+
+    @app.get("/")
+    @login_required
+    def index() -> ResponseReturnValue:
+        """The panel opens on the Integration List."""
+        return redirect(url_for("integrations.list_integrations"))
+
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(500, _server_error)
+    return app
+
+
+def _select_locale() -> str | None:
+    if current_user.is_authenticated:
+        return current_user.language
+    return request.accept_languages.best_match(["en", "tr"])
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.headers.get("HX-Request"):
+        response.vary.add("HX-Request")
+    return response
+
+
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    if error.code is None or error.code < 400:
+        return error
+    return render_template("error.html", error=error), error.code
+
+
+def _server_error(error: Exception) -> ResponseReturnValue:
+    # Flask has logged the exception; a half-done unit of work must not leak into the next request.
+    db.session.rollback()
+    return render_template("error.html", error=None), 500

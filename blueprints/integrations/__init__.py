@@ -1,0 +1,7 @@
+"""Orders > Integration List: integrations, their credentials and their General settings."""
+
+from flask import Blueprint
+
+bp = Blueprint("integrations", __name__, url_prefix="/integrations")
+
+from blueprints.integrations import routes  # noqa: E402,F401

@@ -1,0 +1,51 @@
+"""Words for the change history: which field changed and what its old and new values mean."""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+from blueprints.integrations.forms import (
+    PRIORITY_CHOICES,
+    PRODUCT_VAT,
+    SETTING_TEXT,
+    TRACKING_CODE_CHOICES,
+)
+from sync.statuses import CanonicalStatus
+
+COLOR_FIELD = "color:"
+
+
+def field_label(field: str) -> str:
+    if field in SETTING_TEXT:
+        return str(SETTING_TEXT[field][0])
+    if field.startswith(COLOR_FIELD):
+        status = CanonicalStatus(field.removeprefix(COLOR_FIELD))
+        return _("Colour of %(status)s", status=status.label)
+    other = {
+        "name": _("Name"),
+        "active": _("Active"),
+        "own_shipping_agreement": _("Own shipping agreement"),
+        "marketplace_base_url": _("Marketplace API address"),
+        "shop_base_url": _("E-commerce site address"),
+        "marketplace_credentials": _("Marketplace credentials"),
+        "shop_credentials": _("E-commerce site credentials"),
+    }
+    return other.get(field, field)
+
+
+def value_label(field: str, value: str) -> str:
+    if value == "replaced":
+        return _("Replaced")
+    if value in ("on", "off"):
+        return _("On") if value == "on" else _("Off")
+    choices = {
+        "priority": dict(PRIORITY_CHOICES),
+        "tracking_code_source": dict(TRACKING_CODE_CHOICES),
+    }.get(field)
+    if choices and value in choices:
+        return str(choices[value])
+    if field == "shipping_vat_rate":
+        return _("The product's own VAT") if value in ("", PRODUCT_VAT) else f"{value} %"
+    if field == "color_coding_rate":
+        return f"{value} %"
+    return value

@@ -1,0 +1,332 @@
+"""Orders > Integration List: create, edit, (de)activate, delete, and the General settings page."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from markupsafe import Markup
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from blueprints.auth.forms import EmptyForm
+from blueprints.integrations import bp
+from blueprints.integrations.forms import (
+    COLOR_FIELD_PREFIX,
+    SECTIONS,
+    ColorsForm,
+    IntegrationForm,
+    Section,
+    SectionForm,
+    credential_field_name,
+    integration_form_class,
+)
+from blueprints.integrations.labels import field_label, value_label
+from connectors.registry import MARKETPLACES, SHOPS, Side
+from extensions import db
+from models import Account, Integration, IntegrationSettings
+from sync.settings import (
+    NEEDS_NOTIFICATION_EMAIL,
+    NOTIFICATION_EMAIL_REASON,
+    OWN_SHIPPING_ONLY,
+    OWN_SHIPPING_REASON,
+    violations,
+    without_own_shipping,
+)
+
+REPLACED = "replaced"
+
+
+@bp.before_request
+@login_required
+def require_login() -> None:
+    """Every page of this blueprint needs a signed-in seller."""
+
+
+@bp.app_context_processor
+def change_labels() -> dict[str, object]:
+    return {"field_label": field_label, "value_label": value_label}
+
+
+def _account() -> Account:
+    return current_user._get_current_object()
+
+
+def _get_integration(integration_id: int) -> Integration:
+    """The signed-in account's integration, or 404: another account's looks exactly like a missing one."""
+    integration = db.session.scalar(
+        sa.select(Integration).where(Integration.id == integration_id, Integration.account_id == _account().id)
+    )
+    if integration is None:
+        abort(404)
+    return integration
+
+
+@bp.get("")
+def list_integrations() -> ResponseReturnValue:
+    """Orders > Integration List."""
+    integrations = db.session.scalars(
+        sa.select(Integration).where(Integration.account_id == _account().id).order_by(Integration.name)
+    ).all()
+    return render_template(
+        "integrations/list.html", integrations=integrations, button_form=EmptyForm(), kinds=_kind_labels()
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create_integration() -> ResponseReturnValue:
+    """Add an integration: a marketplace account joined to a shop."""
+    form = integration_form_class()()
+    if request.method == "GET":
+        form.marketplace_base_url.data = MARKETPLACES[form.marketplace_kind.data].default_base_url
+    if form.validate_on_submit() and _credentials_complete(form, None) and _name_free(form, None):
+        integration = Integration(account_id=_account().id, settings=IntegrationSettings.defaults())
+        _fill(integration, form)
+        db.session.add(integration)
+        db.session.commit()
+        flash(_("Integration “%(name)s” is added. Check its General settings.", name=integration.name), "success")
+        return redirect(url_for("integrations.general", integration_id=integration.id))
+    return _render_form(form, None)
+
+
+@bp.route("/<int:integration_id>/edit", methods=["GET", "POST"])
+def edit_integration(integration_id: int) -> ResponseReturnValue:
+    """Edit an integration's name, addresses, credentials and shipping agreement."""
+    integration = _get_integration(integration_id)
+    form = integration_form_class()(obj=integration)
+    if request.method == "GET":
+        for side in Side:
+            stored = integration.credentials(side)
+            for credential in integration.kind(side).credential_fields:
+                if not credential.secret:
+                    form[credential_field_name(side, credential)].data = stored.get(credential.name, "")
+    # The kinds are fixed once orders may exist; the form shows them read-only.
+    form.marketplace_kind.data = integration.marketplace_kind
+    form.shop_kind.data = integration.shop_kind
+    if form.validate_on_submit() and _credentials_complete(form, integration) and _name_free(form, integration):
+        _fill(integration, form)
+        db.session.commit()
+        flash(_("Integration “%(name)s” is saved.", name=integration.name), "success")
+        return redirect(url_for("integrations.list_integrations"))
+    return _render_form(form, integration)
+
+
+@bp.post("/<int:integration_id>/active")
+def toggle_active(integration_id: int) -> ResponseReturnValue:
+    """Switch an integration between active and passive."""
+    integration = _get_integration(integration_id)
+    if EmptyForm().validate_on_submit():
+        integration.log_change(_account().email, "active", integration.active, not integration.active)
+        integration.active = not integration.active
+        db.session.commit()
+    if request.headers.get("HX-Request"):
+        return render_template(
+            "integrations/_row.html", integration=integration, button_form=EmptyForm(), kinds=_kind_labels()
+        )
+    return redirect(url_for("integrations.list_integrations"))
+
+
+@bp.route("/<int:integration_id>/delete", methods=["GET", "POST"])
+def delete_integration(integration_id: int) -> ResponseReturnValue:
+    """Delete an integration after the seller confirms."""
+    integration = _get_integration(integration_id)
+    form = EmptyForm()
+    if form.validate_on_submit():
+        name = integration.name
+        db.session.delete(integration)
+        db.session.commit()
+        flash(_("Integration “%(name)s” is deleted.", name=name), "success")
+        return redirect(url_for("integrations.list_integrations"))
+    return render_template("integrations/delete.html", integration=integration, form=form)
+
+
+@bp.route("/<int:integration_id>/general", methods=["GET", "POST"])
+def general(integration_id: int) -> ResponseReturnValue:
+    """The General settings page; its Save button saves every section at once, or none."""
+    integration = _get_integration(integration_id)
+    forms = {key: _section_form(section, integration) for key, section in SECTIONS.items()}
+    if request.method == "POST":
+        if all([_validate_section(form, integration) for form in forms.values()]):
+            for form in forms.values():
+                _save_section(form, integration)
+            db.session.commit()
+            flash(_("General settings are saved."), "success")
+            return redirect(url_for("integrations.general", integration_id=integration.id))
+        flash(_("Nothing was saved: correct the marked settings."), "error")
+    status = 422 if any(form.errors for form in forms.values()) else 200
+    return _render_general(integration, forms), status
+
+
+@bp.post("/<int:integration_id>/general/<section_key>")
+def save_section(integration_id: int, section_key: str) -> ResponseReturnValue:
+    """Save one section of the General page (HTMX), or fall back to the whole page without JavaScript."""
+    integration = _get_integration(integration_id)
+    section = SECTIONS.get(section_key) or abort(404)
+    form = _section_form(section, integration)
+    saved = _validate_section(form, integration)
+    if saved:
+        _save_section(form, integration)
+        db.session.commit()
+    if not request.headers.get("HX-Request"):
+        if saved:
+            flash(_("%(section)s is saved.", section=section.title), "success")
+            return redirect(url_for("integrations.general", integration_id=integration.id))
+        forms = {key: _section_form(other, integration) for key, other in SECTIONS.items()}
+        forms[section.key] = form
+        return _render_general(integration, forms), 422
+    return (
+        render_template(
+            "integrations/_section_response.html",
+            integration=integration,
+            section=section,
+            form=form,
+            saved=saved,
+            locks=_locks(integration),
+            changes=_latest_changes(integration),
+        ),
+        200 if saved else 422,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _kind_labels() -> dict[str, str]:
+    return {kind.key: kind.label for kind in (*MARKETPLACES.values(), *SHOPS.values())}
+
+
+def _render_form(form: IntegrationForm, integration: Integration | None) -> ResponseReturnValue:
+    sides = []
+    for side, kinds, kind_key in (
+        (Side.MARKETPLACE, MARKETPLACES, form.marketplace_kind.data),
+        (Side.SHOP, SHOPS, form.shop_kind.data),
+    ):
+        kind = kinds.get(kind_key) or next(iter(kinds.values()))
+        stored = integration.credentials(side) if integration else {}
+        fields = [
+            (form.credential_field(side, credential), credential.secret and bool(stored.get(credential.name)))
+            for credential in kind.credential_fields
+        ]
+        sides.append((side, kind, fields))
+    status = 422 if form.errors else 200
+    return render_template("integrations/form.html", form=form, integration=integration, sides=sides), status
+
+
+def _credentials_complete(form: IntegrationForm, integration: Integration | None) -> bool:
+    """Every credential is given now or was stored before; a blank secret keeps the stored one."""
+    complete = True
+    for side, kind_key in ((Side.MARKETPLACE, form.marketplace_kind.data), (Side.SHOP, form.shop_kind.data)):
+        kind = (MARKETPLACES if side is Side.MARKETPLACE else SHOPS)[kind_key]
+        stored = integration.credentials(side) if integration else {}
+        for credential in kind.credential_fields:
+            field = form.credential_field(side, credential)
+            if not (field.data or "").strip() and not stored.get(credential.name):
+                field.errors = [*field.errors, _("Required.")]
+                complete = False
+    return complete
+
+
+def _name_free(form: IntegrationForm, integration: Integration | None) -> bool:
+    query = sa.select(Integration.id).where(
+        Integration.account_id == _account().id, Integration.name == (form.name.data or "").strip()
+    )
+    if integration is not None:
+        query = query.where(Integration.id != integration.id)
+    if db.session.scalar(query) is None:
+        return True
+    form.name.errors = [*form.name.errors, _("You already have an integration with this name.")]
+    return False
+
+
+def _fill(integration: Integration, form: IntegrationForm) -> None:
+    """Copy the form into the integration, recording each change; a lost shipping agreement turns off
+    the settings that depend on it."""
+    actor = _account().email
+    new = {
+        "name": (form.name.data or "").strip(),
+        "marketplace_base_url": form.marketplace_base_url.data,
+        "shop_base_url": form.shop_base_url.data,
+        "own_shipping_agreement": form.own_shipping_agreement.data,
+        "active": form.active.data,
+    }
+    if integration.id is None:
+        integration.marketplace_kind = form.marketplace_kind.data
+        integration.shop_kind = form.shop_kind.data
+    for name, value in new.items():
+        if integration.id is not None and getattr(integration, name) != value:
+            integration.log_change(actor, name, getattr(integration, name), value)
+        setattr(integration, name, value)
+    for side in Side:
+        stored = integration.credentials(side)
+        values = dict(stored)
+        for credential in integration.kind(side).credential_fields:
+            given = (form.credential_field(side, credential).data or "").strip()
+            if given:
+                values[credential.name] = given
+        if values != stored:
+            integration.set_credentials(side, values)
+            if integration.id is not None:
+                integration.log_change(actor, f"{side}_credentials", "", REPLACED)
+    if not integration.own_shipping_agreement and integration.settings is not None:
+        integration.change_settings(without_own_shipping(integration.settings.to_domain()), actor)
+
+
+def _section_form(section: Section, integration: Integration) -> SectionForm:
+    """The section's form, filled from the request on POST and from the stored settings otherwise."""
+    colors = {}
+    if section.form_class is ColorsForm:
+        colors = {
+            COLOR_FIELD_PREFIX + status.value: color for status, color in integration.status_color_map().items()
+        }
+    formdata = request.form if request.method == "POST" else None
+    return section.form_class(formdata, obj=integration.settings, **colors)
+
+
+def _validate_section(form: SectionForm, integration: Integration) -> bool:
+    """Field checks, then the page's rules (own shipping agreement, notification email)."""
+    valid = form.validate()
+    errors = violations(
+        form.settings_values(),
+        integration.settings.to_domain(),
+        own_shipping=integration.own_shipping_agreement,
+        has_notification_email=bool(_account().notification_email),
+    )
+    for name in errors:
+        form[name].errors = [*form[name].errors, _locks(integration)[name]]
+    return valid and not errors
+
+
+def _locks(integration: Integration) -> dict[str, Markup]:
+    """Settings that cannot be switched on now, each with the reason and a link to where to fix it."""
+    locks: dict[str, Markup] = {}
+    if not integration.own_shipping_agreement:
+        fix = url_for("integrations.edit_integration", integration_id=integration.id)
+        reason = Markup('{} <a href="{}">{}</a>').format(OWN_SHIPPING_REASON, fix, _("Edit integration"))
+        locks.update(dict.fromkeys(OWN_SHIPPING_ONLY, reason))
+    if not _account().notification_email:
+        fix = url_for("auth.user_settings")
+        reason = Markup('{} <a href="{}">{}</a>').format(NOTIFICATION_EMAIL_REASON, fix, _("User Settings"))
+        locks.update(dict.fromkeys(NEEDS_NOTIFICATION_EMAIL, reason))
+    return locks
+
+
+def _save_section(form: SectionForm, integration: Integration) -> None:
+    actor = _account().email
+    integration.change_settings(form.settings_values(), actor)
+    if isinstance(form, ColorsForm):
+        integration.change_status_colors(form.status_colors(), actor)
+
+
+def _latest_changes(integration: Integration) -> list:
+    return integration.latest_changes(current_app.config["SETTINGS_HISTORY_LENGTH"])
+
+
+def _render_general(integration: Integration, forms: dict[str, SectionForm]) -> str:
+    return render_template(
+        "integrations/general.html",
+        integration=integration,
+        sections=SECTIONS,
+        forms=forms,
+        locks=_locks(integration),
+        changes=_latest_changes(integration),
+    )

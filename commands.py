@@ -1,0 +1,71 @@
+"""CLI commands: `flask seed-demo`, `flask worker`."""
+
+from __future__ import annotations
+
+import time
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rq import Worker
+
+from connectors.registry import TRENDYOL, WOOCOMMERCE, Side
+from extensions import db
+from jobs import QUEUE_NAMES, redis_connection
+from models import Account, Integration, IntegrationSettings
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(worker)
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo account and its sandbox integration (development only; safe to run twice)."""
+    config = current_app.config
+    if not config["DEMO_SEED_ALLOWED"]:
+        raise click.ClickException("the demo seed is disabled in this configuration")
+    email = Account.normalize_email(config["DEMO_EMAIL"])
+    account = db.session.scalar(sa.select(Account).where(Account.email == email))
+    if account is None:
+        account = Account(email=email, language="en")
+        db.session.add(account)
+    account.set_password(config["DEMO_PASSWORD"])
+    db.session.flush()
+    if not db.session.scalar(sa.select(Integration.id).where(Integration.account_id == account.id)):
+        sandbox = config["SANDBOX_URL"].rstrip("/")
+        integration = Integration(
+            account_id=account.id,
+            name="Trendyol → WooCommerce (sandbox)",
+            marketplace_kind=TRENDYOL.key,
+            marketplace_base_url=f"{sandbox}/trendyol/integration",
+            shop_kind=WOOCOMMERCE.key,
+            shop_base_url=f"{sandbox}/woocommerce",
+            own_shipping_agreement=True,
+            settings=IntegrationSettings.defaults(),
+        )
+        integration.set_credentials(
+            Side.MARKETPLACE, {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"}
+        )
+        integration.set_credentials(
+            Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}
+        )
+        db.session.add(integration)
+    db.session.commit()
+    click.echo(f"demo login: {email} / {config['DEMO_PASSWORD']}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker with the scheduler, inside the app context."""
+    connection = redis_connection()
+    for _ in range(50):  # the embedded Redis may still be starting
+        try:
+            connection.ping()
+            break
+        except RedisConnectionError:
+            time.sleep(0.2)
+    Worker(list(QUEUE_NAMES), connection=connection).work(with_scheduler=True, burst=burst)

@@ -1,0 +1,138 @@
+"""Every knob of the hub, read from the environment with safe local defaults.
+
+`Config` runs on one machine with nothing installed by hand: SQLite and the secret keys live in
+`instance/`, Redis is the embedded one. `ProductionConfig` refuses to start without real secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent
+INSTANCE = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _local_keys() -> dict[str, str]:
+    """Secret keys kept in instance/ so a local restart can still read what it encrypted."""
+    path = INSTANCE / "secret-keys.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    keys = {"SECRET_KEY": secrets.token_urlsafe(48), "CREDENTIALS_KEY": Fernet.generate_key().decode()}
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(keys))
+    path.chmod(0o600)
+    return keys
+
+
+def _database_url(url: str | None) -> str:
+    if not url:
+        return f"sqlite:///{INSTANCE / 'hub.sqlite3'}"
+    # Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver name.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+class Config:
+    """Local defaults: everything runs on this machine."""
+
+    # Signs sessions and CSRF tokens. Unset: a random key kept in instance/secret-keys.json.
+    SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
+    # Fernet key(s) for marketplace and shop credentials, newest first, comma separated (rotation).
+    CREDENTIALS_KEY: str | None = os.environ.get("CREDENTIALS_KEY")
+    # SQLAlchemy URL; unset: SQLite in instance/hub.sqlite3. postgres:// URLs are accepted.
+    SQLALCHEMY_DATABASE_URI = _database_url(os.environ.get("DATABASE_URL"))
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Redis for RQ and the rate limiter; unset: the embedded Redis that `make run` starts.
+    REDIS_URL: str | None = os.environ.get("REDIS_URL")
+    # Port of the embedded Redis (used only when REDIS_URL is unset).
+    EMBEDDED_REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+    # Where the login rate limit keeps its counters; unset: the same Redis as RQ.
+    RATELIMIT_STORAGE_URI: str | None = os.environ.get("RATELIMIT_STORAGE_URI")
+    # Sign-in attempts allowed per client address (flask-limiter syntax).
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    # Languages the panel speaks; the first is the default.
+    LANGUAGES = ("en", "tr")
+    BABEL_DEFAULT_LOCALE = "en"
+    BABEL_DEFAULT_TIMEZONE = os.environ.get("TIMEZONE", "Europe/Istanbul")
+    BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "translations")
+    # Send the session cookie over HTTPS only (set in production behind TLS).
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    REMEMBER_COOKIE_HTTPONLY = True
+    # CSRF tokens last the whole session: a panel left open all day must still save.
+    WTF_CSRF_TIME_LIMIT = None
+    # How many settings changes the General page lists.
+    SETTINGS_HISTORY_LENGTH = int(os.environ.get("SETTINGS_HISTORY_LENGTH", "15"))
+    # `flask seed-demo` may create the demo account (never in production).
+    DEMO_SEED_ALLOWED = True
+    DEMO_EMAIL = os.environ.get("DEMO_EMAIL", "demo@example.com")
+    DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo1234")
+    # Where the demo integration finds the local sandbox marketplace and shop.
+    SANDBOX_URL = os.environ.get("SANDBOX_URL", "http://127.0.0.1:5050")
+
+    def __init__(self) -> None:
+        if not self.SECRET_KEY or not self.CREDENTIALS_KEY:
+            keys = _local_keys()
+            self.SECRET_KEY = self.SECRET_KEY or keys["SECRET_KEY"]
+            self.CREDENTIALS_KEY = self.CREDENTIALS_KEY or keys["CREDENTIALS_KEY"]
+        if not self.REDIS_URL:
+            self.REDIS_URL = f"redis://127.0.0.1:{self.EMBEDDED_REDIS_PORT}/0"
+        if not self.RATELIMIT_STORAGE_URI:
+            self.RATELIMIT_STORAGE_URI = self.REDIS_URL
+
+
+class ProductionConfig(Config):
+    """Real secrets, a real database and Redis; no demo data."""
+
+    DEMO_SEED_ALLOWED = False
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+    def __init__(self) -> None:
+        missing = [
+            name
+            for name in ("SECRET_KEY", "CREDENTIALS_KEY", "DATABASE_URL", "REDIS_URL")
+            if not os.environ.get(name)
+        ]
+        if missing:
+            raise RuntimeError(f"production needs these environment variables: {', '.join(missing)}")
+        super().__init__()
+
+
+class TestConfig(Config):
+    """Per-test database; CSRF and the rate limit stay on so the tests see them."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    CREDENTIALS_KEY = Fernet.generate_key().decode()
+    SQLALCHEMY_DATABASE_URI = _database_url(os.environ.get("TEST_DATABASE_URL") or "sqlite://")
+    RATELIMIT_STORAGE_URI = "memory://"
+    REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+CONFIGS: dict[str, type[Config]] = {"development": Config, "production": ProductionConfig}
+
+
+def config_from_env() -> Config:
+    """The config named by HUB_ENV (development or production; default development)."""
+    name = os.environ.get("HUB_ENV", "development")
+    try:
+        return CONFIGS[name]()
+    except KeyError:
+        raise RuntimeError(f"HUB_ENV must be one of {', '.join(CONFIGS)}, not {name!r}") from None

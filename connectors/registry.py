@@ -1,0 +1,85 @@
+"""The connector kinds a seller can pick, with the credential fields and defaults each one needs.
+
+Only kinds the pipeline can really drive are listed; a new marketplace or shop is one entry here plus
+its connector module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
+from sync.statuses import CanonicalStatus as S
+
+
+class Side(StrEnum):
+    MARKETPLACE = "marketplace"
+    SHOP = "shop"
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    name: str
+    label: LazyString
+    secret: bool = True
+
+
+@dataclass(frozen=True)
+class ConnectorKind:
+    key: str
+    label: str
+    side: Side
+    credential_fields: tuple[CredentialField, ...]
+    default_base_url: str = ""
+    base_url_help: LazyString | str = ""
+    status_colors: Mapping[S, str] = field(default_factory=dict)
+
+
+# Colours a marketplace starts from when it has no palette of its own; readable under white text.
+DEFAULT_STATUS_COLORS: Mapping[S, str] = {
+    S.AWAITING: "#757575",
+    S.CREATED: "#1565c0",
+    S.PICKING: "#ef6c00",
+    S.INVOICED: "#6a1b9a",
+    S.SHIPPED: "#00838f",
+    S.AT_COLLECTION_POINT: "#00695c",
+    S.DELIVERED: "#2e7d32",
+    S.UNDELIVERED: "#ad1457",
+    S.CANCELLED: "#c62828",
+    S.UNSUPPLIED: "#5d4037",
+    S.RETURNED: "#4527a0",
+}
+
+TRENDYOL = ConnectorKind(
+    key="trendyol",
+    label="Trendyol",
+    side=Side.MARKETPLACE,
+    default_base_url="https://apigw.trendyol.com/integration",
+    base_url_help=_l("Trendyol's API gateway; change it only for the stage environment or the sandbox."),
+    credential_fields=(
+        CredentialField("seller_id", _l("Seller ID"), secret=False),
+        CredentialField("api_key", _l("API Key")),
+        CredentialField("api_secret", _l("API Secret")),
+    ),
+    # Trendyol's own orange for new orders, the rest from the shared palette.
+    status_colors={**DEFAULT_STATUS_COLORS, S.CREATED: "#c2410c"},
+)
+
+WOOCOMMERCE = ConnectorKind(
+    key="woocommerce",
+    label="WooCommerce",
+    side=Side.SHOP,
+    base_url_help=_l("Your shop's address, e.g. https://shop.example.com"),
+    credential_fields=(
+        CredentialField("consumer_key", _l("Consumer key (ck_…)")),
+        CredentialField("consumer_secret", _l("Consumer secret (cs_…)")),
+    ),
+)
+
+MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL,)}
+SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE,)}
+KINDS: Mapping[Side, Mapping[str, ConnectorKind]] = {Side.MARKETPLACE: MARKETPLACES, Side.SHOP: SHOPS}

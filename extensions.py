@@ -1,0 +1,45 @@
+"""Flask extensions, created unbound here and bound to an app in `create_app`."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlalchemy as sa
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from htmx_flask import Htmx
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    # Stable constraint names, so migrations can drop and alter them on every database.
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+csrf = CSRFProtect()
+login_manager = LoginManager()
+babel = Babel()
+htmx = Htmx()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+@sa.event.listens_for(sa.Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection: object, _record: object) -> None:
+    """SQLite ignores ON DELETE CASCADE unless asked; PostgreSQL always honours it."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")

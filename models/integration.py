@@ -1,0 +1,197 @@
+"""An integration: one marketplace account joined to one shop, its General settings and their history."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
+
+from connectors.registry import KINDS, ConnectorKind, Side
+from extensions import db
+from models.base import UTCDateTime, utcnow
+from models.crypto import decrypt_json, encrypt_json
+from sync.settings import DEFAULTS, SHIPPING_VAT_RATES, GeneralSettings, Priority, TrackingCodeSource
+from sync.statuses import CanonicalStatus
+
+
+def _enum(enum: type[StrEnum], name: str) -> sa.Enum:
+    return sa.Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Integration(db.Model):
+    __tablename__ = "integrations"
+    __table_args__ = (sa.UniqueConstraint("account_id", "name", name="uq_integrations_account_id_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    marketplace_kind: Mapped[str] = mapped_column(sa.String(32))
+    marketplace_base_url: Mapped[str] = mapped_column(sa.String(500))
+    marketplace_credentials_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    shop_kind: Mapped[str] = mapped_column(sa.String(32))
+    shop_base_url: Mapped[str] = mapped_column(sa.String(500))
+    shop_credentials_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    own_shipping_agreement: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    settings: Mapped[IntegrationSettings] = relationship(
+        back_populates="integration", cascade="all, delete-orphan", passive_deletes=True
+    )
+    status_colors: Mapped[list[StatusColor]] = relationship(
+        back_populates="integration", cascade="all, delete-orphan", passive_deletes=True
+    )
+    changes: WriteOnlyMapped[SettingsChange] = relationship(
+        back_populates="integration", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def latest_changes(self, limit: int) -> list[SettingsChange]:
+        return list(db.session.scalars(self.changes.select().order_by(SettingsChange.id.desc()).limit(limit)))
+
+    def kind(self, side: Side) -> ConnectorKind:
+        key = self.marketplace_kind if side is Side.MARKETPLACE else self.shop_kind
+        return KINDS[side][key]
+
+    def credentials(self, side: Side) -> dict[str, str]:
+        """Decrypted credentials of one side; for connectors, never for templates."""
+        return decrypt_json(getattr(self, f"{side}_credentials_encrypted"))
+
+    def set_credentials(self, side: Side, values: dict[str, str]) -> None:
+        setattr(self, f"{side}_credentials_encrypted", encrypt_json(values))
+
+    def status_color_map(self) -> dict[CanonicalStatus, str]:
+        colors = dict(self.kind(Side.MARKETPLACE).status_colors)
+        colors.update({CanonicalStatus(row.status): row.color for row in self.status_colors})
+        return colors
+
+    def log_change(self, actor: str, field: str, old: object, new: object) -> None:
+        self.updated_at = utcnow()
+        self.changes.add(
+            SettingsChange(actor=actor, field=field, old_value=_as_text(old), new_value=_as_text(new))
+        )
+
+    def change_settings(self, values: dict[str, object], actor: str) -> list[str]:
+        """Apply General settings, record each real change, and return the names that changed."""
+        changed = []
+        for name, value in values.items():
+            old = getattr(self.settings, name)
+            if old != value:
+                setattr(self.settings, name, value)
+                self.log_change(actor, name, old, value)
+                changed.append(name)
+        return changed
+
+    def change_status_colors(self, colors: dict[CanonicalStatus, str], actor: str) -> list[str]:
+        current = {CanonicalStatus(row.status): row for row in self.status_colors}
+        effective = self.status_color_map()
+        changed = []
+        for status, color in colors.items():
+            if effective.get(status) == color:
+                continue
+            row = current.get(status)
+            if row is None:
+                self.status_colors.append(StatusColor(status=status.value, color=color))
+            else:
+                row.color = color
+            self.log_change(actor, f"color:{status.value}", effective.get(status), color)
+            changed.append(status.value)
+        return changed
+
+
+class IntegrationSettings(db.Model):
+    """The General page, one typed column per setting; defaults come from `sync.settings.DEFAULTS`."""
+
+    __tablename__ = "integration_settings"
+    __table_args__ = (
+        sa.CheckConstraint("color_coding_rate BETWEEN 0 AND 100", name="color_coding_rate_range"),
+        sa.CheckConstraint(
+            f"shipping_vat_rate IS NULL OR shipping_vat_rate IN {SHIPPING_VAT_RATES}",
+            name="shipping_vat_rate_choice",
+        ),
+    )
+
+    integration_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    integration: Mapped[Integration] = relationship(back_populates="settings")
+
+    tracking_code_transfer: Mapped[bool] = mapped_column(default=DEFAULTS.tracking_code_transfer)
+    status_change_transfer: Mapped[bool] = mapped_column(default=DEFAULTS.status_change_transfer)
+    cancellation_transfer: Mapped[bool] = mapped_column(default=DEFAULTS.cancellation_transfer)
+    approval_feedback: Mapped[bool] = mapped_column(default=DEFAULTS.approval_feedback)
+    update_feedback: Mapped[bool] = mapped_column(default=DEFAULTS.update_feedback)
+    reverse_flow: Mapped[bool] = mapped_column(default=DEFAULTS.reverse_flow)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority, "priority"), default=DEFAULTS.priority)
+    retrieve_orders: Mapped[bool] = mapped_column(default=DEFAULTS.retrieve_orders)
+    auto_transfer: Mapped[bool] = mapped_column(default=DEFAULTS.auto_transfer)
+    notify_new_orders: Mapped[bool] = mapped_column(default=DEFAULTS.notify_new_orders)
+    notify_error_orders: Mapped[bool] = mapped_column(default=DEFAULTS.notify_error_orders)
+    status_color_coding: Mapped[bool] = mapped_column(default=DEFAULTS.status_color_coding)
+    row_color_coding: Mapped[bool] = mapped_column(default=DEFAULTS.row_color_coding)
+    color_coding_rate: Mapped[int] = mapped_column(default=DEFAULTS.color_coding_rate)
+    decrease_stock: Mapped[bool] = mapped_column(default=DEFAULTS.decrease_stock)
+    tracking_code_source: Mapped[TrackingCodeSource] = mapped_column(
+        _enum(TrackingCodeSource, "tracking_code_source"), default=DEFAULTS.tracking_code_source
+    )
+    force_tracking_link: Mapped[bool] = mapped_column(default=DEFAULTS.force_tracking_link)
+    shipping_vat_rate: Mapped[int | None] = mapped_column(default=DEFAULTS.shipping_vat_rate)
+
+    def to_domain(self) -> GeneralSettings:
+        """A plain, frozen copy for the rules and the pipeline."""
+        return GeneralSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GeneralSettings)})
+
+    @classmethod
+    def defaults(cls) -> IntegrationSettings:
+        return cls(**dataclasses.asdict(DEFAULTS))
+
+
+class StatusColor(db.Model):
+    """A colour the seller chose for one canonical status; absent rows use the marketplace default."""
+
+    __tablename__ = "status_colors"
+    __table_args__ = (sa.UniqueConstraint("integration_id", "status", name="uq_status_colors_integration_status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    color: Mapped[str] = mapped_column(sa.String(7))
+    integration: Mapped[Integration] = relationship(back_populates="status_colors")
+
+
+class SettingsChange(db.Model):
+    """One recorded change to an integration: who, when, which field, old and new value."""
+
+    __tablename__ = "settings_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("integrations.id", ondelete="CASCADE"), index=True
+    )
+    actor: Mapped[str] = mapped_column(sa.String(254))
+    field: Mapped[str] = mapped_column(sa.String(64))
+    old_value: Mapped[str] = mapped_column(sa.String(255))
+    new_value: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    integration: Mapped[Integration] = relationship(back_populates="changes")
+
+
+def _as_text(value: object) -> str:
+    """Stored form of a setting value; `blueprints.integrations.labels` turns it back into words."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, StrEnum):
+        return value.value
+    return str(value)

@@ -1,0 +1,134 @@
+"""Sign up, sign in, sign out, the login rate limit and User Settings."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from extensions import db
+from models import Account, Integration
+from tests.conftest import PASSWORD, Client, make_integration
+
+
+def test_sign_up_hashes_the_password_and_signs_in(client: Client) -> None:
+    response = client.post(
+        "/signup",
+        data={"email": " New@Example.com ", "password": "s3cret-pass", "confirm": "s3cret-pass", "language": "tr"},
+    )
+    assert response.status_code == 302
+    account = db.session.scalar(sa.select(Account))
+    assert account is not None
+    assert account.email == "new@example.com"
+    assert account.language == "tr"
+    assert "s3cret-pass" not in account.password_hash
+    assert client.get("/integrations").status_code == 200
+
+
+def test_sign_up_refuses_bad_input_and_creates_nothing(client: Client, account: Account) -> None:
+    cases = [
+        ({"email": "not-an-email", "password": "longenough", "confirm": "longenough"}, "Invalid email address"),
+        ({"email": "x@example.com", "password": "short", "confirm": "short"}, "Use at least 8 characters."),
+        ({"email": "x@example.com", "password": "longenough", "confirm": "different"}, "The passwords do not match."),
+        ({"email": account.email, "password": "longenough", "confirm": "longenough"}, "already exists"),
+    ]
+    for data, message in cases:
+        response = client.post("/signup", data={**data, "language": "en"})
+        assert response.status_code == 422
+        assert message in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Account)) == 1
+
+
+def test_wrong_password_gets_a_clear_message(client: Client, account: Account) -> None:
+    response = client.login(account.email, "wrong password")
+    assert response.status_code == 422
+    assert "Wrong email or password." in response.get_data(as_text=True)
+    assert client.get("/integrations").status_code == 302
+
+
+def test_unknown_email_gets_the_same_message(client: Client) -> None:
+    response = client.login("nobody@example.com")
+    assert "Wrong email or password." in response.get_data(as_text=True)
+
+
+def test_login_is_rate_limited(client: Client, account: Account) -> None:
+    for _ in range(10):
+        assert client.login(account.email, "wrong password").status_code == 422
+    response = client.login(account.email)  # even the right password waits now
+    assert response.status_code == 429
+    assert "Too many sign-in attempts" in response.get_data(as_text=True)
+
+
+def test_login_follows_next_only_within_the_site(client: Client, account: Account) -> None:
+    response = client.post(f"/login?next=/settings", data={"email": account.email, "password": PASSWORD})
+    assert response.headers["Location"] == "/settings"
+    client.post("/logout")
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        response = client.post("/login", query_string={"next": target}, data={"email": account.email, "password": PASSWORD})
+        assert response.headers["Location"] == "/"
+        client.post("/logout")
+
+
+def test_sign_out(seller: Client) -> None:
+    assert seller.post("/logout").status_code == 302
+    assert seller.get("/integrations").headers["Location"].startswith("/login")
+
+
+def test_sign_out_needs_the_csrf_token(seller: Client) -> None:
+    assert seller.post("/logout", csrf=False).status_code == 400
+    assert seller.get("/integrations").status_code == 200
+
+
+def test_user_settings_save_email_and_language(seller: Client, account: Account) -> None:
+    response = seller.post("/settings", data={"notification_email": "orders@example.com", "language": "tr"})
+    assert response.status_code == 302
+    db.session.refresh(account)
+    assert (account.notification_email, account.language) == ("orders@example.com", "tr")
+    assert "Kullanıcı Ayarları" in seller.get("/settings").get_data(as_text=True)
+
+
+def test_user_settings_refuse_an_invalid_email(seller: Client, account: Account) -> None:
+    response = seller.post("/settings", data={"notification_email": "orders@", "language": "en"})
+    assert response.status_code == 422
+    assert "Invalid email address" in response.get_data(as_text=True)
+    db.session.refresh(account)
+    assert account.notification_email is None
+
+
+def test_user_settings_refuse_an_unknown_language(seller: Client, account: Account) -> None:
+    response = seller.post("/settings", data={"notification_email": "", "language": "xx"})
+    assert response.status_code == 422
+    db.session.refresh(account)
+    assert account.language == "en"
+
+
+def test_removing_the_notification_email_switches_notifications_off(seller: Client, account: Account) -> None:
+    account.notification_email = "orders@example.com"
+    integration = make_integration(account)
+    integration.settings.notify_error_orders = True
+    db.session.commit()
+    response = seller.post("/settings", data={"notification_email": "", "language": "en"}, follow_redirects=True)
+    assert "Order notifications are switched off" in response.get_data(as_text=True)
+    db.session.expire_all()
+    refreshed = db.session.get(Integration, integration.id)
+    assert refreshed is not None
+    assert refreshed.settings.notify_error_orders is False
+    assert refreshed.latest_changes(1)[0].field == "notify_error_orders"
+
+
+def test_every_page_needs_login(client: Client, integration: Integration) -> None:
+    pages = [
+        "/", "/settings", "/integrations", "/integrations/new", f"/integrations/{integration.id}/edit",
+        f"/integrations/{integration.id}/general", f"/integrations/{integration.id}/delete",
+    ]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 302, page
+        assert response.headers["Location"].startswith("/login"), page
+    posts = [
+        f"/integrations/{integration.id}/general", f"/integrations/{integration.id}/general/activation",
+        f"/integrations/{integration.id}/active", f"/integrations/{integration.id}/delete", "/settings",
+    ]
+    for page in posts:
+        response = client.post(page, data={})
+        assert response.status_code == 302, page
+        assert response.headers["Location"].startswith("/login"), page
+    assert db.session.get(Integration, integration.id) is not None
