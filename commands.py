@@ -47,7 +47,8 @@ def seed_demo() -> None:
             settings=IntegrationSettings.defaults(),
         )
         integration.set_credentials(
-            Side.MARKETPLACE, {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"}
+            Side.MARKETPLACE,
+            {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"},
         )
         integration.set_credentials(
             Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography.fernet import Fernet
 
@@ -55,7 +56,7 @@ class Config:
     CREDENTIALS_KEY: str | None = os.environ.get("CREDENTIALS_KEY")
     # SQLAlchemy URL; unset: SQLite in instance/hub.sqlite3. postgres:// URLs are accepted.
     SQLALCHEMY_DATABASE_URI = _database_url(os.environ.get("DATABASE_URL"))
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {"pool_pre_ping": True}
     # Redis for RQ and the rate limiter; unset: the embedded Redis that `make run` starts.
     REDIS_URL: str | None = os.environ.get("REDIS_URL")
     # Port of the embedded Redis (used only when REDIS_URL is unset).

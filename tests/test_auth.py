@@ -12,7 +12,12 @@ from tests.conftest import PASSWORD, Client, make_integration
 def test_sign_up_hashes_the_password_and_signs_in(client: Client) -> None:
     response = client.post(
         "/signup",
-        data={"email": " New@Example.com ", "password": "s3cret-pass", "confirm": "s3cret-pass", "language": "tr"},
+        data={
+            "email": " New@Example.com ",
+            "password": "s3cret-pass",
+            "confirm": "s3cret-pass",
+            "language": "tr",
+        },
     )
     assert response.status_code == 302
     account = db.session.scalar(sa.select(Account))
@@ -25,9 +30,15 @@ def test_sign_up_hashes_the_password_and_signs_in(client: Client) -> None:
 
 def test_sign_up_refuses_bad_input_and_creates_nothing(client: Client, account: Account) -> None:
     cases = [
-        ({"email": "not-an-email", "password": "longenough", "confirm": "longenough"}, "Invalid email address"),
+        (
+            {"email": "not-an-email", "password": "longenough", "confirm": "longenough"},
+            "Invalid email address",
+        ),
         ({"email": "x@example.com", "password": "short", "confirm": "short"}, "Use at least 8 characters."),
-        ({"email": "x@example.com", "password": "longenough", "confirm": "different"}, "The passwords do not match."),
+        (
+            {"email": "x@example.com", "password": "longenough", "confirm": "different"},
+            "The passwords do not match.",
+        ),
         ({"email": account.email, "password": "longenough", "confirm": "longenough"}, "already exists"),
     ]
     for data, message in cases:
@@ -58,11 +69,13 @@ def test_login_is_rate_limited(client: Client, account: Account) -> None:
 
 
 def test_login_follows_next_only_within_the_site(client: Client, account: Account) -> None:
-    response = client.post(f"/login?next=/settings", data={"email": account.email, "password": PASSWORD})
+    response = client.post("/login?next=/settings", data={"email": account.email, "password": PASSWORD})
     assert response.headers["Location"] == "/settings"
     client.post("/logout")
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
-        response = client.post("/login", query_string={"next": target}, data={"email": account.email, "password": PASSWORD})
+        response = client.post(
+            "/login", query_string={"next": target}, data={"email": account.email, "password": PASSWORD}
+        )
         assert response.headers["Location"] == "/"
         client.post("/logout")
 
@@ -105,7 +118,9 @@ def test_removing_the_notification_email_switches_notifications_off(seller: Clie
     integration = make_integration(account)
     integration.settings.notify_error_orders = True
     db.session.commit()
-    response = seller.post("/settings", data={"notification_email": "", "language": "en"}, follow_redirects=True)
+    response = seller.post(
+        "/settings", data={"notification_email": "", "language": "en"}, follow_redirects=True
+    )
     assert "Order notifications are switched off" in response.get_data(as_text=True)
     db.session.expire_all()
     refreshed = db.session.get(Integration, integration.id)
@@ -116,16 +131,24 @@ def test_removing_the_notification_email_switches_notifications_off(seller: Clie
 
 def test_every_page_needs_login(client: Client, integration: Integration) -> None:
     pages = [
-        "/", "/settings", "/integrations", "/integrations/new", f"/integrations/{integration.id}/edit",
-        f"/integrations/{integration.id}/general", f"/integrations/{integration.id}/delete",
+        "/",
+        "/settings",
+        "/integrations",
+        "/integrations/new",
+        f"/integrations/{integration.id}/edit",
+        f"/integrations/{integration.id}/general",
+        f"/integrations/{integration.id}/delete",
     ]
     for page in pages:
         response = client.get(page)
         assert response.status_code == 302, page
         assert response.headers["Location"].startswith("/login"), page
     posts = [
-        f"/integrations/{integration.id}/general", f"/integrations/{integration.id}/general/activation",
-        f"/integrations/{integration.id}/active", f"/integrations/{integration.id}/delete", "/settings",
+        f"/integrations/{integration.id}/general",
+        f"/integrations/{integration.id}/general/activation",
+        f"/integrations/{integration.id}/active",
+        f"/integrations/{integration.id}/delete",
+        "/settings",
     ]
     for page in posts:
         response = client.post(page, data={})

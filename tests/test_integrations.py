@@ -48,7 +48,9 @@ def test_create_stores_encrypted_credentials_and_default_settings(seller: Client
     assert integration.account_id == account.id
     assert integration.own_shipping_agreement and integration.active
     assert integration.credentials(Side.MARKETPLACE) == {
-        "seller_id": "998877", "api_key": "new-api-key", "api_secret": "new-api-secret"
+        "seller_id": "998877",
+        "api_key": "new-api-key",
+        "api_secret": "new-api-secret",
     }
     assert integration.settings.to_domain() == DEFAULTS
 
@@ -77,14 +79,22 @@ def test_secrets_are_never_rendered_back(seller: Client, integration: Integratio
 
 
 def test_edit_keeps_blank_secrets_and_replaces_given_ones(seller: Client, integration: Integration) -> None:
-    data = {**NEW, "name": "Renamed", "marketplace_api_key": "", "marketplace_api_secret": "rotated",
-            "shop_consumer_key": "", "shop_consumer_secret": ""}
+    data = {
+        **NEW,
+        "name": "Renamed",
+        "marketplace_api_key": "",
+        "marketplace_api_secret": "rotated",
+        "shop_consumer_key": "",
+        "shop_consumer_secret": "",
+    }
     response = seller.post(f"/integrations/{integration.id}/edit", data=data)
     assert response.status_code == 302
     db.session.expire_all()
     assert integration.name == "Renamed"
     assert integration.credentials(Side.MARKETPLACE) == {
-        "seller_id": "998877", "api_key": "KEY-1", "api_secret": "rotated"
+        "seller_id": "998877",
+        "api_key": "KEY-1",
+        "api_secret": "rotated",
     }
     assert integration.credentials(Side.SHOP) == {"consumer_key": "ck_abc", "consumer_secret": "cs_xyz"}
     fields = {change.field for change in integration.latest_changes(10)}
@@ -193,6 +203,10 @@ def test_security_headers(seller: Client) -> None:
 
 
 def test_pages_have_no_inline_script(seller: Client, integration: Integration) -> None:
-    for page in ("/integrations", f"/integrations/{integration.id}/general", f"/integrations/{integration.id}/edit"):
+    for page in (
+        "/integrations",
+        f"/integrations/{integration.id}/general",
+        f"/integrations/{integration.id}/edit",
+    ):
         html = seller.get(page).get_data(as_text=True)
         assert "<script>" not in html and " on" + "click=" not in html

@@ -47,7 +47,10 @@ def test_credentials_survive_key_rotation(app, integration: Integration) -> None
 def test_status_colors_start_from_the_marketplace_and_record_changes(integration: Integration) -> None:
     assert integration.status_color_map() == dict(TRENDYOL.status_colors)
     changed = integration.change_status_colors(
-        {CanonicalStatus.CREATED: TRENDYOL.status_colors[CanonicalStatus.CREATED], CanonicalStatus.SHIPPED: "#000000"},
+        {
+            CanonicalStatus.CREATED: TRENDYOL.status_colors[CanonicalStatus.CREATED],
+            CanonicalStatus.SHIPPED: "#000000",
+        },
         actor="someone@example.com",
     )
     db.session.commit()
@@ -59,7 +62,11 @@ def test_status_colors_start_from_the_marketplace_and_record_changes(integration
 
 def test_change_settings_records_only_real_changes(integration: Integration) -> None:
     changed = integration.change_settings(
-        {"decrease_stock": True, "tracking_code_source": TrackingCodeSource.PACKAGE_NUMBER, "retrieve_orders": True},
+        {
+            "decrease_stock": True,
+            "tracking_code_source": TrackingCodeSource.PACKAGE_NUMBER,
+            "retrieve_orders": True,
+        },
         actor="a@example.com",
     )
     db.session.commit()

@@ -43,7 +43,9 @@ def test_notifications_need_an_email(name: str) -> None:
 
 def test_switching_off_is_always_allowed() -> None:
     on = dataclasses.replace(DEFAULTS, approval_feedback=True, notify_new_orders=True)
-    assert check({"approval_feedback": False, "notify_new_orders": False}, on, own=False, email=False) == set()
+    assert (
+        check({"approval_feedback": False, "notify_new_orders": False}, on, own=False, email=False) == set()
+    )
 
 
 def test_an_unchanged_guarded_value_is_not_refused() -> None:
@@ -57,7 +59,11 @@ def test_unguarded_settings_have_no_rule() -> None:
 
 def test_losing_own_shipping_resets_exactly_the_guarded_settings() -> None:
     on = dataclasses.replace(
-        DEFAULTS, approval_feedback=True, update_feedback=True, reverse_flow=True, priority=Priority.SHOP,
+        DEFAULTS,
+        approval_feedback=True,
+        update_feedback=True,
+        reverse_flow=True,
+        priority=Priority.SHOP,
         decrease_stock=True,
     )
     reset = without_own_shipping(on)

@@ -19,7 +19,9 @@ class EmptyForm(FlaskForm):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(), Email(check_deliverability=False)])
+    email = EmailField(
+        _l("Email"), filters=[_strip], validators=[DataRequired(), Email(check_deliverability=False)]
+    )
     password = PasswordField(_l("Password"), validators=[DataRequired()])
     remember = BooleanField(_l("Keep me signed in"))
     submit = SubmitField(_l("Sign in"))
@@ -27,7 +29,9 @@ class LoginForm(FlaskForm):
 
 class SignupForm(FlaskForm):
     email = EmailField(
-        _l("Email"), filters=[_strip], validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)]
+        _l("Email"),
+        filters=[_strip],
+        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
     )
     password = PasswordField(
         _l("Password"),

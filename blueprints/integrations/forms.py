@@ -168,14 +168,19 @@ SETTING_TEXT: dict[str, tuple[LazyString, LazyString]] = {
     ),
 }
 
-PRIORITY_CHOICES = [(Priority.MARKETPLACE.value, _l("Marketplace first")), (Priority.SHOP.value, _l("E-commerce first"))]
+PRIORITY_CHOICES = [
+    (Priority.MARKETPLACE.value, _l("Marketplace first")),
+    (Priority.SHOP.value, _l("E-commerce first")),
+]
 TRACKING_CODE_CHOICES = [
     (TrackingCodeSource.TRACKING_NUMBER.value, _l("Tracking number")),
     (TrackingCodeSource.SHIPMENT_BARCODE.value, _l("Shipment barcode")),
     (TrackingCodeSource.PACKAGE_NUMBER.value, _l("Shipment package number")),
 ]
 PRODUCT_VAT = "product"
-VAT_CHOICES = [(PRODUCT_VAT, _l("The product's own VAT"))] + [(str(rate), f"{rate} %") for rate in SHIPPING_VAT_RATES]
+VAT_CHOICES = [(PRODUCT_VAT, _l("The product's own VAT"))] + [
+    (str(rate), f"{rate} %") for rate in SHIPPING_VAT_RATES
+]
 
 
 class Choice(RadioField):
@@ -195,7 +200,9 @@ def _switch(name: str) -> BooleanField:
     return BooleanField(label, description=help_text)
 
 
-def _choice(name: str, choices: list[tuple[str, Any]], coerce: Callable[[Any], Any], invalid: LazyString) -> Choice:
+def _choice(
+    name: str, choices: list[tuple[str, Any]], coerce: Callable[[Any], Any], invalid: LazyString
+) -> Choice:
     label, help_text = SETTING_TEXT[name]
     return Choice(label, description=help_text, choices=choices, coerce=coerce, invalid=invalid)
 
@@ -212,7 +219,7 @@ def _vat(value: object) -> object:
 
 def _member_of(enum: type[StrEnum]) -> Callable[[object], object]:
     def coerce(value: object) -> object:
-        return enum(value) if value in enum._value2member_map_ else value
+        return enum(str(value)) if value in enum._value2member_map_ else value
 
     return coerce
 
@@ -238,7 +245,10 @@ class FeedbackForm(SectionForm):
 class PriorityForm(SectionForm):
     reverse_flow = _switch("reverse_flow")
     priority = _choice(
-        "priority", PRIORITY_CHOICES, _member_of(Priority), _l("Choose marketplace first or e-commerce first.")
+        "priority",
+        PRIORITY_CHOICES,
+        _member_of(Priority),
+        _l("Choose marketplace first or e-commerce first."),
     )
 
 
@@ -307,7 +317,10 @@ class TrackingLinkForm(SectionForm):
 
 class ShippingVatForm(SectionForm):
     shipping_vat_rate = _choice(
-        "shipping_vat_rate", VAT_CHOICES, _vat, _l("Choose the product's own VAT, 0 %, 1 %, 10 % or 20 %.")
+        "shipping_vat_rate",
+        VAT_CHOICES,
+        _vat,
+        _l("Choose the product's own VAT or one of 0 %, 1 %, 10 %, 20 %."),
     )
 
 
@@ -347,7 +360,9 @@ SECTIONS: dict[str, Section] = {
             _l("Emails to the notification address set in User Settings."),
             NotificationsForm,
         ),
-        Section("colors", _l("Color Coding"), _l("How order statuses are coloured in the order list."), ColorsForm),
+        Section(
+            "colors", _l("Color Coding"), _l("How order statuses are coloured in the order list."), ColorsForm
+        ),
         Section("stock", _l("Stock Management"), None, StockForm),
         Section("tracking_code", _l("Shipment Tracking Code"), None, TrackingCodeForm),
         Section(

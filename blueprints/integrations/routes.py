@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from markupsafe import Markup
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from markupsafe import Markup
 
 from blueprints.auth.forms import EmptyForm
 from blueprints.integrations import bp
@@ -55,7 +55,9 @@ def _account() -> Account:
 def _get_integration(integration_id: int) -> Integration:
     """The signed-in account's integration, or 404: another account's looks exactly like a missing one."""
     integration = db.session.scalar(
-        sa.select(Integration).where(Integration.id == integration_id, Integration.account_id == _account().id)
+        sa.select(Integration).where(
+            Integration.id == integration_id, Integration.account_id == _account().id
+        )
     )
     if integration is None:
         abort(404)
@@ -84,7 +86,10 @@ def create_integration() -> ResponseReturnValue:
         _fill(integration, form)
         db.session.add(integration)
         db.session.commit()
-        flash(_("Integration “%(name)s” is added. Check its General settings.", name=integration.name), "success")
+        flash(
+            _("Integration “%(name)s” is added. Check its General settings.", name=integration.name),
+            "success",
+        )
         return redirect(url_for("integrations.general", integration_id=integration.id))
     return _render_form(form, None)
 
@@ -103,7 +108,11 @@ def edit_integration(integration_id: int) -> ResponseReturnValue:
     # The kinds are fixed once orders may exist; the form shows them read-only.
     form.marketplace_kind.data = integration.marketplace_kind
     form.shop_kind.data = integration.shop_kind
-    if form.validate_on_submit() and _credentials_complete(form, integration) and _name_free(form, integration):
+    if (
+        form.validate_on_submit()
+        and _credentials_complete(form, integration)
+        and _name_free(form, integration)
+    ):
         _fill(integration, form)
         db.session.commit()
         flash(_("Integration “%(name)s” is saved.", name=integration.name), "success")
@@ -276,7 +285,8 @@ def _section_form(section: Section, integration: Integration) -> SectionForm:
     colors = {}
     if section.form_class is ColorsForm:
         colors = {
-            COLOR_FIELD_PREFIX + status.value: color for status, color in integration.status_color_map().items()
+            COLOR_FIELD_PREFIX + status.value: color
+            for status, color in integration.status_color_map().items()
         }
     formdata = request.form if request.method == "POST" else None
     return section.form_class(formdata, obj=integration.settings, **colors)
@@ -305,7 +315,9 @@ def _locks(integration: Integration) -> dict[str, Markup]:
         locks.update(dict.fromkeys(OWN_SHIPPING_ONLY, reason))
     if not _account().notification_email:
         fix = url_for("auth.user_settings")
-        reason = Markup('{} <a href="{}">{}</a>').format(NOTIFICATION_EMAIL_REASON, fix, _("User Settings"))
+        reason = Markup('{} <a href="{}">{}</a>').format(
+            NOTIFICATION_EMAIL_REASON, fix, _("Open User Settings")
+        )
         locks.update(dict.fromkeys(NEEDS_NOTIFICATION_EMAIL, reason))
     return locks
 
