@@ -69,6 +69,7 @@ def app() -> Iterator[Flask]:
         yield app
         db.session.remove()
         db.drop_all()
+        db.engine.dispose()
 
 
 @pytest.fixture
