@@ -12,7 +12,7 @@ VENDOR := static/vendor/htmx.min.js static/vendor/pico.min.css
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test setup lint typecheck chromium translations-update clean
+.PHONY: run test setup lint typecheck chromium screenshots translations-update clean
 
 run: setup
 	@mkdir -p instance
@@ -29,9 +29,9 @@ test: setup chromium lint typecheck
 
 setup: $(PY_STAMP) $(VENDOR) $(COMPILED)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 $(JS_STAMP): package.json package-lock.json
@@ -60,6 +60,11 @@ lint: $(PY_STAMP)
 
 typecheck: $(PY_STAMP)
 	$(BIN)/mypy
+
+# The README's picture of the General settings page, taken by the browser tests.
+screenshots: setup chromium
+	mkdir -p docs/screenshots
+	SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q tests/browser -k every_section
 
 # After changing UI text: refresh the catalogs, then translate what is new in the .po files.
 translations-update: $(PY_STAMP)

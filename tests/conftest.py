@@ -65,6 +65,7 @@ def app() -> Iterator[Flask]:
     app = create_app(make_config())
     app.test_client_class = Client
     with app.app_context():
+        db.drop_all()  # a shared PostgreSQL may hold what an interrupted run left behind
         db.create_all()
         yield app
         db.session.remove()
