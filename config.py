@@ -124,7 +124,6 @@ class TestConfig(Config):
     CREDENTIALS_KEY = Fernet.generate_key().decode()
     SQLALCHEMY_DATABASE_URI = _database_url(os.environ.get("TEST_DATABASE_URL") or "sqlite://")
     RATELIMIT_STORAGE_URI = "memory://"
-    REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 CONFIGS: dict[str, type[Config]] = {"development": Config, "production": ProductionConfig}
