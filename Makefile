@@ -69,7 +69,7 @@ screenshots: setup chromium
 # After changing UI text: refresh the catalogs, then translate what is new in the .po files.
 translations-update: $(PY_STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o translations/messages.pot --no-location --omit-header .
-	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-location --omit-header
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor translations/*/LC_MESSAGES/*.mo

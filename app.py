@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, redirect, render_template, request, url_for
+from flask import Flask, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_url
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BaseConverter, IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from config import INSTANCE, Config, config_from_env
-from extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
+from extensions import babel, csrf, db, htmx, hx, limiter, login_manager, migrate
 
 # Content from our own origin only; Pico draws its form icons with data: SVGs.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -30,9 +32,21 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+class IdConverter(IntegerConverter):
+    """A database id in a URL: 1 to 2**31 - 1, so a huge number is a 404 rather than a database error."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=2**31 - 1)
+
+
 def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE))
     app.config.from_object(config or config_from_env())
+    converters: dict[str, type[BaseConverter]] = {"id": IdConverter}
+    app.url_map.converters.update(converters)
+    if hops := app.config["PROXY_FIX_HOPS"]:
+        # Behind a reverse proxy: trust its X-Forwarded-* so the login limit sees the client's address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)
@@ -44,9 +58,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
     login_manager.init_app(app)
-    login_manager.login_view = "auth.login"
-    login_manager.login_message = _l("Please sign in to open this page.")
-    login_manager.login_message_category = "info"
+    login_manager.unauthorized_handler(_unauthorized)
 
     from blueprints.auth import bp as auth_bp
     from blueprints.integrations import bp as integrations_bp
@@ -81,9 +93,18 @@ def _security_headers(response: Response) -> Response:
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
-    if request.headers.get("HX-Request"):
-        response.vary.add("HX-Request")
+    # Pages answer HTMX requests with a fragment and others with the whole page.
+    response.vary.add("HX-Request")
     return response
+
+
+def _unauthorized() -> ResponseReturnValue:
+    """Send a signed-out visitor to the sign-in page; for HTMX, the whole window goes, not a fragment."""
+    flash(str(_l("Please sign in to open this page.")), "info")
+    if hx():
+        page = hx().current_url or request.url
+        return "", 401, {"HX-Redirect": login_url("auth.login", next_url=page)}
+    return redirect(login_url("auth.login", next_url=request.url))
 
 
 def _http_error(error: HTTPException) -> ResponseReturnValue:

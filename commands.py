@@ -14,11 +14,13 @@ from connectors.registry import TRENDYOL, WOOCOMMERCE, Side
 from extensions import db
 from jobs import QUEUE_NAMES, redis_connection
 from models import Account, Integration, IntegrationSettings
+from models.crypto import rotate
 
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(worker)
+    app.cli.add_command(rotate_credentials)
 
 
 @click.command("seed-demo")
@@ -56,6 +58,20 @@ def seed_demo() -> None:
         db.session.add(integration)
     db.session.commit()
     click.echo(f"demo login: {email} / {config['DEMO_PASSWORD']}")
+
+
+@click.command("rotate-credentials")
+def rotate_credentials() -> None:
+    """Re-encrypt every stored credential with the newest key; then the older keys can be dropped."""
+    count = 0
+    for integration in db.session.scalars(sa.select(Integration)):
+        for side in Side:
+            column = f"{side}_credentials_encrypted"
+            if token := getattr(integration, column):
+                setattr(integration, column, rotate(token))
+                count += 1
+    db.session.commit()
+    click.echo(f"re-encrypted {count} credential sets with the newest key")
 
 
 @click.command("worker")

@@ -32,8 +32,13 @@ def _local_keys() -> dict[str, str]:
         return json.loads(path.read_text())
     keys = {"SECRET_KEY": secrets.token_urlsafe(48), "CREDENTIALS_KEY": Fernet.generate_key().decode()}
     INSTANCE.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(keys))
-    path.chmod(0o600)
+    # Created readable by the owner only, and never overwritten: two processes starting at once agree.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return json.loads(path.read_text())
+    with os.fdopen(fd, "w") as file:
+        json.dump(keys, file)
     return keys
 
 
@@ -65,6 +70,8 @@ class Config:
     RATELIMIT_STORAGE_URI: str | None = os.environ.get("RATELIMIT_STORAGE_URI")
     # Sign-in attempts allowed per client address (flask-limiter syntax).
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted (0: none).
+    PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "0"))
     # Languages the panel speaks; the first is the default.
     LANGUAGES = ("en", "tr")
     BABEL_DEFAULT_LOCALE = "en"

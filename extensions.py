@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import sqlalchemy as sa
+from flask import request
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -14,6 +15,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
+from htmx_flask.requests import HtmxAwareRequest, HtmxHeaders
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -41,6 +43,13 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 babel = Babel()
 htmx = Htmx()
+
+
+def hx() -> HtmxHeaders:
+    """The htmx headers of this request; true when htmx sent it (`if hx():`)."""
+    return cast(HtmxAwareRequest, request).htmx
+
+
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 

@@ -17,6 +17,11 @@ def encrypt_json(values: dict[str, str]) -> str:
     return _fernet().encrypt(json.dumps(values).encode()).decode()
 
 
+def rotate(token: str) -> str:
+    """The same secret, encrypted again with the newest key (the first in CREDENTIALS_KEY)."""
+    return _fernet().rotate(token.encode()).decode()
+
+
 def decrypt_json(token: str | None) -> dict[str, str]:
     if not token:
         return {}

@@ -16,6 +16,10 @@ from models.crypto import decrypt_json, encrypt_json
 from sync.settings import DEFAULTS, SHIPPING_VAT_RATES, GeneralSettings, Priority, TrackingCodeSource
 from sync.statuses import CanonicalStatus
 
+# How the change history names what it cannot show: a replaced secret, a status colour.
+REPLACED = "replaced"
+COLOR_CHANGE_PREFIX = "color:"
+
 
 def _enum(enum: type[StrEnum], name: str) -> sa.Enum:
     return sa.Enum(
@@ -58,6 +62,14 @@ class Integration(Model):
 
     def latest_changes(self, limit: int) -> list[SettingsChange]:
         return list(db.session.scalars(self.changes.select().order_by(SettingsChange.id.desc()).limit(limit)))
+
+    @property
+    def marketplace(self) -> ConnectorKind:
+        return self.kind(Side.MARKETPLACE)
+
+    @property
+    def shop(self) -> ConnectorKind:
+        return self.kind(Side.SHOP)
 
     def kind(self, side: Side) -> ConnectorKind:
         key = self.marketplace_kind if side is Side.MARKETPLACE else self.shop_kind
@@ -104,7 +116,7 @@ class Integration(Model):
                 self.status_colors.append(StatusColor(status=status.value, color=color))
             else:
                 row.color = color
-            self.log_change(actor, f"color:{status.value}", effective.get(status), color)
+            self.log_change(actor, COLOR_CHANGE_PREFIX + status.value, effective.get(status), color)
             changed.append(status.value)
         return changed
 
@@ -182,8 +194,8 @@ class SettingsChange(Model):
     )
     actor: Mapped[str] = mapped_column(sa.String(254))
     field: Mapped[str] = mapped_column(sa.String(64))
-    old_value: Mapped[str] = mapped_column(sa.String(255))
-    new_value: Mapped[str] = mapped_column(sa.String(255))
+    old_value: Mapped[str] = mapped_column(sa.Text)
+    new_value: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     integration: Mapped[Integration] = relationship(back_populates="changes")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -60,17 +61,26 @@ def make_config(**overrides: Any) -> TestConfig:
     return config
 
 
-@pytest.fixture
-def app() -> Iterator[Flask]:
-    app = create_app(make_config())
+@contextmanager
+def running_app(**overrides: Any) -> Iterator[Flask]:
+    """An app on a fresh schema, inside its app context; everything is dropped and closed afterwards."""
+    app = create_app(make_config(**overrides))
     app.test_client_class = Client
     with app.app_context():
         db.drop_all()  # a shared PostgreSQL may hold what an interrupted run left behind
         db.create_all()
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app() -> Iterator[Flask]:
+    with running_app() as app:
         yield app
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
 
 
 @pytest.fixture

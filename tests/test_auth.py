@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 
 from extensions import db
 from models import Account, Integration
-from tests.conftest import PASSWORD, Client, make_integration
+from tests.conftest import PASSWORD, Client, make_account, make_integration, running_app
 
 
 def test_sign_up_hashes_the_password_and_signs_in(client: Client) -> None:
@@ -57,6 +59,7 @@ def test_wrong_password_gets_a_clear_message(client: Client, account: Account) -
 
 def test_unknown_email_gets_the_same_message(client: Client) -> None:
     response = client.login("nobody@example.com")
+    assert response.status_code == 422
     assert "Wrong email or password." in response.get_data(as_text=True)
 
 
@@ -66,6 +69,40 @@ def test_login_is_rate_limited(client: Client, account: Account) -> None:
     response = client.login(account.email)  # even the right password waits now
     assert response.status_code == 429
     assert "Too many sign-in attempts" in response.get_data(as_text=True)
+
+
+def test_guesses_at_one_account_count_together_across_addresses(client: Client, account: Account) -> None:
+    for attempt in range(10):
+        environ = {"REMOTE_ADDR": f"10.0.0.{attempt}"}
+        data = {"email": account.email.upper(), "password": "wrong"}
+        assert client.post("/login", data=data, environ_base=environ).status_code == 422
+    response = client.post(
+        "/login",
+        data={"email": account.email, "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.0.1.1"},
+    )
+    assert response.status_code == 429
+    # Another account from a fresh address is not held up.
+    other = make_account("other@example.com")
+    response = client.post(
+        "/login", data={"email": other.email, "password": PASSWORD}, environ_base={"REMOTE_ADDR": "10.0.2.1"}
+    )
+    assert response.status_code == 302
+
+
+def test_behind_a_proxy_the_limit_counts_the_real_client() -> None:
+    with running_app(PROXY_FIX_HOPS=1) as app:
+        client: Client = app.test_client()  # type: ignore[assignment]
+
+        def attempt(client_address: str) -> int:
+            headers = {"X-Forwarded-For": client_address}
+            data = {"email": f"guess{uuid.uuid4().hex}@example.com", "password": "wrong"}
+            return client.post("/login", data=data, headers=headers).status_code
+
+        for _ in range(10):
+            assert attempt("203.0.113.7") == 422
+        assert attempt("203.0.113.7") == 429
+        assert attempt("198.51.100.2") == 422
 
 
 def test_login_follows_next_only_within_the_site(client: Client, account: Account) -> None:

@@ -106,7 +106,11 @@ def test_each_section_saves_on_its_own_through_htmx(
 ) -> None:
     posted, expected = SECTION_CHANGES[section]
     before = integration.settings.to_domain()
-    response = seller.post(f"/integrations/{integration.id}/general/{section}", data=posted, htmx=True)
+    # htmx posts the whole page's form: the other sections' changes ride along and must be ignored.
+    whole_page = {name: value for changes, _ in SECTION_CHANGES.values() for name, value in changes.items()}
+    response = seller.post(
+        f"/integrations/{integration.id}/general/{section}", data={**whole_page, **posted}, htmx=True
+    )
     assert response.status_code == 200
     fragment = response.get_data(as_text=True)
     assert fragment.lstrip().startswith(f'<article id="section-{section}"')
@@ -124,7 +128,8 @@ def test_each_section_saves_on_its_own_through_htmx(
 
 def test_colors_section_saves_the_status_colours(seller: Client, integration: Integration) -> None:
     posted, _ = SECTION_CHANGES["colors"]
-    seller.post(f"/integrations/{integration.id}/general/colors", data=posted, htmx=True)
+    response = seller.post(f"/integrations/{integration.id}/general/colors", data=posted, htmx=True)
+    assert response.status_code == 200
     db.session.expire_all()
     assert set(integration.status_color_map().values()) == {"#123abc"}
 
@@ -135,6 +140,7 @@ INVALID = [
     ("colors", {"color_coding_rate": "lots"}, "Enter a rate from 0 to 100."),
     ("colors", {"color_Created": "red"}, "Enter a colour as #RRGGBB"),
     ("colors", {"color_Shipped": "#12345g"}, "Enter a colour as #RRGGBB"),
+    ("colors", {"color_Shipped": "#123456\n"}, "Enter a colour as #RRGGBB"),
     (
         "shipping_vat",
         {"shipping_vat_rate": "7"},
@@ -184,7 +190,10 @@ def test_own_shipping_rule_refuses_a_forced_post(
     assert "Available only with your own shipping agreement." in page  # the controls explain why
     response = seller.post(f"/integrations/{integration.id}/general/{section}", data=posted, htmx=True)
     assert response.status_code == 422
-    assert "Available only with your own shipping agreement." in response.get_data(as_text=True)
+    fragment = response.get_data(as_text=True)
+    # Each of the section's two guarded controls gives the reason once: as its error or as its lock.
+    assert fragment.count("Available only with your own shipping agreement.") == 2
+    assert f'href="/integrations/{integration.id}/edit"' in fragment
     db.session.expire_all()
     settings = integration.settings
     assert not settings.approval_feedback and not settings.update_feedback and not settings.reverse_flow

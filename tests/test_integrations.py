@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from connectors.registry import Side
@@ -104,9 +106,61 @@ def test_edit_keeps_blank_secrets_and_replaces_given_ones(seller: Client, integr
 
 
 def test_edit_cannot_change_the_kinds(seller: Client, integration: Integration) -> None:
-    seller.post(f"/integrations/{integration.id}/edit", data={**NEW, "marketplace_kind": "other"})
+    # The posted kinds are ignored (not even checked), the stored ones stay, the rest saves.
+    data = {**NEW, "name": "Renamed", "marketplace_kind": "amazon", "shop_kind": "shopify"}
+    response = seller.post(f"/integrations/{integration.id}/edit", data=data)
+    assert response.status_code == 302
     db.session.expire_all()
-    assert integration.marketplace_kind == "trendyol"
+    assert (integration.name, integration.marketplace_kind, integration.shop_kind) == (
+        "Renamed",
+        "trendyol",
+        "woocommerce",
+    )
+
+
+def test_moving_to_another_host_asks_for_the_secrets_again(seller: Client, integration: Integration) -> None:
+    data = {
+        **NEW,
+        "shop_base_url": "https://elsewhere.example.net",
+        "shop_consumer_key": "",
+        "shop_consumer_secret": "",
+    }
+    response = seller.post(f"/integrations/{integration.id}/edit", data=data)
+    assert response.status_code == 422
+    assert response.get_data(as_text=True).count("enter this secret again") == 2
+    db.session.expire_all()
+    assert integration.shop_base_url == "https://shop.example.com"
+    # Another path on the same host keeps them; the new host with new secrets is saved.
+    same_host = {**data, "shop_base_url": "https://shop.example.com/store"}
+    assert seller.post(f"/integrations/{integration.id}/edit", data=same_host).status_code == 302
+    new_host = {**data, "shop_consumer_key": "ck_new2", "shop_consumer_secret": "cs_new2"}
+    assert seller.post(f"/integrations/{integration.id}/edit", data=new_host).status_code == 302
+    db.session.expire_all()
+    assert integration.credentials(Side.SHOP) == {"consumer_key": "ck_new2", "consumer_secret": "cs_new2"}
+
+
+def test_clearing_the_seller_id_is_refused(seller: Client, integration: Integration) -> None:
+    # A plain field is shown back, so a blank one means "none", not "keep the stored one".
+    response = seller.post(f"/integrations/{integration.id}/edit", data={**NEW, "marketplace_seller_id": ""})
+    assert response.status_code == 422
+    assert "Required." in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert integration.credentials(Side.MARKETPLACE)["seller_id"] == "1234"
+
+
+def test_a_long_address_change_is_recorded(seller: Client, integration: Integration) -> None:
+    address = "https://shop.example.com/" + "a" * 470
+    response = seller.post(f"/integrations/{integration.id}/edit", data={**NEW, "shop_base_url": address})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert integration.shop_base_url == address
+    assert any(change.new_value == address for change in integration.latest_changes(10))
+
+
+def test_a_name_that_reads_on_is_shown_as_it_is(seller: Client, integration: Integration) -> None:
+    assert seller.post(f"/integrations/{integration.id}/edit", data={**NEW, "name": "on"}).status_code == 302
+    page = seller.get(f"/integrations/{integration.id}/general").get_data(as_text=True)
+    assert "Trendyol → Woo → on</td>" in page and "→ On</td>" not in page
 
 
 def test_losing_own_shipping_switches_its_settings_off(seller: Client, integration: Integration) -> None:
@@ -123,15 +177,30 @@ def test_losing_own_shipping_switches_its_settings_off(seller: Client, integrati
 
 
 def test_deactivate_and_activate_with_htmx(seller: Client, integration: Integration) -> None:
-    response = seller.post(f"/integrations/{integration.id}/active", htmx=True)
+    url = f"/integrations/{integration.id}/active"
+    response = seller.post(url, data={"active": "off"}, htmx=True)
     assert response.status_code == 200
     fragment = response.get_data(as_text=True)
     assert fragment.lstrip().startswith(f'<tr id="integration-{integration.id}"')
     assert "Passive" in fragment and "Activate" in fragment
+    assert 'name="active" value="on"' in fragment
     db.session.expire_all()
     assert integration.active is False
-    response = seller.post(f"/integrations/{integration.id}/active")  # without JavaScript
+    # A double click posts the same wish twice: still passive, one change on record.
+    assert seller.post(url, data={"active": "off"}, htmx=True).status_code == 200
+    db.session.expire_all()
+    assert integration.active is False
+    assert [change.field for change in integration.latest_changes(10)] == ["active"]
+    response = seller.post(url, data={"active": "on"})  # without JavaScript
     assert response.status_code == 302
+    db.session.expire_all()
+    assert integration.active is True
+
+
+def test_toggle_refuses_an_unknown_state(seller: Client, integration: Integration) -> None:
+    url = f"/integrations/{integration.id}/active"
+    assert seller.post(url, data={"active": "maybe"}).status_code == 400
+    assert seller.post(url, data={}).status_code == 400
     db.session.expire_all()
     assert integration.active is True
 
@@ -155,7 +224,7 @@ def test_another_accounts_integration_answers_404(seller: Client) -> None:
         f"{base}/edit": NEW,
         f"{base}/general": {"decrease_stock": "y"},
         f"{base}/general/stock": {"decrease_stock": "y"},
-        f"{base}/active": {},
+        f"{base}/active": {"active": "off"},
         f"{base}/delete": {},
     }
     for page, data in posts.items():
@@ -168,6 +237,9 @@ def test_another_accounts_integration_answers_404(seller: Client) -> None:
 
 def test_missing_integration_and_section_answer_404(seller: Client, integration: Integration) -> None:
     assert seller.get("/integrations/999/general").status_code == 404
+    for huge in ("2147483648", "99999999999999999999", "0"):  # past a 32-bit id: 404, not a database error
+        assert seller.get(f"/integrations/{huge}/general").status_code == 404
+        assert seller.post(f"/integrations/{huge}/general/stock", data={}, htmx=True).status_code == 404
     assert seller.post(f"/integrations/{integration.id}/general/nope", data={}).status_code == 404
 
 
@@ -178,7 +250,7 @@ def test_every_mutation_needs_the_csrf_token(seller: Client, integration: Integr
         f"{base}/edit": {**NEW, "name": "Hijacked"},
         f"{base}/general": {"decrease_stock": "y"},
         f"{base}/general/stock": {"decrease_stock": "y"},
-        f"{base}/active": {},
+        f"{base}/active": {"active": "off"},
         f"{base}/delete": {},
         "/settings": {"notification_email": "attacker@example.com", "language": "en"},
     }
@@ -205,8 +277,29 @@ def test_security_headers(seller: Client) -> None:
 def test_pages_have_no_inline_script(seller: Client, integration: Integration) -> None:
     for page in (
         "/integrations",
+        "/settings",
         f"/integrations/{integration.id}/general",
         f"/integrations/{integration.id}/edit",
+        f"/integrations/{integration.id}/delete",
     ):
         html = seller.get(page).get_data(as_text=True)
-        assert "<script>" not in html and " on" + "click=" not in html
+        scripts = re.findall(r"<script\b[^>]*>", html)
+        assert scripts and all(" src=" in tag for tag in scripts), page
+        assert not re.search(r"<[^>]+\son\w+\s*=", html), page  # no inline event handlers
+        assert not re.search(r"<script\b[^>]*>[^<]+</script>", html), page
+
+
+def test_a_signed_out_htmx_request_redirects_the_whole_window(
+    client: Client, integration: Integration
+) -> None:
+    response = client.post(
+        f"/integrations/{integration.id}/general/stock",
+        data={"decrease_stock": "y"},
+        htmx=True,
+        headers={"HX-Current-URL": f"http://localhost/integrations/{integration.id}/general"},
+    )
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/login?next=")
+    assert f"%2Fintegrations%2F{integration.id}%2Fgeneral" in response.headers["HX-Redirect"]
+    db.session.expire_all()
+    assert not integration.settings.decrease_stock

@@ -23,11 +23,17 @@ def _login_limit() -> str:
 
 
 def _too_many_attempts() -> str:
-    return _("Too many sign-in attempts from your address. Wait a minute and try again.")
+    return _("Too many sign-in attempts. Wait a minute and try again.")
+
+
+def _login_email() -> str:
+    """Guesses at one account count together, from however many addresses they come."""
+    return "login:" + Account.normalize_email(request.form.get("email", ""))
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"], error_message=_too_many_attempts)
+@limiter.limit(_login_limit, methods=["POST"], error_message=_too_many_attempts, key_func=_login_email)
 def login() -> ResponseReturnValue:
     """Sign in with email and password."""
     if current_user.is_authenticated:
@@ -83,7 +89,7 @@ def user_settings() -> ResponseReturnValue:
     account: Account = current_user._get_current_object()
     form = UserSettingsForm(obj=account)
     if form.validate_on_submit():
-        notification_email = (form.notification_email.data or "").strip() or None
+        notification_email = form.notification_email.data or None
         if account.notification_email and not notification_email:
             _notifications_off(account)
         account.notification_email = notification_email

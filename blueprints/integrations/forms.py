@@ -14,6 +14,7 @@ from wtforms import (
     BooleanField,
     Field,
     Form,
+    HiddenField,
     IntegerField,
     PasswordField,
     RadioField,
@@ -21,7 +22,15 @@ from wtforms import (
     StringField,
     URLField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Regexp, ValidationError
+from wtforms.validators import (
+    AnyOf,
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Regexp,
+    ValidationError,
+)
 from wtforms.validators import Optional as OptionalValidator
 
 from connectors.registry import KINDS, MARKETPLACES, SHOPS, CredentialField, Side
@@ -71,17 +80,22 @@ def credential_field_name(side: Side, credential: CredentialField) -> str:
     return f"{side}_{credential.name}"
 
 
-def integration_form_class() -> type[IntegrationForm]:
-    """IntegrationForm with a field for every credential of every kind; the page shows the chosen kind's."""
-    fields: dict[str, Any] = {}
-    for side, kinds in KINDS.items():
-        for kind in kinds.values():
-            for credential in kind.credential_fields:
-                field_class = PasswordField if credential.secret else StringField
-                fields[credential_field_name(side, credential)] = field_class(
-                    credential.label, validators=[OptionalValidator(), Length(max=255)]
-                )
-    return type("IntegrationForm", (IntegrationForm,), fields)
+# A field for every credential of every kind; the page shows the chosen kind's.
+for _side, _kinds in KINDS.items():
+    for _kind in _kinds.values():
+        for _credential in _kind.credential_fields:
+            _field_class = PasswordField if _credential.secret else StringField
+            setattr(
+                IntegrationForm,
+                credential_field_name(_side, _credential),
+                _field_class(_credential.label, validators=[OptionalValidator(), Length(max=255)]),
+            )
+
+
+class ActiveForm(FlaskForm):
+    """Activate or deactivate: the button posts the state it asks for, so a double click is harmless."""
+
+    active = HiddenField(validators=[AnyOf(["on", "off"])])
 
 
 def _http_url(field: Field) -> None:
@@ -292,7 +306,7 @@ for _status in CanonicalStatus:
             _status.label,
             validators=[
                 InputRequired(message=_l("Choose a colour.")),
-                Regexp(r"^#[0-9a-fA-F]{6}$", message=_l("Enter a colour as #RRGGBB, e.g. #1565c0.")),
+                Regexp(r"#[0-9a-fA-F]{6}\Z", message=_l("Enter a colour as #RRGGBB, e.g. #1565c0.")),
             ],
         ),
     )

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask_babel import gettext as _
 
-from blueprints.integrations.forms import (
-    PRIORITY_CHOICES,
-    PRODUCT_VAT,
-    SETTING_TEXT,
-    TRACKING_CODE_CHOICES,
-)
+from blueprints.integrations.forms import PRIORITY_CHOICES, SETTING_TEXT, TRACKING_CODE_CHOICES
+from models.integration import COLOR_CHANGE_PREFIX, REPLACED
+from sync.settings import GeneralSettings
 from sync.statuses import CanonicalStatus
 
-COLOR_FIELD = "color:"
+# Fields whose history reads "on" / "off"; a name or an address that happens to be "on" stays itself.
+SWITCHES = frozenset(
+    {field.name for field in dataclasses.fields(GeneralSettings) if field.type == "bool"}
+    | {"active", "own_shipping_agreement"}
+)
 
 
 def field_label(field: str) -> str:
     if field in SETTING_TEXT:
         return str(SETTING_TEXT[field][0])
-    if field.startswith(COLOR_FIELD):
-        status = CanonicalStatus(field.removeprefix(COLOR_FIELD))
+    if field.startswith(COLOR_CHANGE_PREFIX):
+        status = CanonicalStatus(field.removeprefix(COLOR_CHANGE_PREFIX))
         return _("Colour of %(status)s", status=status.label)
     other = {
         "name": _("Name"),
@@ -34,9 +37,9 @@ def field_label(field: str) -> str:
 
 
 def value_label(field: str, value: str) -> str:
-    if value == "replaced":
+    if field.endswith("_credentials") and value == REPLACED:
         return _("Replaced")
-    if value in ("on", "off"):
+    if field in SWITCHES and value in ("on", "off"):
         return _("On") if value == "on" else _("Off")
     choices = {
         "priority": dict(PRIORITY_CHOICES),
@@ -45,7 +48,7 @@ def value_label(field: str, value: str) -> str:
     if choices and value in choices:
         return str(choices[value])
     if field == "shipping_vat_rate":
-        return _("The product's own VAT") if value in ("", PRODUCT_VAT) else f"{value} %"
+        return _("The product's own VAT") if value == "" else f"{value} %"
     if field == "color_coding_rate":
         return f"{value} %"
     return value

@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
+from wtforms import Field
 
 from blueprints.auth.forms import EmptyForm
 from blueprints.integrations import bp
 from blueprints.integrations.forms import (
     COLOR_FIELD_PREFIX,
     SECTIONS,
+    ActiveForm,
     ColorsForm,
     IntegrationForm,
     Section,
     SectionForm,
     credential_field_name,
-    integration_form_class,
 )
 from blueprints.integrations.labels import field_label, value_label
-from connectors.registry import MARKETPLACES, SHOPS, Side
-from extensions import db
+from connectors.registry import KINDS, MARKETPLACES, Side
+from extensions import db, hx
 from models import Account, Integration, IntegrationSettings
+from models.integration import REPLACED
 from sync.settings import (
     NEEDS_NOTIFICATION_EMAIL,
     NOTIFICATION_EMAIL_REASON,
@@ -33,8 +37,6 @@ from sync.settings import (
     violations,
     without_own_shipping,
 )
-
-REPLACED = "replaced"
 
 
 @bp.before_request
@@ -53,12 +55,16 @@ def _account() -> Account:
 
 
 def _get_integration(integration_id: int) -> Integration:
-    """The signed-in account's integration, or 404: another account's looks exactly like a missing one."""
-    integration = db.session.scalar(
-        sa.select(Integration).where(
-            Integration.id == integration_id, Integration.account_id == _account().id
-        )
+    """The signed-in account's integration, or 404: another account's looks exactly like a missing one.
+
+    A POST locks the row until it commits, so two saves cannot both pass the rules on the same snapshot.
+    """
+    query = sa.select(Integration).where(
+        Integration.id == integration_id, Integration.account_id == _account().id
     )
+    if request.method == "POST":
+        query = query.with_for_update()
+    integration = db.session.scalar(query)
     if integration is None:
         abort(404)
     return integration
@@ -70,15 +76,13 @@ def list_integrations() -> ResponseReturnValue:
     integrations = db.session.scalars(
         sa.select(Integration).where(Integration.account_id == _account().id).order_by(Integration.name)
     ).all()
-    return render_template(
-        "integrations/list.html", integrations=integrations, button_form=EmptyForm(), kinds=_kind_labels()
-    )
+    return render_template("integrations/list.html", integrations=integrations)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 def create_integration() -> ResponseReturnValue:
     """Add an integration: a marketplace account joined to a shop."""
-    form = integration_form_class()()
+    form = IntegrationForm()
     if request.method == "GET":
         form.marketplace_base_url.data = MARKETPLACES[form.marketplace_kind.data].default_base_url
     if form.validate_on_submit() and _credentials_complete(form, None) and _name_free(form, None):
@@ -94,11 +98,11 @@ def create_integration() -> ResponseReturnValue:
     return _render_form(form, None)
 
 
-@bp.route("/<int:integration_id>/edit", methods=["GET", "POST"])
+@bp.route("/<id:integration_id>/edit", methods=["GET", "POST"])
 def edit_integration(integration_id: int) -> ResponseReturnValue:
     """Edit an integration's name, addresses, credentials and shipping agreement."""
     integration = _get_integration(integration_id)
-    form = integration_form_class()(obj=integration)
+    form = IntegrationForm(obj=integration)
     if request.method == "GET":
         for side in Side:
             stored = integration.credentials(side)
@@ -120,22 +124,24 @@ def edit_integration(integration_id: int) -> ResponseReturnValue:
     return _render_form(form, integration)
 
 
-@bp.post("/<int:integration_id>/active")
+@bp.post("/<id:integration_id>/active")
 def toggle_active(integration_id: int) -> ResponseReturnValue:
     """Switch an integration between active and passive."""
     integration = _get_integration(integration_id)
-    if EmptyForm().validate_on_submit():
-        integration.log_change(_account().email, "active", integration.active, not integration.active)
-        integration.active = not integration.active
+    form = ActiveForm()
+    if not form.validate_on_submit():
+        abort(400)
+    active = form.active.data == "on"
+    if integration.active != active:
+        integration.log_change(_account().email, "active", integration.active, active)
+        integration.active = active
         db.session.commit()
-    if request.headers.get("HX-Request"):
-        return render_template(
-            "integrations/_row.html", integration=integration, button_form=EmptyForm(), kinds=_kind_labels()
-        )
+    if hx():
+        return render_template("integrations/_row.html", integration=integration)
     return redirect(url_for("integrations.list_integrations"))
 
 
-@bp.route("/<int:integration_id>/delete", methods=["GET", "POST"])
+@bp.route("/<id:integration_id>/delete", methods=["GET", "POST"])
 def delete_integration(integration_id: int) -> ResponseReturnValue:
     """Delete an integration after the seller confirms."""
     integration = _get_integration(integration_id)
@@ -149,13 +155,14 @@ def delete_integration(integration_id: int) -> ResponseReturnValue:
     return render_template("integrations/delete.html", integration=integration, form=form)
 
 
-@bp.route("/<int:integration_id>/general", methods=["GET", "POST"])
+@bp.route("/<id:integration_id>/general", methods=["GET", "POST"])
 def general(integration_id: int) -> ResponseReturnValue:
     """The General settings page; its Save button saves every section at once, or none."""
     integration = _get_integration(integration_id)
     forms = {key: _section_form(section, integration) for key, section in SECTIONS.items()}
     if request.method == "POST":
-        if all([_validate_section(form, integration) for form in forms.values()]):
+        locks = _locks(integration)
+        if all([_validate_section(form, integration, locks) for form in forms.values()]):
             for form in forms.values():
                 _save_section(form, integration)
             db.session.commit()
@@ -166,17 +173,18 @@ def general(integration_id: int) -> ResponseReturnValue:
     return _render_general(integration, forms), status
 
 
-@bp.post("/<int:integration_id>/general/<section_key>")
+@bp.post("/<id:integration_id>/general/<section_key>")
 def save_section(integration_id: int, section_key: str) -> ResponseReturnValue:
     """Save one section of the General page (HTMX), or fall back to the whole page without JavaScript."""
     integration = _get_integration(integration_id)
     section = SECTIONS.get(section_key) or abort(404)
     form = _section_form(section, integration)
-    saved = _validate_section(form, integration)
+    locks = _locks(integration)
+    saved = _validate_section(form, integration, locks)
     if saved:
         _save_section(form, integration)
         db.session.commit()
-    if not request.headers.get("HX-Request"):
+    if not hx():
         if saved:
             flash(_("%(section)s is saved.", section=section.title), "success")
             return redirect(url_for("integrations.general", integration_id=integration.id))
@@ -190,7 +198,7 @@ def save_section(integration_id: int, section_key: str) -> ResponseReturnValue:
             section=section,
             form=form,
             saved=saved,
-            locks=_locks(integration),
+            locks=locks,
             changes=_latest_changes(integration),
         ),
         200 if saved else 422,
@@ -200,17 +208,11 @@ def save_section(integration_id: int, section_key: str) -> ResponseReturnValue:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _kind_labels() -> dict[str, str]:
-    return {kind.key: kind.label for kind in (*MARKETPLACES.values(), *SHOPS.values())}
-
-
 def _render_form(form: IntegrationForm, integration: Integration | None) -> ResponseReturnValue:
     sides = []
-    for side, kinds, kind_key in (
-        (Side.MARKETPLACE, MARKETPLACES, form.marketplace_kind.data),
-        (Side.SHOP, SHOPS, form.shop_kind.data),
-    ):
-        kind = kinds.get(kind_key) or next(iter(kinds.values()))
+    for side in Side:
+        kinds = KINDS[side]
+        kind = kinds.get(_kind_field(form, side).data) or next(iter(kinds.values()))
         stored = integration.credentials(side) if integration else {}
         fields = [
             (form.credential_field(side, credential), credential.secret and bool(stored.get(credential.name)))
@@ -221,18 +223,41 @@ def _render_form(form: IntegrationForm, integration: Integration | None) -> Resp
     return render_template("integrations/form.html", form=form, integration=integration, sides=sides), status
 
 
+def _kind_field(form: IntegrationForm, side: Side) -> Field:
+    return form.marketplace_kind if side is Side.MARKETPLACE else form.shop_kind
+
+
 def _credentials_complete(form: IntegrationForm, integration: Integration | None) -> bool:
-    """Every credential is given now or was stored before; a blank secret keeps the stored one."""
+    """Every credential is given. A secret is never shown back, so a blank one keeps the stored secret,
+    unless the address moved to another host: a stored secret only ever goes where it was entered for.
+    A plain field (the seller ID) is shown, so blank means blank."""
     complete = True
-    for side, kind_key in ((Side.MARKETPLACE, form.marketplace_kind.data), (Side.SHOP, form.shop_kind.data)):
-        kind = (MARKETPLACES if side is Side.MARKETPLACE else SHOPS)[kind_key]
+    for side in Side:
         stored = integration.credentials(side) if integration else {}
-        for credential in kind.credential_fields:
+        moved = integration is not None and _host(getattr(integration, f"{side}_base_url")) != _host(
+            _base_url_field(form, side).data
+        )
+        for credential in KINDS[side][_kind_field(form, side).data].credential_fields:
             field = form.credential_field(side, credential)
-            if not (field.data or "").strip() and not stored.get(credential.name):
-                field.errors = [*field.errors, _("Required.")]
-                complete = False
+            if (field.data or "").strip():
+                continue
+            if credential.secret and stored.get(credential.name):
+                if not moved:
+                    continue
+                error = _("The address moved to another host: enter this secret again.")
+            else:
+                error = _("Required.")
+            field.errors = [*field.errors, error]
+            complete = False
     return complete
+
+
+def _base_url_field(form: IntegrationForm, side: Side) -> Field:
+    return form.marketplace_base_url if side is Side.MARKETPLACE else form.shop_base_url
+
+
+def _host(url: str | None) -> str:
+    return urlsplit(url or "").netloc.lower()
 
 
 def _name_free(form: IntegrationForm, integration: Integration | None) -> bool:
@@ -270,7 +295,7 @@ def _fill(integration: Integration, form: IntegrationForm) -> None:
         values = dict(stored)
         for credential in integration.kind(side).credential_fields:
             given = (form.credential_field(side, credential).data or "").strip()
-            if given:
+            if given or not credential.secret:
                 values[credential.name] = given
         if values != stored:
             integration.set_credentials(side, values)
@@ -292,8 +317,9 @@ def _section_form(section: Section, integration: Integration) -> SectionForm:
     return section.form_class(formdata, obj=integration.settings, **colors)
 
 
-def _validate_section(form: SectionForm, integration: Integration) -> bool:
-    """Field checks, then the page's rules (own shipping agreement, notification email)."""
+def _validate_section(form: SectionForm, integration: Integration, locks: dict[str, Markup]) -> bool:
+    """Field checks, then the page's rules (own shipping agreement, notification email); a broken rule
+    reads as its lock, with the link to where it can be fixed."""
     valid = form.validate()
     errors = violations(
         form.settings_values(),
@@ -301,8 +327,8 @@ def _validate_section(form: SectionForm, integration: Integration) -> bool:
         own_shipping=integration.own_shipping_agreement,
         has_notification_email=bool(_account().notification_email),
     )
-    for name in errors:
-        form[name].errors = [*form[name].errors, _locks(integration)[name]]
+    for name, reason in errors.items():
+        form[name].errors = [*form[name].errors, locks.get(name, reason)]
     return valid and not errors
 
 

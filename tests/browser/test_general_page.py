@@ -188,3 +188,40 @@ def test_deactivate_from_the_list_without_a_reload(page: Page, panel: Panel) -> 
     expect(page.locator(f"#integration-{panel.integration_id} .badge")).to_have_text("Passive")
     assert navigations == []
     assert panel.integration().active is False
+
+
+def test_a_save_after_signing_out_elsewhere_goes_to_sign_in(page: Page, panel: Panel) -> None:
+    sign_in(page)
+    general = f"/integrations/{panel.integration_id}/general"
+    page.goto(general)
+    other_tab = page.context.new_page()
+    other_tab.goto("/integrations")
+    other_tab.get_by_role("button", name="Sign out").click()
+    other_tab.wait_for_url("**/login")
+    other_tab.close()
+    section(page, "stock").get_by_label("Decrease stock of ordered products").check()
+    section(page, "stock").get_by_role("button", name="Save section").click()
+    # The whole window goes to the sign-in page, which brings the seller back afterwards.
+    page.wait_for_url(re.compile(r"/login\?next="))
+    expect(page.get_by_text("Please sign in to open this page.")).to_be_visible()
+    assert panel.integration().settings.decrease_stock is False
+    page.get_by_label("Email").fill(panel.email)
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{general}")
+
+
+def test_a_refused_request_is_explained(page: Page, panel: Panel) -> None:
+    sign_in(page)
+    page.goto(f"/integrations/{panel.integration_id}/general")
+    alert = page.locator("#request-error")
+    expect(alert).to_be_hidden()
+    # The page's token no longer matches the session, as when the session ran out.
+    page.evaluate("""() => {
+        document.body.setAttribute("hx-headers", '{"X-CSRFToken": "stale"}');
+        document.querySelectorAll("input[name=csrf_token]").forEach(input => { input.value = "stale"; });
+    }""")
+    section(page, "stock").get_by_role("button", name="Save section").click()
+    expect(alert).to_have_text(re.compile("This page is out of date"))
+    expect(section(page, "stock")).to_be_visible()  # the section was not replaced by an error page
+    assert panel.integration().settings.decrease_stock is False
