@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from flask import Flask
 
 from config import ProductionConfig
@@ -51,3 +52,16 @@ def test_production_config_refuses_to_start_without_secrets(monkeypatch: pytest.
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(RuntimeError, match="SECRET_KEY, CREDENTIALS_KEY, DATABASE_URL, REDIS_URL"):
         ProductionConfig()
+
+
+def test_rotate_credentials_reencrypts_with_the_newest_key(app: Flask, integration: Integration) -> None:
+    old_key = app.config["CREDENTIALS_KEY"]
+    new_key = Fernet.generate_key().decode()
+    app.config["CREDENTIALS_KEY"] = f"{new_key},{old_key}"
+    result = app.test_cli_runner().invoke(args=["rotate-credentials"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 2 credential sets" in result.output
+    app.config["CREDENTIALS_KEY"] = new_key  # the old key can go now
+    db.session.expire_all()
+    assert integration.credentials(Side.MARKETPLACE)["api_secret"] == "S3CRET-1"
+    assert integration.credentials(Side.SHOP)["consumer_secret"] == "cs_xyz"
