@@ -1,14 +1,17 @@
-"""CLI commands: `flask seed-demo`, `flask worker`."""
+"""CLI commands: `flask seed-demo`, `flask worker`, `flask cron`, `flask rotate-credentials`."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
+from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Worker
+from rq.cron import CronScheduler
 
 from connectors.registry import TRENDYOL, WOOCOMMERCE, Side
 from extensions import db
@@ -21,6 +24,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(worker)
     app.cli.add_command(rotate_credentials)
+    app.cli.add_command(cron)
 
 
 @click.command("seed-demo")
@@ -46,6 +50,7 @@ def seed_demo() -> None:
             shop_kind=WOOCOMMERCE.key,
             shop_base_url=f"{sandbox}/woocommerce",
             own_shipping_agreement=True,
+            pull_interval=config["DEMO_PULL_INTERVAL"],
             settings=IntegrationSettings.defaults(),
         )
         integration.set_credentials(
@@ -74,10 +79,21 @@ def rotate_credentials() -> None:
     click.echo(f"re-encrypted {count} credential sets with the newest key")
 
 
-@click.command("worker")
-@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-def worker(burst: bool) -> None:
-    """Run an RQ worker with the scheduler, inside the app context."""
+@click.command("cron")
+def cron() -> None:
+    """Run RQ's cron scheduler: the tick that starts due pulls and sweeps the outbox.
+
+    One is enough; a second (for availability) is harmless, since every tick claims its work.
+    """
+    from jobs.tasks import tick
+
+    connection = _wait_for_redis()
+    scheduler = CronScheduler(connection=connection, name=f"hub-cron-{os.getpid()}")
+    scheduler.register(tick, QUEUE_NAMES[0], interval=current_app.config["TICK_SECONDS"], result_ttl=60)
+    scheduler.start()
+
+
+def _wait_for_redis() -> Redis:
     connection = redis_connection()
     for _ in range(50):  # the embedded Redis may still be starting
         try:
@@ -85,4 +101,12 @@ def worker(burst: bool) -> None:
             break
         except RedisConnectionError:
             time.sleep(0.2)
+    return connection
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker with the scheduler, inside the app context."""
+    connection = _wait_for_redis()
     Worker(list(QUEUE_NAMES), connection=connection).work(with_scheduler=True, burst=burst)

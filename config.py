@@ -87,12 +87,44 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     # How many settings changes the General page lists.
     SETTINGS_HISTORY_LENGTH = int(os.environ.get("SETTINGS_HISTORY_LENGTH", "15"))
+    # -- The pipeline -------------------------------------------------------------------------------
+    # How often `flask cron` runs the tick that starts due pulls and sweeps the outbox (seconds).
+    TICK_SECONDS = int(os.environ.get("TICK_SECONDS", "5"))
+    # Integrations a tick starts at most.
+    TICK_BATCH = int(os.environ.get("TICK_BATCH", "500"))
+    # Every pull re-reads this much before its cursor, so a late write is never skipped (seconds).
+    PULL_OVERLAP_SECONDS = int(os.environ.get("PULL_OVERLAP_SECONDS", "300"))
+    # How far back the first pull of a new integration reads (hours; Trendyol keeps three months).
+    PULL_FIRST_WINDOW_HOURS = int(os.environ.get("PULL_FIRST_WINDOW_HOURS", "24"))
+    # Packages per listing request (Trendyol allows up to 200).
+    PULL_PAGE_SIZE = int(os.environ.get("PULL_PAGE_SIZE", "200"))
+    # Packages per database transaction while ingesting.
+    INGEST_BATCH = int(os.environ.get("INGEST_BATCH", "200"))
+    # A sync cycle that ran longer than this is taken as dead and may be started again (seconds).
+    PULL_LEASE_SECONDS = int(os.environ.get("PULL_LEASE_SECONDS", "300"))
+    # Seconds one HTTP call to a marketplace or shop may take.
+    CONNECTOR_TIMEOUT = float(os.environ.get("CONNECTOR_TIMEOUT", "15"))
+    # Tries of an action before its order goes to the error queue.
+    ACTION_MAX_ATTEMPTS = int(os.environ.get("ACTION_MAX_ATTEMPTS", "8"))
+    # Backoff of a retried action: base × 2^attempt seconds, capped, with jitter.
+    ACTION_BACKOFF_BASE = float(os.environ.get("ACTION_BACKOFF_BASE", "2"))
+    ACTION_BACKOFF_MAX = float(os.environ.get("ACTION_BACKOFF_MAX", "600"))
+    # An action running longer than this is taken as dead (its worker was killed) and run again (seconds).
+    ACTION_LEASE_SECONDS = int(os.environ.get("ACTION_LEASE_SECONDS", "120"))
+    # A pending action queued this long ago and still not run is queued again by the sweeper (seconds).
+    OUTBOX_REQUEUE_SECONDS = int(os.environ.get("OUTBOX_REQUEUE_SECONDS", "60"))
+    OUTBOX_SWEEP_BATCH = int(os.environ.get("OUTBOX_SWEEP_BATCH", "1000"))
+    # RQ job limits (seconds).
+    JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
+    JOB_RESULT_TTL = int(os.environ.get("JOB_RESULT_TTL", "3600"))
     # `flask seed-demo` may create the demo account (never in production).
     DEMO_SEED_ALLOWED = True
     DEMO_EMAIL = os.environ.get("DEMO_EMAIL", "demo@example.com")
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo1234")
     # Where the demo integration finds the local sandbox marketplace and shop.
     SANDBOX_URL = os.environ.get("SANDBOX_URL", "http://127.0.0.1:5050")
+    # How often the demo integration pulls (seconds); a new integration pulls every 60.
+    DEMO_PULL_INTERVAL = int(os.environ.get("DEMO_PULL_INTERVAL", "10"))
 
     def __init__(self) -> None:
         if not self.SECRET_KEY or not self.CREDENTIALS_KEY:

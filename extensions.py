@@ -54,7 +54,12 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 @sa.event.listens_for(sa.Engine, "connect")
-def _sqlite_foreign_keys(dbapi_connection: object, _record: object) -> None:
-    """SQLite ignores ON DELETE CASCADE unless asked; PostgreSQL always honours it."""
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    """SQLite ignores ON DELETE CASCADE unless asked; PostgreSQL always honours it. The web process, the
+    worker and the scheduler share one file: WAL lets them read while one writes, and a writer waits its
+    turn instead of failing at once."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+        if dbapi_connection.execute("PRAGMA database_list").fetchone()[2]:  # a file, not :memory:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")

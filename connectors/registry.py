@@ -37,6 +37,9 @@ class ConnectorKind:
     default_base_url: str = ""
     base_url_help: LazyString | str = ""
     status_colors: Mapping[S, str] = field(default_factory=dict)
+    # Shops: the statuses the shop knows, and which one each canonical status becomes (Statuses tab).
+    shop_statuses: tuple[str, ...] = ()
+    default_status_map: Mapping[S, str] = field(default_factory=dict)
 
 
 # Colours a marketplace starts from when it has no palette of its own; readable under white text.
@@ -78,6 +81,21 @@ WOOCOMMERCE = ConnectorKind(
         CredentialField("consumer_key", _l("Consumer key (ck_…)")),
         CredentialField("consumer_secret", _l("Consumer secret (cs_…)")),
     ),
+    shop_statuses=("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"),
+    # WooCommerce has no "shipped": an order on its way is completed, as most Woo shops do it.
+    default_status_map={
+        S.AWAITING: "pending",
+        S.CREATED: "processing",
+        S.PICKING: "processing",
+        S.INVOICED: "processing",
+        S.SHIPPED: "completed",
+        S.AT_COLLECTION_POINT: "completed",
+        S.DELIVERED: "completed",
+        S.UNDELIVERED: "on-hold",
+        S.CANCELLED: "cancelled",
+        S.UNSUPPLIED: "cancelled",
+        S.RETURNED: "refunded",
+    },
 )
 
 MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL,)}

@@ -1,12 +1,22 @@
-"""The RQ side: the Redis connection and queues. Jobs are thin functions that call `sync/`."""
+"""The RQ side: the Redis connection, the queue, and the wrapper every job runs in."""
 
 from __future__ import annotations
 
-from flask import current_app
+import functools
+import os
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq import Queue
 
 QUEUE_NAMES = ("default",)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_app: Flask | None = None
+_engine_pid: int | None = None
 
 
 def redis_connection() -> Redis:
@@ -14,4 +24,41 @@ def redis_connection() -> Redis:
 
 
 def queue(name: str = "default") -> Queue:
-    return Queue(name, connection=redis_connection())
+    return Queue(name, connection=redis_connection(), default_timeout=current_app.config["JOB_TIMEOUT"])
+
+
+def job(function: Callable[P, R]) -> Callable[P, R]:
+    """Run a job inside an app context, on database connections of this process.
+
+    RQ forks a work horse per job: connections inherited from the parent must not be shared, so the
+    pool is dropped (without closing the parent's sockets) the first time a new process uses it.
+    """
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        if has_app_context():
+            _own_connections()
+            return function(*args, **kwargs)
+        with _worker_app().app_context():
+            _own_connections()
+            return function(*args, **kwargs)
+
+    return run
+
+
+def _worker_app() -> Flask:
+    global _app
+    if _app is None:
+        from app import create_app
+
+        _app = create_app()
+    return _app
+
+
+def _own_connections() -> None:
+    global _engine_pid
+    from extensions import db
+
+    if _engine_pid != os.getpid():
+        db.engine.dispose(close=False)
+        _engine_pid = os.getpid()

@@ -47,6 +47,16 @@ class Integration(Model):
     shop_credentials_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     own_shipping_agreement: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)
+    # The pull: every `pull_interval` seconds, from `pull_cursor` (the newest lastModified seen).
+    pull_interval: Mapped[int] = mapped_column(default=60)
+    pull_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    shop_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the reverse flow's
+    next_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_pull_error: Mapped[str | None] = mapped_column(sa.Text)
+    pull_failures: Mapped[int] = mapped_column(default=0)
+    # While one worker syncs this integration, no other does.
+    pull_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -54,6 +64,9 @@ class Integration(Model):
         back_populates="integration", cascade="all, delete-orphan", passive_deletes=True
     )
     status_colors: Mapped[list[StatusColor]] = relationship(
+        back_populates="integration", cascade="all, delete-orphan", passive_deletes=True
+    )
+    status_maps: Mapped[list[StatusMap]] = relationship(
         back_populates="integration", cascade="all, delete-orphan", passive_deletes=True
     )
     changes: WriteOnlyMapped[SettingsChange] = relationship(
@@ -86,6 +99,12 @@ class Integration(Model):
         colors = dict(self.kind(Side.MARKETPLACE).status_colors)
         colors.update({CanonicalStatus(row.status): row.color for row in self.status_colors})
         return colors
+
+    def status_map(self) -> dict[CanonicalStatus, str]:
+        """Canonical status → shop status: the shop's defaults with the seller's choices over them."""
+        mapping = dict(self.shop.default_status_map)
+        mapping.update({CanonicalStatus(row.status): row.shop_status for row in self.status_maps})
+        return mapping
 
     def log_change(self, actor: str, field: str, old: object, new: object) -> None:
         self.updated_at = utcnow()
@@ -181,6 +200,21 @@ class StatusColor(Model):
     status: Mapped[str] = mapped_column(sa.String(32))
     color: Mapped[str] = mapped_column(sa.String(7))
     integration: Mapped[Integration] = relationship(back_populates="status_colors")
+
+
+class StatusMap(Model):
+    """The shop status the seller chose for one canonical status (Statuses tab); absent: the default."""
+
+    __tablename__ = "status_maps"
+    __table_args__ = (
+        sa.UniqueConstraint("integration_id", "status", name="uq_status_maps_integration_status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    shop_status: Mapped[str] = mapped_column(sa.String(32))
+    integration: Mapped[Integration] = relationship(back_populates="status_maps")
 
 
 class SettingsChange(Model):

@@ -38,3 +38,30 @@ STATUS_LABELS = {
     CanonicalStatus.UNSUPPLIED: _l("Unsupplied"),
     CanonicalStatus.RETURNED: _l("Returned"),
 }
+
+
+# How far along an order is. A status only ever moves to a higher rank, so a late or replayed payload
+# never drags an order back; a cancellation is final.
+RANK = {
+    CanonicalStatus.AWAITING: 0,
+    CanonicalStatus.CREATED: 1,
+    CanonicalStatus.PICKING: 2,
+    CanonicalStatus.INVOICED: 3,
+    CanonicalStatus.SHIPPED: 4,
+    CanonicalStatus.AT_COLLECTION_POINT: 5,
+    CanonicalStatus.UNDELIVERED: 5,
+    CanonicalStatus.DELIVERED: 6,
+    CanonicalStatus.RETURNED: 7,
+    CanonicalStatus.CANCELLED: 8,
+    CanonicalStatus.UNSUPPLIED: 8,
+}
+CANCELLATIONS = frozenset({CanonicalStatus.CANCELLED, CanonicalStatus.UNSUPPLIED})
+
+
+def moves_forward(old: CanonicalStatus | None, new: CanonicalStatus) -> bool:
+    """Whether `new` is news after `old`: further along, and never out of a cancellation."""
+    if old is None:
+        return True
+    if old == new or old in CANCELLATIONS:
+        return False
+    return RANK[new] >= RANK[old]

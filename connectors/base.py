@@ -1,0 +1,199 @@
+"""The two small interfaces every connector implements, the normalised order they speak, and their errors.
+
+Connectors translate one platform's API into these shapes and nothing more: no database, no settings, no
+retries beyond what one HTTP call needs. Rate limits surface as `RateLimited` with the platform's
+retry-after; the queue does the waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sync.statuses import CanonicalStatus
+
+
+class ConnectorError(Exception):
+    """A remote call failed; `retryable` says whether trying again later can help."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class Retryable(ConnectorError):
+    """Timeouts, connection errors, 5xx: try again with backoff."""
+
+    retryable = True
+
+
+class RateLimited(Retryable):
+    """429: try again after `retry_after` seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: float, status: int | None = 429, body: str | None = None
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.retry_after = retry_after
+
+
+class Permanent(ConnectorError):
+    """The platform refused the request as it is (4xx other than 429): retrying the same thing cannot help."""
+
+
+@dataclass(frozen=True)
+class Address:
+    first_name: str
+    last_name: str
+    address1: str
+    city: str
+    district: str = ""
+    postcode: str = ""
+    country: str = "TR"
+    phone: str = ""
+    company: str = ""
+
+
+@dataclass(frozen=True)
+class Line:
+    line_id: str
+    barcode: str
+    stock_code: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+    vat_rate: Decimal
+
+
+@dataclass(frozen=True)
+class Shipment:
+    carrier: str = ""
+    tracking_number: str = ""
+    shipment_barcode: str = ""
+    package_number: str = ""
+    tracking_link: str = ""
+
+
+@dataclass(frozen=True)
+class MarketplaceOrder:
+    """One marketplace package, normalised; `raw` keeps the payload exactly as it came."""
+
+    package_id: str
+    order_number: str
+    status: CanonicalStatus
+    native_status: str
+    ordered_at: datetime
+    modified_at: datetime
+    customer_name: str
+    customer_email: str
+    currency: str
+    total: Decimal
+    shipping_address: Address
+    billing_address: Address
+    lines: tuple[Line, ...]
+    shipment: Shipment
+    raw: dict[str, Any] = field(compare=False, repr=False)
+    origin_package_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PackagePage:
+    orders: tuple[MarketplaceOrder, ...]
+    # Packages on the page that could not be read: (package id or "?", reason, raw payload).
+    unreadable: tuple[tuple[str, str, dict[str, Any]], ...]
+    page: int
+    total_pages: int
+
+
+@dataclass(frozen=True)
+class ShopOrder:
+    """The shop's side of an order, as far as the hub follows it."""
+
+    shop_id: str
+    status: str
+    reference: str
+    modified_at: datetime | None
+    tracking_number: str = ""
+    tracking_link: str = ""
+    carrier: str = ""
+
+
+@dataclass(frozen=True)
+class ShopLine:
+    sku: str
+    name: str
+    quantity: int
+    total: Decimal  # what the customer paid for the line, VAT included
+
+
+@dataclass(frozen=True)
+class ShippingCharge:
+    """The shipping line: the fee split into net and tax at the VAT rate the integration chose."""
+
+    title: str
+    net: Decimal
+    tax: Decimal
+    vat_rate: Decimal
+
+
+@dataclass(frozen=True)
+class ShopOrderPlan:
+    """What the hub decided the shop order should be."""
+
+    reference: str
+    status: str
+    marketplace: str
+    order_number: str
+    package_id: str
+    currency: str
+    customer_email: str
+    billing: Address
+    shipping: Address
+    lines: tuple[ShopLine, ...]
+    shipping_charge: ShippingCharge
+
+
+class MarketplaceConnector(Protocol):
+    def close(self) -> None: ...
+
+    def list_packages(self, start: datetime, end: datetime, page: int, size: int) -> PackagePage:
+        """One page of packages modified in [start, end], newest first."""
+        ...
+
+    def approve(self, package_id: str, lines: Sequence[tuple[str, int]]) -> None:
+        """Tell the marketplace the seller has taken the package (Trendyol: Picking)."""
+        ...
+
+    def push_status(self, package_id: str, lines: Sequence[tuple[str, int]], status: CanonicalStatus) -> None:
+        """Move the package on; raises Permanent for a status the marketplace sets only itself."""
+        ...
+
+    def push_tracking(self, package_id: str, tracking_number: str) -> None: ...
+
+
+class ShopConnector(Protocol):
+    def close(self) -> None: ...
+
+    def find_order(self, reference: str) -> ShopOrder | None:
+        """The shop order carrying the hub's reference, if one was created already."""
+        ...
+
+    def create_order(self, plan: ShopOrderPlan) -> ShopOrder: ...
+
+    def get_order(self, shop_id: str) -> ShopOrder: ...
+
+    def set_status(self, shop_id: str, status: str) -> ShopOrder: ...
+
+    def set_tracking(self, shop_id: str, carrier: str, code: str, link: str) -> ShopOrder: ...
+
+    def add_note(self, shop_id: str, note: str) -> None: ...
+
+    def changed_since(self, since: datetime) -> Sequence[ShopOrder]:
+        """Orders modified after `since` that carry a hub reference."""
+        ...

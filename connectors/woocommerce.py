@@ -1,0 +1,193 @@
+"""WooCommerce REST API v3: shop orders created by SKU, found again by the hub's reference in meta_data.
+
+Before creating an order the connector looks for one carrying the same reference, so a retry after a lost
+answer never creates a second order. WooCommerce has no tracking field: the code and the link go into the
+order's meta_data (`hub_tracking_number`, `hub_tracking_url`, `hub_carrier`) and into a note the customer
+sees. Tracking numbers the seller enters through the Shipment Tracking extension
+(`_wc_shipment_tracking_items`) are read back for the reverse flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from connectors.base import Address, Permanent, ShopOrder, ShopOrderPlan
+from connectors.http import request
+
+REFERENCE_KEY = "hub_reference"
+TRACKING_KEYS = ("hub_tracking_number", "hub_tracking_url", "hub_carrier")
+PER_PAGE = 100
+
+
+class WooCommerceConnector:
+    kind = "woocommerce"
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Mapping[str, str],
+        *,
+        timeout: float = 15.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base = f"{base_url.rstrip('/')}/wp-json/wc/v3"
+        self.client = httpx.Client(
+            auth=(credentials["consumer_key"], credentials["consumer_secret"]),
+            headers={"User-Agent": "OrderHub"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def find_order(self, reference: str) -> ShopOrder | None:
+        # `search` narrows the list; only an exact meta match counts.
+        response = request(
+            self.client, "GET", f"{self.base}/orders", params={"search": reference, "per_page": PER_PAGE}
+        )
+        for raw in response.json():
+            if _meta(raw).get(REFERENCE_KEY) == reference:
+                return parse_order(raw)
+        return None
+
+    def create_order(self, plan: ShopOrderPlan) -> ShopOrder:
+        charge = plan.shipping_charge
+        body = {
+            "status": plan.status,
+            "set_paid": True,
+            "currency": plan.currency,
+            "payment_method": plan.marketplace,
+            "payment_method_title": plan.marketplace.title(),
+            "billing": {**_address(plan.billing), "email": plan.customer_email},
+            "shipping": _address(plan.shipping),
+            "line_items": [
+                {"sku": line.sku, "name": line.name, "quantity": line.quantity, "total": str(line.total)}
+                for line in plan.lines
+            ],
+            "shipping_lines": [
+                {
+                    "method_id": "flat_rate",
+                    "method_title": charge.title,
+                    "total": str(charge.net),
+                    "total_tax": str(charge.tax),
+                    "meta_data": [
+                        {"key": "hub_vat_rate", "value": str(charge.vat_rate)},
+                        {"key": "hub_vat_amount", "value": str(charge.tax)},
+                    ],
+                }
+            ],
+            "meta_data": [
+                {"key": REFERENCE_KEY, "value": plan.reference},
+                {"key": "hub_marketplace", "value": plan.marketplace},
+                {"key": "hub_marketplace_order_number", "value": plan.order_number},
+                {"key": "hub_shipment_package_id", "value": plan.package_id},
+            ],
+        }
+        return parse_order(request(self.client, "POST", f"{self.base}/orders", json=body).json())
+
+    def get_order(self, shop_id: str) -> ShopOrder:
+        return parse_order(request(self.client, "GET", f"{self.base}/orders/{shop_id}").json())
+
+    def set_status(self, shop_id: str, status: str) -> ShopOrder:
+        response = request(self.client, "PUT", f"{self.base}/orders/{shop_id}", json={"status": status})
+        return parse_order(response.json())
+
+    def set_tracking(self, shop_id: str, carrier: str, code: str, link: str) -> ShopOrder:
+        """Write the code into meta_data and tell the customer in a note, unless it is there already."""
+        current = self.get_order(shop_id)
+        if (current.tracking_number, current.tracking_link) == (code, link):
+            return current
+        meta = [
+            {"key": key, "value": value}
+            for key, value in zip(TRACKING_KEYS, (code, link, carrier), strict=True)
+        ]
+        response = request(self.client, "PUT", f"{self.base}/orders/{shop_id}", json={"meta_data": meta})
+        note = " ".join(filter(None, (f"Kargo: {carrier}." if carrier else "", f"Takip no: {code}", link)))
+        self.add_note(shop_id, note, customer_note=True)
+        return parse_order(response.json())
+
+    def add_note(self, shop_id: str, note: str, customer_note: bool = False) -> None:
+        """Add a note, unless the order carries the same one already (a retry after a lost answer)."""
+        notes = request(self.client, "GET", f"{self.base}/orders/{shop_id}/notes").json()
+        if any(existing.get("note") == note for existing in notes if isinstance(existing, dict)):
+            return
+        request(
+            self.client,
+            "POST",
+            f"{self.base}/orders/{shop_id}/notes",
+            json={"note": note, "customer_note": customer_note},
+        )
+
+    def changed_since(self, since: datetime) -> Sequence[ShopOrder]:
+        orders: list[ShopOrder] = []
+        page = 1
+        while True:
+            response = request(
+                self.client,
+                "GET",
+                f"{self.base}/orders",
+                params={
+                    "modified_after": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "dates_are_gmt": "true",
+                    "per_page": PER_PAGE,
+                    "page": page,
+                    "orderby": "modified",
+                    "order": "asc",
+                },
+            )
+            orders.extend(parse_order(raw) for raw in response.json() if _meta(raw).get(REFERENCE_KEY))
+            if page >= int(response.headers.get("X-WP-TotalPages", "1")):
+                return orders
+            page += 1
+
+
+def parse_order(raw: Mapping[str, Any]) -> ShopOrder:
+    if not isinstance(raw, Mapping) or "id" not in raw:
+        raise Permanent("WooCommerce answered with something that is not an order")
+    meta = _meta(raw)
+    seller_tracking = _shipment_tracking(meta.get("_wc_shipment_tracking_items"))
+    modified = raw.get("date_modified_gmt")
+    return ShopOrder(
+        shop_id=str(raw["id"]),
+        status=str(raw.get("status", "")),
+        reference=str(meta.get(REFERENCE_KEY, "")),
+        modified_at=datetime.fromisoformat(modified).replace(tzinfo=UTC) if modified else None,
+        tracking_number=seller_tracking[0] or str(meta.get("hub_tracking_number", "")),
+        tracking_link=seller_tracking[1] or str(meta.get("hub_tracking_url", "")),
+        carrier=seller_tracking[2] or str(meta.get("hub_carrier", "")),
+    )
+
+
+def _meta(raw: Mapping[str, Any]) -> dict[str, Any]:
+    entries = raw.get("meta_data") or []
+    return {str(entry.get("key")): entry.get("value") for entry in entries if isinstance(entry, dict)}
+
+
+def _shipment_tracking(items: Any) -> tuple[str, str, str]:
+    """The newest item of the Shipment Tracking extension, if the seller uses it."""
+    if isinstance(items, list) and items and isinstance(items[-1], dict):
+        item = items[-1]
+        number = str(item.get("tracking_number") or "")
+        link = str(item.get("custom_tracking_link") or "").replace("%1$s", number)
+        carrier = str(item.get("tracking_provider") or item.get("custom_tracking_provider") or "")
+        return number, link, carrier
+    return "", "", ""
+
+
+def _address(address: Address) -> dict[str, str]:
+    return {
+        "first_name": address.first_name,
+        "last_name": address.last_name,
+        "company": address.company,
+        "address_1": address.address1,
+        "city": address.city,
+        "state": address.district,
+        "postcode": address.postcode,
+        "country": address.country,
+        "phone": address.phone,
+    }

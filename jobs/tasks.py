@@ -1,0 +1,112 @@
+"""The jobs: the scheduler's tick, one integration's sync cycle, one outbox action. Thin: `sync/` decides."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from redis.exceptions import RedisError
+
+from extensions import db
+from jobs import job, queue
+from models import Integration, IntegrationSettings, OrderAction
+from models.base import utcnow
+from sync import actions, pull
+
+log = logging.getLogger(__name__)
+
+
+@job
+def tick() -> None:
+    """Every few seconds (rq cron): start the integrations' sync cycles that are due, sweep the outbox."""
+    now = utcnow()
+    due = db.session.scalars(
+        sa.select(Integration.id)
+        .join(IntegrationSettings)
+        .where(
+            Integration.active.is_(True),
+            sa.or_(Integration.next_pull_at.is_(None), Integration.next_pull_at <= now),
+            # Something to do: orders to retrieve, or the shop's changes to pass back.
+            sa.or_(
+                IntegrationSettings.retrieve_orders.is_(True),
+                sa.and_(
+                    Integration.own_shipping_agreement.is_(True),
+                    sa.or_(
+                        IntegrationSettings.reverse_flow.is_(True),
+                        IntegrationSettings.update_feedback.is_(True),
+                    ),
+                ),
+            ),
+        )
+        .order_by(Integration.next_pull_at.nullsfirst())
+        .limit(current_app.config["TICK_BATCH"])
+    ).all()
+    for integration_id in due:
+        # Claim the slot, so a second scheduler's tick does not start the same cycle again.
+        claimed = actions.changed(
+            sa.update(Integration)
+            .where(
+                Integration.id == integration_id,
+                sa.or_(Integration.next_pull_at.is_(None), Integration.next_pull_at <= now),
+            )
+            .values(next_pull_at=now + timedelta(seconds=current_app.config["PULL_LEASE_SECONDS"]))
+        )
+        db.session.commit()
+        if claimed:
+            _enqueue(sync_integration, integration_id)
+    dispatch(actions.stale_and_due(now))
+
+
+@job
+def sync_integration(integration_id: int) -> dict[str, object]:
+    """One integration's cycle: pull the marketplace, read the shop's changes, dispatch what follows."""
+    outcome = pull.sync_integration(integration_id)
+    dispatch(outcome.actions)
+    result = outcome.result
+    return {
+        "ran": outcome.ran,
+        "new": result.new,
+        "updated": result.updated,
+        "errors": result.errors,
+        "shop_changes": outcome.shop_changes,
+        "error": outcome.error,
+    }
+
+
+@job
+def run_action(action_id: int) -> bool:
+    """One outbox action; its follow-ups and its retry are queued from here."""
+    outcome = actions.run(action_id)
+    dispatch(outcome.follow_ups)
+    if outcome.retry_at is not None:
+        _enqueue_at(outcome.retry_at, action_id)
+    return outcome.ran
+
+
+def dispatch(rows: Iterable[OrderAction]) -> None:
+    """After commit: hand the outbox rows to RQ. If Redis is away, the sweeper hands them out later."""
+    ids = [row.id for row in rows]
+    if not ids:
+        return
+    try:
+        for action_id in ids:
+            _enqueue(run_action, action_id)
+    except RedisError as error:
+        log.warning("could not queue %d action(s), the sweeper will: %s", len(ids), error)
+        return
+    db.session.execute(sa.update(OrderAction).where(OrderAction.id.in_(ids)).values(enqueued_at=utcnow()))
+    db.session.commit()
+
+
+def _enqueue(function: Callable[..., object], *args: object) -> None:
+    queue().enqueue(function, *args, result_ttl=current_app.config["JOB_RESULT_TTL"])
+
+
+def _enqueue_at(moment: datetime, action_id: int) -> None:
+    try:
+        queue().enqueue_at(moment, run_action, action_id, result_ttl=current_app.config["JOB_RESULT_TTL"])
+    except RedisError as error:
+        log.warning("could not schedule action %s, the sweeper will: %s", action_id, error)

@@ -1,0 +1,169 @@
+"""Orders as the hub holds them: one row per marketplace package, its lines, its history, its outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
+
+from extensions import Model
+from models.base import UTCDateTime, utcnow
+from sync.statuses import CanonicalStatus
+
+
+class TransferState(StrEnum):
+    WAITING = "waiting"  # not in the shop yet (automatic transfer off, or on its way)
+    TRANSFERRED = "transferred"
+    ERROR = "error"  # something needs the seller: the reason says what
+    IGNORED = "ignored"  # the seller chose to leave it out of the shop
+
+
+class ActionState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"  # overridden by a change from the other side (Transaction Priority)
+
+
+MONEY = sa.Numeric(12, 2)
+
+
+class Order(Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.UniqueConstraint("integration_id", "package_id", name="uq_orders_integration_package"),
+        sa.Index("ix_orders_account_recent", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    package_id: Mapped[str] = mapped_column(sa.String(64))
+    order_number: Mapped[str] = mapped_column(sa.String(64), index=True)
+    # The package this one was split from (Trendyol re-creates a package when a line is cancelled).
+    origin_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id", ondelete="SET NULL"))
+    # The hub's reference in the shop order's meta_data: the first package of the chain.
+    reference: Mapped[str] = mapped_column(sa.String(80))
+
+    status: Mapped[str | None] = mapped_column(sa.String(32))  # CanonicalStatus; None while unreadable
+    marketplace_status: Mapped[str] = mapped_column(sa.String(32), default="")
+    marketplace_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A status the hub itself sent to the marketplace; when the marketplace reports it, it is no news.
+    marketplace_echo: Mapped[str | None] = mapped_column(sa.String(32))
+    transfer_state: Mapped[str] = mapped_column(sa.String(16), default=TransferState.WAITING)
+    shop_id: Mapped[str | None] = mapped_column(sa.String(64))
+    shop_status: Mapped[str | None] = mapped_column(sa.String(32))  # last written or seen
+    shop_tracking: Mapped[str] = mapped_column(sa.String(120), default="")  # last written or seen
+
+    customer_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    customer_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    currency: Mapped[str] = mapped_column(sa.String(3), default="TRY")
+    total: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    ordered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    carrier: Mapped[str] = mapped_column(sa.String(120), default="")
+    tracking_number: Mapped[str] = mapped_column(sa.String(120), default="")
+    shipment_barcode: Mapped[str] = mapped_column(sa.String(120), default="")
+    package_number: Mapped[str] = mapped_column(sa.String(120), default="")
+    tracking_link: Mapped[str] = mapped_column(sa.String(500), default="")
+
+    error_reason: Mapped[str | None] = mapped_column(sa.Text)
+    error_category: Mapped[str | None] = mapped_column(sa.String(32))
+    review_reason: Mapped[str | None] = mapped_column(sa.Text)  # needs the seller's eye, not an error
+    raw: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)  # the latest payload, as it came
+
+    # While an action talks to a platform about this order, no other action does.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order", order_by="OrderLine.id")
+    events: WriteOnlyMapped[OrderEvent] = relationship(back_populates="order", passive_deletes=True)
+
+    @property
+    def canonical_status(self) -> CanonicalStatus | None:
+        return CanonicalStatus(self.status) if self.status else None
+
+    @property
+    def transferred(self) -> bool:
+        return self.shop_id is not None
+
+    def fail(self, category: str, reason: str) -> None:
+        self.transfer_state = TransferState.ERROR
+        self.error_category = category
+        self.error_reason = reason
+
+
+class OrderLine(Model):
+    """A marketplace order line; it follows its line id from package to package when Trendyol splits."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        sa.UniqueConstraint("integration_id", "line_id", name="uq_order_lines_integration_line"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[str] = mapped_column(sa.String(64))
+    barcode: Mapped[str] = mapped_column(sa.String(64), default="")
+    stock_code: Mapped[str] = mapped_column(sa.String(120), default="")
+    name: Mapped[str] = mapped_column(sa.String(300), default="")
+    quantity: Mapped[int]
+    unit_price: Mapped[Decimal] = mapped_column(MONEY)
+    vat_rate: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
+    cancelled: Mapped[bool] = mapped_column(default=False)
+    # Stock Management: each line takes from the panel stock once and gives back once.
+    stock_taken: Mapped[bool] = mapped_column(default=False)
+    stock_returned: Mapped[bool] = mapped_column(default=False)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+class OrderEvent(Model):
+    """The order's history, append-only: what came in, what went out, the answer, and the rule behind it."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(sa.String(24))  # received, decided, sent, failed, changed, note
+    summary: Mapped[str] = mapped_column(sa.Text)
+    rule: Mapped[str | None] = mapped_column(sa.String(64))
+    payload: Mapped[Any | None] = mapped_column(sa.JSON)  # what came in or went out
+    response: Mapped[str | None] = mapped_column(sa.Text)
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class OrderAction(Model):
+    """The outbox: an action decided in the same transaction as the change that caused it, run by RQ."""
+
+    __tablename__ = "order_actions"
+    __table_args__ = (sa.Index("ix_order_actions_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    rule: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(16), default=ActionState.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    order: Mapped[Order] = relationship()

@@ -1,0 +1,1 @@
+"""A stand-alone, stateful fake Trendyol marketplace and WooCommerce shop, served over real HTTP."""

@@ -1,0 +1,321 @@
+"""The sandbox over HTTP: Trendyol's seller API under /trendyol, WooCommerce REST v3 under /woocommerce,
+control endpoints under /_control, and a page at / that shows both sides."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import Any
+
+from flask import Flask, Response, abort, jsonify, render_template_string, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from sandbox.state import SELLER_STATUSES, World, now_ms, shop_public
+
+TRENDYOL = "/trendyol/integration/order/sellers/<seller_id>"
+WOO = "/woocommerce/wp-json/wc/v3"
+MAX_PAGE_SIZE = 200
+TWO_WEEKS_MS = 14 * 24 * 3600 * 1000
+CARGO_FIELDS = ("cargoTrackingNumber", "cargoTrackingLink", "cargoProviderName", "cargoSenderNumber")
+
+
+def create_sandbox(world: World | None = None) -> Flask:
+    app = Flask(__name__)
+    world = world or World()
+    app.extensions["sandbox"] = world
+
+    @app.before_request
+    def misbehave() -> ResponseReturnValue | None:
+        """The fault knobs act on the two APIs, never on the control endpoints or the page."""
+        if not request.path.startswith(("/trendyol/", "/woocommerce/")):
+            return None
+        faults = world.faults
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
+        roll = world.rng.random()
+        if roll < faults.rate_limit_rate:
+            return _error(429, "too.many.requests", {"Retry-After": str(faults.retry_after)})
+        if roll < faults.rate_limit_rate + faults.error_rate:
+            return _error(503, "service unavailable")
+        return None
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        if request.path.startswith(("/trendyol/", "/woocommerce/")):
+            world.requests.append((request.method, request.path, response.status_code))
+            # A lost answer: the effect happened, the client times out before it hears so.
+            if response.status_code < 400 and world.rng.random() < world.faults.timeout_rate:
+                time.sleep(world.faults.timeout_seconds)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> ResponseReturnValue:
+        return _error(error.code or 500, error.description or "error")
+
+    # -- Trendyol ----------------------------------------------------------------------------------
+
+    def trendyol_auth(seller_id: str) -> None:
+        agent = request.headers.get("User-Agent", "")
+        if not agent.startswith(f"{seller_id} - ") or len(agent.split(" - ", 1)[1]) > 30:
+            abort(403, "User-Agent must be '{sellerId} - {integrator}'")
+        if _basic() != (world.api_key, world.api_secret) or seller_id != world.seller_id:
+            abort(401, "ClientApiAuthenticationException")
+
+    @app.get(f"{TRENDYOL}/orders")
+    def list_packages(seller_id: str) -> ResponseReturnValue:
+        trendyol_auth(seller_id)
+        end = request.args.get("endDate", type=int) or now_ms()
+        start = request.args.get("startDate", type=int) or end - 7 * 24 * 3600 * 1000
+        if end - start > TWO_WEEKS_MS:
+            abort(400, "startDate and endDate may be at most two weeks apart")
+        size = request.args.get("size", 50, type=int)
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            abort(400, f"size must be between 1 and {MAX_PAGE_SIZE}")
+        statuses = {value for value in request.args.get("status", "").split(",") if value}
+        page = request.args.get("page", 0, type=int)
+        return jsonify(world.listing(start, end, statuses, page, size))
+
+    @app.put(f"{TRENDYOL}/shipment-packages/<int:package_id>")
+    def update_package(seller_id: str, package_id: int) -> ResponseReturnValue:
+        trendyol_auth(seller_id)
+        body = request.get_json(silent=True) or {}
+        status = body.get("status")
+        with world.lock:
+            package = world.packages.get(package_id) or abort(404, "package not found")
+            if status not in SELLER_STATUSES:
+                abort(400, "only Picking and Invoiced can be set")
+            order = ("Created", "Picking", "Invoiced")
+            if package["status"] not in order or order.index(status) < order.index(package["status"]):
+                abort(400, f"package is {package['status']}: cannot go to {status}")
+            known = {line["lineId"] for line in package["lines"]}
+            if not body.get("lines") or {line.get("lineId") for line in body["lines"]} - known:
+                abort(400, "lines must name this package's lineIds")
+            if status == "Invoiced" and not (body.get("params") or {}).get("invoiceNumber"):
+                abort(400, "invoiceNumber is required for Invoiced")
+            if package["status"] != status:
+                world.set_status(package, status)
+        return "", 200
+
+    @app.put(f"{TRENDYOL}/shipment-packages/<int:package_id>/update-tracking-number")
+    def update_tracking(seller_id: str, package_id: int) -> ResponseReturnValue:
+        trendyol_auth(seller_id)
+        number = str((request.get_json(silent=True) or {}).get("trackingNumber") or "")
+        with world.lock:
+            package = world.packages.get(package_id) or abort(404, "package not found")
+            if not number:
+                abort(400, "trackingNumber is required")
+            if package["status"] not in ("Created", "Picking", "Invoiced", "Shipped"):
+                abort(400, f"package is {package['status']}")
+            package["cargoTrackingNumber"] = number
+            package["cargoProviderName"] = package["cargoProviderName"] or "Satıcı Anlaşmalı Kargo"
+            package["lastModifiedDate"] = now_ms()
+        return "", 200
+
+    @app.put(f"{TRENDYOL}/shipment-packages/<int:package_id>/items/unsupplied")
+    def unsupply(seller_id: str, package_id: int) -> ResponseReturnValue:
+        trendyol_auth(seller_id)
+        body = request.get_json(silent=True) or {}
+        with world.lock:
+            package = world.packages.get(package_id) or abort(404, "package not found")
+            line_ids = {int(line["lineId"]) for line in body.get("lines") or []}
+            if not line_ids or line_ids - {line["lineId"] for line in package["lines"]}:
+                abort(400, "lines must name this package's lineIds")
+            world.cancel_lines(package, line_ids)
+        return "", 200
+
+    # -- WooCommerce -------------------------------------------------------------------------------
+
+    def woo_auth() -> None:
+        if _basic() != (world.consumer_key, world.consumer_secret):
+            abort(401, "woocommerce_rest_cannot_view")
+
+    def shop_order(order_id: int) -> dict[str, Any]:
+        order = world.shop_orders.get(order_id)
+        if order is None:
+            abort(404, "woocommerce_rest_shop_order_invalid_id")
+        return order
+
+    @app.get(f"{WOO}/orders")
+    def woo_list() -> ResponseReturnValue:
+        woo_auth()
+        per_page = request.args.get("per_page", 10, type=int)
+        if not 1 <= per_page <= 100:
+            abort(400, "per_page must be between 1 and 100")
+        page = request.args.get("page", 1, type=int)
+        search = request.args.get("search", "")
+        modified_after = request.args.get("modified_after", "")
+        with world.lock:
+            orders = [
+                order
+                for order in world.shop_orders.values()
+                if (not search or any(search in str(meta["value"]) for meta in order["meta_data"]))
+                and (not modified_after or order["date_modified_gmt"] > modified_after)
+            ]
+            orders.sort(key=lambda order: order["id"])
+            chunk = [shop_public(order) for order in orders[(page - 1) * per_page : page * per_page]]
+        response = jsonify(chunk)
+        response.headers["X-WP-Total"] = str(len(orders))
+        response.headers["X-WP-TotalPages"] = str(max(1, -(-len(orders) // per_page)))
+        return response
+
+    @app.post(f"{WOO}/orders")
+    def woo_create() -> ResponseReturnValue:
+        woo_auth()
+        try:
+            order = world.create_shop_order(request.get_json(silent=True) or {})
+        except LookupError as error:
+            return _woo_error(400, "woocommerce_rest_invalid_product_id", f"No product with SKU {error}.")
+        return jsonify(shop_public(order)), 201
+
+    @app.get(f"{WOO}/orders/<int:order_id>")
+    def woo_get(order_id: int) -> ResponseReturnValue:
+        woo_auth()
+        return jsonify(shop_public(shop_order(order_id)))
+
+    @app.put(f"{WOO}/orders/<int:order_id>")
+    def woo_update(order_id: int) -> ResponseReturnValue:
+        woo_auth()
+        order = shop_order(order_id)
+        try:
+            world.update_shop_order(order, request.get_json(silent=True) or {})
+        except ValueError as error:
+            return _woo_error(400, "rest_invalid_param", f"Invalid status {error}.")
+        return jsonify(shop_public(order))
+
+    @app.route(f"{WOO}/orders/<int:order_id>/notes", methods=["GET", "POST"])
+    def woo_notes(order_id: int) -> ResponseReturnValue:
+        woo_auth()
+        order = shop_order(order_id)
+        if request.method == "GET":
+            return jsonify(order["notes"])
+        body = request.get_json(silent=True) or {}
+        if not body.get("note"):
+            return _woo_error(400, "rest_missing_callback_param", "Missing parameter(s): note")
+        return jsonify(world.add_note(order, body["note"], bool(body.get("customer_note")))), 201
+
+    # -- control -----------------------------------------------------------------------------------
+
+    @app.post("/_control/packages")
+    def control_create() -> ResponseReturnValue:
+        """Create an order package: {"lines": [{"barcode", "quantity"}], "status", "firstName", ...}."""
+        count = request.args.get("count", 1, type=int)
+        packages = [world.create_package(request.get_json(silent=True) or {}) for _ in range(count)]
+        return jsonify(packages), 201
+
+    @app.post("/_control/packages/<int:package_id>/status")
+    def control_status(package_id: int) -> ResponseReturnValue:
+        body = request.get_json(silent=True) or {}
+        with world.lock:
+            package = world.packages.get(package_id) or abort(404, "package not found")
+            for field in CARGO_FIELDS:
+                if field in body:
+                    package[field] = body[field]
+            world.set_status(package, body["status"])
+            return jsonify(package)
+
+    @app.post("/_control/packages/<int:package_id>/cancel-lines")
+    def control_cancel_lines(package_id: int) -> ResponseReturnValue:
+        body = request.get_json(silent=True) or {}
+        with world.lock:
+            package = world.packages.get(package_id) or abort(404, "package not found")
+            successor = world.cancel_lines(package, {int(line_id) for line_id in body["lineIds"]})
+            return jsonify({"cancelled": package, "successor": successor})
+
+    @app.post("/_control/shop/orders/<int:order_id>")
+    def control_shop_order(order_id: int) -> ResponseReturnValue:
+        """A change the seller makes in the shop: {"status": ..., "meta_data": [...]}."""
+        order = shop_order(order_id)
+        world.update_shop_order(order, request.get_json(silent=True) or {})
+        return jsonify(shop_public(order))
+
+    @app.post("/_control/faults")
+    def control_faults() -> ResponseReturnValue:
+        try:
+            world.faults.update(request.get_json(silent=True) or {})
+        except (KeyError, ValueError) as error:
+            abort(400, f"unknown or bad fault knob: {error}")
+        return jsonify(vars(world.faults))
+
+    @app.post("/_control/advance")
+    def control_advance() -> ResponseReturnValue:
+        world.advance()
+        return "", 204
+
+    @app.get("/_control/state")
+    def control_state() -> ResponseReturnValue:
+        with world.lock:
+            return jsonify(
+                {
+                    "packages": list(world.packages.values()),
+                    "shop_orders": list(world.shop_orders.values()),
+                }
+            )
+
+    @app.get("/")
+    def overview() -> ResponseReturnValue:
+        """Both sides at a glance, newest first, refreshed every few seconds."""
+        with world.lock:
+            packages = sorted(world.packages.values(), key=lambda p: p["lastModifiedDate"], reverse=True)
+            orders = sorted(world.shop_orders.values(), key=lambda o: o["id"], reverse=True)
+            return render_template_string(OVERVIEW, packages=packages[:100], orders=orders[:100], world=world)
+
+    return app
+
+
+def _basic() -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except ValueError:
+        return None
+    return user, password
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify({"exception": message, "errors": [{"message": message}], "status": status})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _woo_error(status: int, code: str, message: str) -> Response:
+    response = jsonify({"code": code, "message": message, "data": {"status": status}})
+    response.status_code = status
+    return response
+
+
+def run_generator(world: World, orders_per_minute: float, stop: threading.Event) -> None:
+    """The demo's life: new orders at the given rate, and every package moving on."""
+    interval = 60 / orders_per_minute if orders_per_minute > 0 else None
+    next_order = time.monotonic()
+    while not stop.wait(1):
+        if interval and time.monotonic() >= next_order:
+            world.create_package()
+            next_order = time.monotonic() + interval * (0.5 + world.rng.random())
+        world.advance()
+
+
+OVERVIEW = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
+<title>Sandbox · Trendyol and WooCommerce</title>
+<style>body{font:14px system-ui;margin:1rem 2rem}table{border-collapse:collapse;width:100%;margin-bottom:2rem}
+td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left}h1{font-size:1.3rem}</style></head>
+<body><h1>Sandbox</h1>
+<p>Seller {{ world.seller_id }} · faults: {{ world.faults }}</p>
+<div style="display:grid;grid-template-columns:1fr 1fr;gap:2rem">
+<section><h2>Trendyol packages</h2><table><tr><th>Package</th><th>Order</th><th>Customer</th><th>Status</th>
+<th>Total</th><th>Tracking</th></tr>
+{% for p in packages %}<tr><td>{{ p.shipmentPackageId }}</td><td>{{ p.orderNumber }}</td>
+<td>{{ p.customerFirstName }} {{ p.customerLastName }}</td><td>{{ p.status }}</td>
+<td>{{ p.packageTotalPrice }}</td>
+<td>{{ p.cargoTrackingNumber or "" }}</td></tr>{% endfor %}</table></section>
+<section><h2>WooCommerce orders</h2><table><tr><th>Order</th><th>Status</th><th>Customer</th><th>Total</th>
+<th>Reference</th></tr>
+{% for o in orders %}<tr><td>#{{ o.id }}</td><td>{{ o.status }}</td>
+<td>{{ o.billing.first_name }} {{ o.billing.last_name }}</td><td>{{ o.total }}</td>
+<td>{% for m in o.meta_data if m.key == "hub_reference" %}{{ m.value }}{% endfor %}</td></tr>{% endfor %}
+</table></section></div></body></html>"""

@@ -1,0 +1,525 @@
+"""Running one outbox action: claim it, talk to the platform, record the answer, decide what follows.
+
+Every remote effect is idempotent: a transfer looks the order up by the hub's reference before creating
+it, a status or tracking push compares with what the shop holds first. So a retry after a crash between
+the remote call and the local commit does nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, cast
+
+import sqlalchemy as sa
+from flask import current_app
+
+from connectors.base import (
+    ConnectorError,
+    Permanent,
+    RateLimited,
+    Retryable,
+    ShippingCharge,
+    ShopLine,
+    ShopOrderPlan,
+)
+from connectors.carriers import tracking_page
+from connectors.factory import marketplace_for, shop_for
+from connectors.trendyol import SETTABLE
+from extensions import db
+from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
+from models.base import utcnow
+from sync.history import enqueue, open_actions, record
+from sync.ingest import tracking_code
+from sync.rules import Action, Event, Facts, decide, tracking_link
+from sync.settings import GeneralSettings
+from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
+
+log = logging.getLogger(__name__)
+CENT = Decimal("0.01")
+COMPLETED_THEN_CANCELLED = (
+    "Cancelled on the marketplace after the shop completed it: check the shipment and refund by hand."
+)
+
+
+class Deferred(Exception):
+    """The action cannot run yet (its order is busy, or waits for its transfer); try again shortly."""
+
+
+@dataclass
+class Outcome:
+    ran: bool = False
+    retry_at: datetime | None = None
+    follow_ups: list[OrderAction] = field(default_factory=list)
+
+
+def run(action_id: int) -> Outcome:
+    """Run one action if it is still pending; whatever happens, the outbox row says so afterwards."""
+    now = utcnow()
+    claimed = changed(
+        sa.update(OrderAction)
+        .where(OrderAction.id == action_id, OrderAction.state == ActionState.PENDING)
+        .values(state=ActionState.RUNNING, attempts=OrderAction.attempts + 1, claimed_at=now)
+    )
+    db.session.commit()
+    if not claimed:
+        return Outcome()  # done, running elsewhere, or superseded
+    action = db.session.get_one(OrderAction, action_id)
+    order = action.order
+    lease = timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"])
+    leased = changed(
+        sa.update(Order)
+        .where(Order.id == order.id, sa.or_(Order.lease_until.is_(None), Order.lease_until < now))
+        .values(lease_until=now + lease)
+    )
+    db.session.commit()
+    if not leased:
+        return _later(action, "the order is busy with another action", seconds=2, count=False)
+    try:
+        follow_ups = _execute(action)
+    except Deferred as wait:
+        db.session.rollback()
+        return _release(_later(action, str(wait), seconds=3, count=False), action)
+    except RateLimited as error:
+        db.session.rollback()
+        return _release(_retry(action, error, max(error.retry_after, 1.0), "rate_limited"), action)
+    except Retryable as error:
+        db.session.rollback()
+        return _release(_retry(action, error, _backoff(action.attempts), "unavailable"), action)
+    except Permanent as error:
+        db.session.rollback()
+        _fail(action, _category(action, error), str(error), error.body)
+    except Exception as error:  # a bug must not leave the row running forever
+        log.exception("action %s (%s) failed", action.id, action.kind)
+        db.session.rollback()
+        _fail(action, "internal", f"internal error: {type(error).__name__}: {error}", None)
+    else:
+        action.state = ActionState.DONE
+        action.finished_at = utcnow()
+        action.last_error = None
+        db.session.commit()
+        return _release(Outcome(ran=True, follow_ups=follow_ups), action)
+    return _release(Outcome(ran=True), action)
+
+
+def changed(statement: sa.Update) -> bool:
+    """Run a guarded UPDATE; true when it changed a row, i.e. this worker won the claim."""
+    result = cast(sa.CursorResult[Any], db.session.execute(statement))
+    return result.rowcount > 0
+
+
+def _release(outcome: Outcome, action: OrderAction) -> Outcome:
+    db.session.execute(sa.update(Order).where(Order.id == action.order_id).values(lease_until=None))
+    db.session.commit()
+    return outcome
+
+
+def _later(action: OrderAction, why: str, *, seconds: float, count: bool) -> Outcome:
+    retry_at = utcnow() + timedelta(seconds=seconds)
+    action = db.session.get_one(OrderAction, action.id)
+    action.state = ActionState.PENDING
+    action.attempts -= 0 if count else 1
+    action.next_attempt_at = retry_at
+    action.enqueued_at = utcnow()
+    log.debug("action %s deferred: %s", action.id, why)
+    db.session.commit()
+    return Outcome(retry_at=retry_at)
+
+
+def _retry(action: OrderAction, error: ConnectorError, delay: float, category: str) -> Outcome:
+    config = current_app.config
+    action = db.session.get_one(OrderAction, action.id)
+    if action.attempts >= config["ACTION_MAX_ATTEMPTS"]:
+        _fail(action, category, f"gave up after {action.attempts} attempts: {error}", error.body)
+        return Outcome(ran=True)
+    action.last_error = str(error)
+    record(action.order, "failed", f"{action.kind}: {error} (attempt {action.attempts}, will retry)")
+    retry_at = utcnow() + timedelta(seconds=delay)
+    action.state = ActionState.PENDING
+    action.next_attempt_at = retry_at
+    action.enqueued_at = utcnow()
+    db.session.commit()
+    return Outcome(ran=True, retry_at=retry_at)
+
+
+def _backoff(attempts: int) -> float:
+    """Exponential with full jitter: a crowd of failed actions does not come back at the same second."""
+    config = current_app.config
+    ceiling = min(config["ACTION_BACKOFF_MAX"], config["ACTION_BACKOFF_BASE"] * 2 ** max(attempts - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _fail(action: OrderAction, category: str, reason: str, body: str | None) -> None:
+    action = db.session.get_one(OrderAction, action.id)
+    action.state = ActionState.FAILED
+    action.finished_at = utcnow()
+    action.last_error = reason
+    action.order.fail(category, reason)
+    record(action.order, "failed", f"{action.kind} failed: {reason}", rule=action.rule, response=body)
+    db.session.commit()
+
+
+def _category(action: OrderAction, error: Permanent) -> str:
+    text = f"{error} {error.body or ''}"
+    if "invalid_product" in text or "No product with SKU" in text:
+        return "unknown_product"
+    if action.kind in (Action.APPROVE, Action.MARKETPLACE_STATUS, Action.MARKETPLACE_TRACKING):
+        return "marketplace_refused"
+    return "shop_refused"
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _execute(action: OrderAction) -> list[OrderAction]:
+    order = action.order
+    integration = db.session.get_one(Integration, order.integration_id)
+    settings = integration.settings.to_domain()
+    executor = EXECUTORS[Action(action.kind)]
+    return executor(order, integration, settings, action) or []
+
+
+Executor = Callable[[Order, Integration, GeneralSettings, OrderAction], "list[OrderAction] | None"]
+
+
+def transfer(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> list:
+    if order.transferred:
+        return []
+    if order.transfer_state == TransferState.IGNORED:
+        record(order, "decided", "not transferred: the seller ignores this order", rule=action.rule)
+        return []
+    shop = shop_for(integration)
+    try:
+        found = shop.find_order(order.reference)
+        if found is not None:
+            record(
+                order,
+                "sent",
+                f"already in the shop as #{found.shop_id} (found by reference {order.reference})",
+            )
+            created = found
+        else:
+            plan = shop_plan(order, integration, settings)
+            created = shop.create_order(plan)
+            record(
+                order,
+                "sent",
+                f"created in the shop as #{created.shop_id} ({plan.status})",
+                rule=action.rule,
+                payload=_plan_summary(plan),
+            )
+    finally:
+        shop.close()
+    order.shop_id = created.shop_id
+    order.shop_status = created.status
+    order.transfer_state = TransferState.TRANSFERRED
+    order.error_category = order.error_reason = None
+    code = tracking_code(order, settings.tracking_code_source)
+    facts = Facts(
+        Event.TRANSFERRED,
+        order.canonical_status or CanonicalStatus.CREATED,
+        own_shipping=integration.own_shipping_agreement,
+        transferred=True,
+        has_tracking_code=bool(code),
+    )
+    follow_ups = enqueue(order, decide(settings, facts))
+    # Found from an earlier attempt, the shop order may hold an older status: bring it up to date.
+    behind = order.shop_status != integration.status_map()[order.canonical_status or CanonicalStatus.CREATED]
+    if behind and settings.status_change_transfer:
+        follow_ups += enqueue(order, decide(settings, _status_facts(order, integration)))
+    return follow_ups
+
+
+def _status_facts(order: Order, integration: Integration) -> Facts:
+    return Facts(
+        Event.STATUS_CHANGED,
+        order.canonical_status or CanonicalStatus.CREATED,
+        own_shipping=integration.own_shipping_agreement,
+        transferred=order.transferred,
+    )
+
+
+def shop_plan(order: Order, integration: Integration, settings: GeneralSettings) -> ShopOrderPlan:
+    from connectors.trendyol import parse_package
+
+    package = parse_package(order.raw)
+    lines = [line for line in order.lines if not line.cancelled]
+    goods = sum((line.total for line in lines), Decimal(0))
+    fee = max(order.total - goods, Decimal(0))
+    return ShopOrderPlan(
+        reference=order.reference,
+        status=integration.status_map()[order.canonical_status or CanonicalStatus.CREATED],
+        marketplace=integration.marketplace_kind,
+        order_number=order.order_number,
+        package_id=order.package_id,
+        currency=order.currency,
+        customer_email=order.customer_email,
+        billing=package.billing_address,
+        shipping=package.shipping_address,
+        lines=tuple(
+            ShopLine(
+                sku=line.stock_code or line.barcode, name=line.name, quantity=line.quantity, total=line.total
+            )
+            for line in lines
+        ),
+        shipping_charge=shipping_charge(
+            fee, settings.shipping_vat_rate, lines, integration.marketplace.label
+        ),
+    )
+
+
+def shipping_charge(
+    gross: Decimal, vat_rate: int | None, lines: list[OrderLine], carrier_title: str
+) -> ShippingCharge:
+    """Shipment VAT Selection: the fee the customer paid, VAT included, split at the chosen rate; "the
+    product's own VAT" takes the highest rate among the order's lines."""
+    rate = (
+        Decimal(vat_rate)
+        if vat_rate is not None
+        else max((line.vat_rate for line in lines), default=Decimal(0))
+    )
+    net = (gross / (1 + rate / 100)).quantize(CENT, rounding=ROUND_HALF_UP)
+    return ShippingCharge(title=f"{carrier_title} Kargo", net=net, tax=gross - net, vat_rate=rate)
+
+
+def _plan_summary(plan: ShopOrderPlan) -> dict[str, object]:
+    """What went out, for the history: no addresses beyond the city, no secrets."""
+    return {
+        "reference": plan.reference,
+        "status": plan.status,
+        "lines": [
+            {"sku": line.sku, "quantity": line.quantity, "total": str(line.total)} for line in plan.lines
+        ],
+        "shipping": {
+            "net": str(plan.shipping_charge.net),
+            "tax": str(plan.shipping_charge.tax),
+            "vat_rate": str(plan.shipping_charge.vat_rate),
+        },
+    }
+
+
+def _require_transfer(order: Order) -> None:
+    """Shop actions need the shop order: wait for a transfer on its way, else there is nothing to do."""
+    if not order.transferred and open_actions(order, {Action.TRANSFER}):
+        raise Deferred("waiting for the transfer")
+
+
+def shop_status(
+    order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction
+) -> None:
+    _require_transfer(order)
+    if not order.transferred or order.shop_id is None:
+        return
+    target = integration.status_map()[order.canonical_status or CanonicalStatus.CREATED]
+    shop = shop_for(integration)
+    try:
+        current = shop.get_order(order.shop_id)
+        if current.status == target:
+            record(order, "sent", f"shop order already {target}", rule=action.rule)
+        else:
+            shop.set_status(order.shop_id, target)
+            record(order, "sent", f"shop status {current.status} → {target}", rule=action.rule)
+    finally:
+        shop.close()
+    order.shop_status = target
+
+
+def shop_cancel(
+    order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction
+) -> None:
+    _require_transfer(order)
+    if not order.transferred or order.shop_id is None:
+        return
+    target = integration.status_map()[CanonicalStatus.CANCELLED]
+    shop = shop_for(integration)
+    try:
+        current = shop.get_order(order.shop_id)
+        if current.status == target:
+            record(order, "sent", f"shop order already {target}", rule=action.rule)
+        elif current.status == "completed":
+            order.review_reason = COMPLETED_THEN_CANCELLED
+            record(order, "decided", f"not cancelled in the shop: {order.review_reason}", rule=action.rule)
+        else:
+            shop.set_status(order.shop_id, target)
+            order.shop_status = target
+            record(order, "sent", f"shop status {current.status} → {target}", rule=action.rule)
+    finally:
+        shop.close()
+
+
+def shop_note(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> None:
+    _require_transfer(order)
+    if order.shop_id is None:
+        return
+    cancelled = [line for line in order.lines if line.cancelled]
+    text = "Pazaryerinde iptal edilen satırlar: " + ", ".join(
+        f"{line.name} ({line.stock_code or line.barcode}) × {line.quantity}" for line in cancelled
+    )
+    shop = shop_for(integration)
+    try:
+        shop.add_note(order.shop_id, text)
+    finally:
+        shop.close()
+    record(order, "sent", f"note on the shop order: {text}", rule=action.rule)
+
+
+def shop_tracking(
+    order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction
+) -> None:
+    _require_transfer(order)
+    code = tracking_code(order, settings.tracking_code_source)
+    if order.shop_id is None or not code:
+        return
+    link = tracking_link(settings, order.tracking_link, tracking_page(order.carrier), code)
+    shop = shop_for(integration)
+    try:
+        shop.set_tracking(order.shop_id, order.carrier, code, link)
+    finally:
+        shop.close()
+    order.shop_tracking = code
+    record(order, "sent", f"tracking code {code}" + (f" with link {link}" if link else ""), rule=action.rule)
+
+
+def approve(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> None:
+    if order.canonical_status is not CanonicalStatus.CREATED:
+        return  # moved on already: nothing to approve
+    marketplace = marketplace_for(integration)
+    try:
+        marketplace.approve(order.package_id, _live_lines(order))
+    finally:
+        marketplace.close()
+    record(order, "sent", "approved on the marketplace (Picking)", rule=action.rule)
+
+
+def marketplace_status(
+    order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction
+) -> None:
+    """The shop's status, back to the marketplace: as far as the marketplace lets a seller move it."""
+    target = shop_to_canonical(integration, order.shop_status or "")
+    current = order.canonical_status
+    if target is None or current is None:
+        return
+    if target in CANCELLATIONS:
+        steps = [] if current in CANCELLATIONS else [CanonicalStatus.UNSUPPLIED]
+    else:
+        steps = [step for step in SETTABLE if RANK[current] < RANK[step] <= RANK[target]]
+    if not steps:
+        record(
+            order,
+            "decided",
+            f"{target.value} is not the seller's to set on the marketplace",
+            rule=action.rule,
+        )
+        return
+    marketplace = marketplace_for(integration)
+    try:
+        for step in steps:
+            marketplace.push_status(order.package_id, _live_lines(order), step)
+            record(order, "sent", f"marketplace status → {step.value} (from the shop)", rule=action.rule)
+            order.marketplace_echo = step.value
+    finally:
+        marketplace.close()
+
+
+def marketplace_tracking(
+    order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction
+) -> None:
+    code = order.shop_tracking
+    if not code or code == order.tracking_number:
+        return
+    marketplace = marketplace_for(integration)
+    try:
+        marketplace.push_tracking(order.package_id, code)
+    finally:
+        marketplace.close()
+    order.tracking_number = code  # what the marketplace will report back: no news then
+    record(order, "sent", f"tracking code {code} to the marketplace (from the shop)", rule=action.rule)
+
+
+def shop_to_canonical(integration: Integration, shop_status: str) -> CanonicalStatus | None:
+    """The least advanced canonical status the shop status stands for."""
+    candidates = [status for status, mapped in integration.status_map().items() if mapped == shop_status]
+    return min(candidates, key=lambda status: RANK[status], default=None)
+
+
+def _live_lines(order: Order) -> list[tuple[str, int]]:
+    return [(line.line_id, line.quantity) for line in order.lines if not line.cancelled]
+
+
+EXECUTORS: dict[Action, Executor] = {
+    Action.TRANSFER: transfer,
+    Action.APPROVE: approve,
+    Action.SHOP_STATUS: shop_status,
+    Action.SHOP_CANCEL: shop_cancel,
+    Action.SHOP_NOTE: shop_note,
+    Action.SHOP_TRACKING: shop_tracking,
+    Action.MARKETPLACE_STATUS: marketplace_status,
+    Action.MARKETPLACE_TRACKING: marketplace_tracking,
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the seller (and the sweeper) can ask for.
+
+
+def request_transfer(order: Order) -> list[OrderAction]:
+    """Transfer: the manual action for an order waiting in the panel."""
+    integration = db.session.get_one(Integration, order.integration_id)
+    facts = Facts(
+        Event.MANUAL_TRANSFER,
+        order.canonical_status or CanonicalStatus.CREATED,
+        own_shipping=integration.own_shipping_agreement,
+        transferred=order.transferred,
+    )
+    return enqueue(order, decide(integration.settings.to_domain(), facts))
+
+
+def retry(order: Order) -> list[OrderAction]:
+    """Run the order's failed actions again, from the first attempt, and clear its error."""
+    failed = list(
+        db.session.scalars(
+            sa.select(OrderAction).where(
+                OrderAction.order_id == order.id, OrderAction.state == ActionState.FAILED
+            )
+        )
+    )
+    for action in failed:
+        action.state = ActionState.PENDING
+        action.attempts = 0
+        action.next_attempt_at = utcnow()
+        action.last_error = None
+    if order.status is not None:
+        order.transfer_state = TransferState.TRANSFERRED if order.transferred else TransferState.WAITING
+        order.error_category = order.error_reason = None
+    record(order, "decided", f"retry asked: {len(failed)} action(s) again", rule="manual")
+    return failed
+
+
+def stale_and_due(now: datetime) -> list[OrderAction]:
+    """The sweeper: running rows whose worker died go back to pending; pending rows nobody picked up are
+    handed out again."""
+    config = current_app.config
+    lease = timedelta(seconds=config["ACTION_LEASE_SECONDS"])
+    db.session.execute(
+        sa.update(OrderAction)
+        .where(OrderAction.state == ActionState.RUNNING, OrderAction.claimed_at < now - lease)
+        .values(state=ActionState.PENDING, next_attempt_at=now, enqueued_at=None)
+    )
+    requeue = now - timedelta(seconds=config["OUTBOX_REQUEUE_SECONDS"])
+    due = list(
+        db.session.scalars(
+            sa.select(OrderAction)
+            .where(
+                OrderAction.state == ActionState.PENDING,
+                OrderAction.next_attempt_at <= now,
+                sa.or_(OrderAction.enqueued_at.is_(None), OrderAction.enqueued_at < requeue),
+            )
+            .order_by(OrderAction.id)
+            .limit(config["OUTBOX_SWEEP_BATCH"])
+        )
+    )
+    return due

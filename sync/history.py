@@ -1,0 +1,71 @@
+"""Writing the order's history and its outbox: the two things every step of the pipeline leaves behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from extensions import db
+from models import ActionState, Order, OrderAction, OrderEvent
+from sync.rules import Action, Plan
+
+OPEN = (ActionState.PENDING, ActionState.RUNNING)
+
+
+def record(
+    order: Order,
+    kind: str,
+    summary: str,
+    *,
+    rule: str | None = None,
+    payload: Any = None,
+    response: str | None = None,
+) -> None:
+    db.session.add(
+        OrderEvent(order=order, kind=kind, summary=summary, rule=rule, payload=payload, response=response)
+    )
+
+
+def open_actions(order: Order, kinds: frozenset[Action] | set[Action]) -> list[OrderAction]:
+    if order.id is None:
+        return []
+    return list(
+        db.session.scalars(
+            sa.select(OrderAction).where(
+                OrderAction.order_id == order.id,
+                OrderAction.kind.in_([kind.value for kind in kinds]),
+                OrderAction.state.in_(OPEN),
+            )
+        )
+    )
+
+
+def enqueue(order: Order, plan: Plan) -> list[OrderAction]:
+    """Write the plan's remote actions as outbox rows (one open row per kind and order is enough: an
+    action reads the order as it is when it runs) and retire what the plan supersedes."""
+    from sync.stock import give_back, take
+
+    for action in open_actions(order, set(plan.supersede)):
+        if action.state == ActionState.PENDING:
+            action.state = ActionState.SUPERSEDED
+            record(order, "decided", f"{action.kind} dropped: {plan.note or 'overridden by a newer change'}")
+    if plan.note:
+        record(order, "decided", plan.note, rule="priority")
+    created = []
+    for decision in plan.decisions:
+        if decision.action is Action.DECREASE_STOCK:
+            take(order, rule=decision.rule)
+            continue
+        if decision.action is Action.RESTORE_STOCK:
+            give_back(order, rule=decision.rule)
+            continue
+        if open_actions(order, {decision.action}):
+            continue
+        action = OrderAction(
+            order=order, integration_id=order.integration_id, kind=decision.action.value, rule=decision.rule
+        )
+        db.session.add(action)
+        created.append(action)
+        record(order, "decided", f"{decision.action.value} queued", rule=decision.rule)
+    return created

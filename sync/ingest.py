@@ -1,0 +1,285 @@
+"""Ingest: upsert a page of marketplace packages, see what changed, and turn it into actions.
+
+Idempotent: an order is keyed by (integration, package id); a replayed page, an overlapping window or a
+duplicated package changes nothing. A package Trendyol re-created after a line cancellation is linked to
+its origin (same shop order, same reference), never transferred twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.base import MarketplaceOrder
+from extensions import db
+from models import Integration, Order, OrderAction, OrderLine, TransferState
+from sync.history import enqueue, open_actions, record
+from sync.rules import TO_MARKETPLACE, Event, Facts, decide
+from sync.settings import GeneralSettings, TrackingCodeSource
+from sync.statuses import CANCELLATIONS, CanonicalStatus, moves_forward
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    actions: list[OrderAction] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.errors += other.errors
+        self.actions.extend(other.actions)
+
+
+def ingest(
+    integration: Integration,
+    settings: GeneralSettings,
+    packages: Sequence[MarketplaceOrder],
+    unreadable: Iterable[tuple[str, str, dict[str, Any]]] = (),
+) -> IngestResult:
+    """Upsert the packages; one that fails becomes an order in error, and the rest go on."""
+    result = IngestResult()
+    # A package split from another first, so its origin knows it has a successor; then oldest first.
+    for package in sorted(packages, key=lambda p: (not p.origin_package_ids, p.modified_at)):
+        try:
+            with db.session.begin_nested():
+                _ingest_one(integration, settings, package, result)
+        except Exception as error:  # one bad package must never stop the page
+            log.exception(
+                "package %s of integration %s could not be ingested", package.package_id, integration.id
+            )
+            with db.session.begin_nested():
+                broken(
+                    integration,
+                    package.package_id,
+                    "invalid_data",
+                    f"could not be ingested: {error}",
+                    package.raw,
+                )
+            result.errors += 1
+    for package_id, reason, raw in unreadable:
+        with db.session.begin_nested():
+            broken(integration, package_id, "invalid_data", reason, raw)
+        result.errors += 1
+    return result
+
+
+def broken(
+    integration: Integration, package_id: str, category: str, reason: str, raw: dict[str, Any]
+) -> Order:
+    """Keep a package the hub could not read as an order in error, with the payload, to fix and retry."""
+    if package_id in ("", "?"):
+        digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        package_id = f"unreadable-{digest}"
+    order = _find(integration, package_id)
+    if order is None:
+        order = Order(
+            account_id=integration.account_id,
+            integration_id=integration.id,
+            package_id=package_id,
+            order_number=str(raw.get("orderNumber") or "")[:64],
+            reference=reference(integration, package_id),
+            status=None,
+        )
+        db.session.add(order)
+    if order.error_reason != reason:
+        record(order, "failed", f"the package could not be read: {reason}", payload=raw)
+    order.fail(category, reason)
+    order.raw = raw
+    return order
+
+
+def reference(integration: Integration, package_id: str) -> str:
+    return f"hub-{integration.id}-{package_id}"
+
+
+def tracking_code(order: Order, source: TrackingCodeSource) -> str:
+    """Shipment Tracking Code: which of the shipment's codes the shop gets."""
+    return {
+        TrackingCodeSource.TRACKING_NUMBER: order.tracking_number,
+        TrackingCodeSource.SHIPMENT_BARCODE: order.shipment_barcode,
+        TrackingCodeSource.PACKAGE_NUMBER: order.package_number,
+    }[source]
+
+
+def _find(integration: Integration, package_id: str) -> Order | None:
+    return db.session.scalar(
+        sa.select(Order).where(Order.integration_id == integration.id, Order.package_id == package_id)
+    )
+
+
+def _ingest_one(
+    integration: Integration, settings: GeneralSettings, package: MarketplaceOrder, result: IngestResult
+) -> None:
+    order = _find(integration, package.package_id)
+    origin = None
+    if order is None:
+        origin = _origin(integration, package)
+        order = Order(
+            account_id=integration.account_id,
+            integration_id=integration.id,
+            package_id=package.package_id,
+            reference=origin.reference if origin else reference(integration, package.package_id),
+            origin_id=origin.id if origin else None,
+        )
+        if origin is not None:
+            order.shop_id, order.shop_status, order.shop_tracking = (
+                origin.shop_id,
+                origin.shop_status,
+                origin.shop_tracking,
+            )
+            order.transfer_state = origin.transfer_state
+        db.session.add(order)
+        previous: CanonicalStatus | None = None
+        first_sight = True
+    elif order.marketplace_modified_at and package.modified_at < order.marketplace_modified_at:
+        result.unchanged += 1  # a late copy of an older state
+        return
+    else:
+        previous = order.canonical_status
+        first_sight = previous is None  # it was unreadable until now
+    old_code = tracking_code(order, settings.tracking_code_source)
+    forward = moves_forward(previous, package.status)
+    if not first_sight and not forward and _same(order, package):
+        result.unchanged += 1
+        return
+
+    _copy(order, package, forward)
+    if first_sight and order.transfer_state == TransferState.ERROR and order.error_category == "invalid_data":
+        order.transfer_state, order.error_category, order.error_reason = TransferState.WAITING, None, None
+    db.session.flush()
+    _upsert_lines(integration, order, package)
+    db.session.flush()
+    record(
+        order,
+        "received",
+        f"{'new package' if first_sight else 'package updated'}: {package.native_status}",
+        payload=package.raw,
+    )
+    if first_sight:
+        result.new += 1
+    else:
+        result.updated += 1
+
+    if origin is not None:
+        record(order, "changed", f"split from package {origin.package_id}: same order, same shop order")
+        return
+    events = []
+    if first_sight:
+        events.append(Event.NEW_ORDER)
+    elif forward:
+        if order.marketplace_echo and _is_echo(order.marketplace_echo, package.status):
+            record(order, "changed", f"the marketplace confirms {package.status.value}, which the shop sent")
+            order.marketplace_echo = None
+        elif package.status in CANCELLATIONS:
+            events.append(Event.LINES_CANCELLED if _has_successor(order) else Event.CANCELLED)
+        else:
+            events.append(Event.STATUS_CHANGED)
+    new_code = tracking_code(order, settings.tracking_code_source)
+    if not first_sight and new_code and new_code != old_code:
+        events.append(Event.TRACKING_CHANGED)
+    for event in events:
+        facts = Facts(
+            event=event,
+            status=package.status,
+            own_shipping=integration.own_shipping_agreement,
+            transferred=order.transferred,
+            has_tracking_code=bool(new_code),
+            other_side_pending=bool(open_actions(order, TO_MARKETPLACE)),
+        )
+        result.actions.extend(enqueue(order, decide(settings, facts)))
+
+
+def _copy(order: Order, package: MarketplaceOrder, forward: bool) -> None:
+    order.order_number = package.order_number
+    if forward:
+        order.status = package.status.value
+        order.marketplace_status = package.native_status
+    order.marketplace_modified_at = package.modified_at
+    order.customer_name = package.customer_name[:200]
+    order.customer_email = package.customer_email[:254]
+    order.currency = package.currency[:3]
+    order.total = package.total
+    order.ordered_at = package.ordered_at
+    shipment = package.shipment
+    order.carrier = shipment.carrier
+    order.tracking_number = shipment.tracking_number
+    order.shipment_barcode = shipment.shipment_barcode
+    order.package_number = shipment.package_number
+    order.tracking_link = shipment.tracking_link
+    order.raw = package.raw
+
+
+def _same(order: Order, package: MarketplaceOrder) -> bool:
+    shipment = package.shipment
+    return (
+        order.marketplace_status == package.native_status
+        and order.tracking_number == shipment.tracking_number
+        and order.shipment_barcode == shipment.shipment_barcode
+        and order.tracking_link == shipment.tracking_link
+        and order.total == package.total
+    )
+
+
+def _upsert_lines(integration: Integration, order: Order, package: MarketplaceOrder) -> None:
+    existing = {
+        line.line_id: line
+        for line in db.session.scalars(
+            sa.select(OrderLine).where(
+                OrderLine.integration_id == integration.id,
+                OrderLine.line_id.in_([line.line_id for line in package.lines]),
+            )
+        )
+    }
+    cancelled = package.status in CANCELLATIONS
+    for incoming in package.lines:
+        line = existing.get(incoming.line_id)
+        if line is None:
+            line = OrderLine(integration_id=integration.id, line_id=incoming.line_id)
+            db.session.add(line)
+        line.order_id = order.id  # a split moves the line to its new package
+        line.barcode = incoming.barcode
+        line.stock_code = incoming.stock_code
+        line.name = incoming.name[:300]
+        line.quantity = incoming.quantity
+        line.unit_price = incoming.unit_price
+        line.vat_rate = incoming.vat_rate
+        line.cancelled = line.cancelled or cancelled
+    db.session.expire(order, ["lines"])
+
+
+def _origin(integration: Integration, package: MarketplaceOrder) -> Order | None:
+    if not package.origin_package_ids:
+        return None
+    return db.session.scalar(
+        sa.select(Order)
+        .where(Order.integration_id == integration.id, Order.package_id.in_(package.origin_package_ids))
+        .order_by(Order.id)
+        .limit(1)
+    )
+
+
+def _has_successor(order: Order) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(Order.id).where(Order.origin_id == order.id, Order.status.not_in(list(CANCELLATIONS)))
+        )
+        is not None
+    )
+
+
+def _is_echo(echo: str, status: CanonicalStatus) -> bool:
+    expected = CanonicalStatus(echo)
+    return status == expected or (expected in CANCELLATIONS and status in CANCELLATIONS)

@@ -1,0 +1,64 @@
+"""Stock Management: each ordered line lowers the panel stock of its product once; a cancelled line
+puts it back once. The flags on the line make both exactly-once, whatever is replayed."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from extensions import db
+from models import Order, OrderLine, Product
+from sync.history import record
+
+
+def find_product(account_id: int, line: OrderLine) -> Product | None:
+    """The panel product of a line: by barcode, else by stock code."""
+    for column, value in ((Product.barcode, line.barcode), (Product.stock_code, line.stock_code)):
+        if value:
+            product = db.session.scalar(
+                sa.select(Product).where(Product.account_id == account_id, column == value).limit(1)
+            )
+            if product is not None:
+                return product
+    return None
+
+
+def take(order: Order, rule: str) -> None:
+    for line in order.lines:
+        if line.stock_taken or line.cancelled:
+            continue
+        product = find_product(order.account_id, line)
+        if product is None:
+            record(
+                order,
+                "stock",
+                f"no panel product with barcode {line.barcode or '–'}: stock unchanged",
+                rule=rule,
+            )
+            continue
+        _move(product, -line.quantity)
+        line.stock_taken = True
+        record(order, "stock", f"{product.name}: stock −{line.quantity}", rule=rule)
+
+
+def give_back(order: Order, rule: str) -> None:
+    for line in db.session.scalars(
+        sa.select(OrderLine).where(
+            OrderLine.integration_id == order.integration_id,
+            OrderLine.cancelled.is_(True),
+            OrderLine.stock_taken.is_(True),
+            OrderLine.stock_returned.is_(False),
+            OrderLine.order_id == order.id,
+        )
+    ):
+        product = find_product(order.account_id, line)
+        line.stock_returned = True
+        if product is None:
+            continue
+        _move(product, line.quantity)
+        record(order, "stock", f"{product.name}: stock +{line.quantity} (cancelled)", rule=rule)
+
+
+def _move(product: Product, delta: int) -> None:
+    # In the database, not in Python: two workers taking from one product both count.
+    db.session.execute(sa.update(Product).where(Product.id == product.id).values(stock=Product.stock + delta))
+    db.session.expire(product, ["stock"])

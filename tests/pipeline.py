@@ -1,0 +1,38 @@
+"""Running the pipeline in the test process, step by step: a sync cycle, then every action it queued."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from extensions import db
+from models import ActionState, Integration, Order, OrderAction
+from sync import actions, pull
+
+
+def drain(limit: int = 200) -> int:
+    """Run pending actions (and the ones they queue) until none is left; returns how many ran."""
+    ran = 0
+    for _ in range(limit):
+        pending = db.session.scalars(
+            sa.select(OrderAction.id).where(OrderAction.state == ActionState.PENDING).order_by(OrderAction.id)
+        ).all()
+        if not pending:
+            return ran
+        for action_id in pending:
+            actions.run(action_id)
+            ran += 1
+    raise AssertionError("actions kept coming")
+
+
+def cycle(integration: Integration) -> pull.SyncOutcome:
+    """One sync cycle of the integration, then everything it set off."""
+    outcome = pull.sync_integration(integration.id)
+    drain()
+    db.session.expire_all()
+    return outcome
+
+
+def order_for(package: dict[str, object]) -> Order:
+    order = db.session.scalar(sa.select(Order).where(Order.package_id == str(package["shipmentPackageId"])))
+    assert order is not None, f"package {package['shipmentPackageId']} is not in the hub"
+    return order
