@@ -46,8 +46,10 @@ def create_sandbox(world: World | None = None) -> Flask:
         if request.path.startswith(("/trendyol/", "/woocommerce/")):
             world.requests.append((request.method, request.path, response.status_code))
             # A lost answer: the effect happened, the client times out before it hears so.
-            if response.status_code < 400 and world.rng.random() < world.faults.timeout_rate:
-                time.sleep(world.faults.timeout_seconds)
+            faults = world.faults
+            targeted = faults.timeout_method in ("", request.method)
+            if response.status_code < 400 and targeted and world.rng.random() < faults.timeout_rate:
+                time.sleep(faults.timeout_seconds)
         return response
 
     @app.errorhandler(HTTPException)

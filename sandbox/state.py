@@ -52,6 +52,7 @@ class Faults:
     retry_after: int = 1
     timeout_rate: float = 0.0  # share of answers held back past the client's timeout (after the effect)
     timeout_seconds: float = 3.0
+    timeout_method: str = ""  # only answers to this method are lost ("" for all)
     duplicate_rate: float = 0.0  # share of listing pages that repeat packages of the page before
 
     def update(self, values: dict[str, Any]) -> None:

@@ -49,7 +49,7 @@ def enqueue(order: Order, plan: Plan) -> list[OrderAction]:
     for action in open_actions(order, set(plan.supersede)):
         if action.state == ActionState.PENDING:
             action.state = ActionState.SUPERSEDED
-            record(order, "decided", f"{action.kind} dropped: {plan.note or 'overridden by a newer change'}")
+            record(order, "decided", f"{action.kind} dropped", rule="priority")
     if plan.note:
         record(order, "decided", plan.note, rule="priority")
     created = []

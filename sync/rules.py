@@ -129,9 +129,14 @@ def decide(settings: GeneralSettings, facts: Facts) -> Plan:
         if event is Event.TRACKING_CHANGED and settings.tracking_code_transfer:
             do(Action.SHOP_TRACKING, "tracking_code_transfer")
 
-    supersede = TO_MARKETPLACE if facts.other_side_pending and not shop_wins else frozenset()
-    note = "the shop changed this order too; e-commerce first keeps the shop's change" if shop_wins else ""
-    return Plan(tuple(decisions), supersede=supersede, note=note)
+    if shop_wins:
+        return Plan(
+            tuple(decisions), note="the shop changed this order too; e-commerce first keeps the shop's change"
+        )
+    if facts.other_side_pending:
+        note = "the shop changed this order too; marketplace first passes the marketplace's change on"
+        return Plan(tuple(decisions), supersede=TO_MARKETPLACE, note=note)
+    return Plan(tuple(decisions))
 
 
 def _from_shop(settings: GeneralSettings, facts: Facts, talks_back: bool) -> Plan:
@@ -145,8 +150,10 @@ def _from_shop(settings: GeneralSettings, facts: Facts, talks_back: bool) -> Pla
         decisions.append(Decision(Action.MARKETPLACE_STATUS, "reverse_flow"))
     if facts.event is Event.SHOP_TRACKING_CHANGED and settings.update_feedback:
         decisions.append(Decision(Action.MARKETPLACE_TRACKING, "update_feedback"))
-    supersede = TO_SHOP if facts.other_side_pending and decisions else frozenset()
-    return Plan(tuple(decisions), supersede=supersede)
+    if facts.other_side_pending and decisions:
+        note = "the marketplace changed this order too; e-commerce first passes the shop's change on"
+        return Plan(tuple(decisions), supersede=TO_SHOP, note=note)
+    return Plan(tuple(decisions))
 
 
 def tracking_link(

@@ -1,0 +1,496 @@
+"""Every General setting acting on real orders: sandbox over HTTP, the pipeline run step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from connectors.registry import Side
+from extensions import db
+from models import (
+    Account,
+    ActionState,
+    Integration,
+    Order,
+    OrderAction,
+    OrderEvent,
+    Product,
+    StatusMap,
+    TransferState,
+)
+from sandbox.state import World
+from sync import actions, pull
+from sync.settings import Priority, TrackingCodeSource
+from sync.statuses import CanonicalStatus
+from tests.conftest import make_account, make_integration
+from tests.pipeline import cycle, drain, order_for
+from tests.sandbox_server import Sandbox, serve_sandbox
+
+TSHIRT = "8680001000011"  # TS-BEYAZ-M, 149.90, VAT 10
+OIL = "8680001000097"  # ZEYTINYAGI-1L, 389.00, VAT 1
+
+
+@pytest.fixture
+def sandbox(app: Flask) -> Iterator[Sandbox]:
+    with serve_sandbox(World()) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def account(app: Flask) -> Account:
+    return make_account()
+
+
+@pytest.fixture
+def hub(account: Account, sandbox: Sandbox) -> Integration:
+    """An integration joined to the sandbox, with an own shipping agreement and the default settings."""
+    integration = make_integration(
+        account, marketplace_base_url=sandbox.marketplace_url, shop_base_url=sandbox.shop_url
+    )
+    integration.set_credentials(
+        Side.MARKETPLACE, {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"}
+    )
+    integration.set_credentials(Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"})
+    db.session.commit()
+    return integration
+
+
+def configure(integration: Integration, **values: Any) -> None:
+    for name, value in values.items():
+        setattr(integration.settings, name, value)
+    db.session.commit()
+
+
+def history(order: Order) -> list[tuple[str, str | None, str]]:
+    return [(event.kind, event.rule, event.summary) for event in db.session.scalars(order.events.select())]
+
+
+def listing_calls(sandbox: Sandbox) -> int:
+    return sum(
+        1
+        for method, path, _ in sandbox.world.requests
+        if method == "GET" and path.endswith("/orders") and "trendyol" in path
+    )
+
+
+# -- Activation -----------------------------------------------------------------------------------
+
+
+def test_retrieve_orders_off_means_no_pulls(hub: Integration, sandbox: Sandbox) -> None:
+    sandbox.order()
+    configure(hub, retrieve_orders=False)
+    cycle(hub)
+    assert listing_calls(sandbox) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+    configure(hub, retrieve_orders=True)
+    cycle(hub)
+    assert listing_calls(sandbox) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 1
+
+
+def test_automatic_transfer_on_creates_the_shop_order(hub: Integration, sandbox: Sandbox) -> None:
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 2}])
+    cycle(hub)
+    order = order_for(package)
+    assert order.transfer_state == TransferState.TRANSFERRED
+    shop_order = sandbox.shop_order_for(package["shipmentPackageId"])
+    assert shop_order is not None and shop_order["id"] == int(order.shop_id or 0)
+    assert shop_order["status"] == "processing"
+    assert [(item["sku"], item["quantity"]) for item in shop_order["line_items"]] == [("TS-BEYAZ-M", 2)]
+    kinds = [(kind, rule) for kind, rule, _ in history(order)]
+    assert (
+        ("received", None) in kinds
+        and ("decided", "auto_transfer") in kinds
+        and ("sent", "auto_transfer") in kinds
+    )
+
+
+def test_automatic_transfer_off_waits_for_the_transfer_button(hub: Integration, sandbox: Sandbox) -> None:
+    configure(hub, auto_transfer=False)
+    package = sandbox.order()
+    cycle(hub)
+    order = order_for(package)
+    assert order.transfer_state == TransferState.WAITING and sandbox.shop_orders() == []
+    actions.request_transfer(order)
+    db.session.commit()
+    drain()
+    db.session.expire_all()
+    assert order_for(package).transfer_state == TransferState.TRANSFERRED
+    assert sandbox.shop_order_for(package["shipmentPackageId"]) is not None
+
+
+# -- Marketplace Feedback -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("on", "expected"), [(True, "Picking"), (False, "Created")])
+def test_addition_approval_feedback(hub: Integration, sandbox: Sandbox, on: bool, expected: str) -> None:
+    configure(hub, approval_feedback=on)
+    package = sandbox.order()
+    cycle(hub)
+    assert sandbox.package(package["shipmentPackageId"])["status"] == expected
+
+
+# -- Communication Options -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("on", "expected"), [(True, "completed"), (False, "processing")])
+def test_status_change_transfer(hub: Integration, sandbox: Sandbox, on: bool, expected: str) -> None:
+    configure(hub, status_change_transfer=on)
+    package = sandbox.order()
+    cycle(hub)
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    cycle(hub)
+    assert order_for(package).status == CanonicalStatus.SHIPPED
+    assert sandbox.shop_order_for(package["shipmentPackageId"])["status"] == expected  # type: ignore[index]
+
+
+def test_the_statuses_tab_map_is_used(hub: Integration, sandbox: Sandbox) -> None:
+    hub.status_maps.append(StatusMap(status=CanonicalStatus.SHIPPED.value, shop_status="on-hold"))
+    db.session.commit()
+    package = sandbox.order()
+    cycle(hub)
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    cycle(hub)
+    assert sandbox.shop_order_for(package["shipmentPackageId"])["status"] == "on-hold"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("on", "expected"), [(True, "cancelled"), (False, "processing")])
+def test_cancellation_status_transfer(hub: Integration, sandbox: Sandbox, on: bool, expected: str) -> None:
+    configure(hub, cancellation_transfer=on)
+    package = sandbox.order()
+    cycle(hub)
+    sandbox.set_status(package["shipmentPackageId"], "Cancelled")
+    cycle(hub)
+    assert order_for(package).status == CanonicalStatus.CANCELLED
+    assert sandbox.shop_order_for(package["shipmentPackageId"])["status"] == expected  # type: ignore[index]
+
+
+def test_a_completed_shop_order_is_flagged_not_cancelled(hub: Integration, sandbox: Sandbox) -> None:
+    package = sandbox.order()
+    cycle(hub)
+    shop_order = sandbox.shop_order_for(package["shipmentPackageId"])
+    assert shop_order is not None
+    sandbox.world.set_shop_status(shop_order, "completed")
+    sandbox.set_status(package["shipmentPackageId"], "Cancelled")
+    cycle(hub)
+    assert shop_order["status"] == "completed"
+    order = order_for(package)
+    assert order.review_reason and "refund by hand" in order.review_reason
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (TrackingCodeSource.TRACKING_NUMBER, "cargoTrackingNumber"),
+        (TrackingCodeSource.SHIPMENT_BARCODE, "cargoSenderNumber"),
+        (TrackingCodeSource.PACKAGE_NUMBER, "shipmentPackageId"),
+    ],
+)
+def test_tracking_code_transfer_writes_the_chosen_code(
+    hub: Integration, sandbox: Sandbox, source: TrackingCodeSource, expected: str
+) -> None:
+    configure(hub, tracking_code_source=source)
+    package = sandbox.order()
+    cycle(hub)
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    cycle(hub)
+    meta = _meta(sandbox, package)
+    assert meta["hub_tracking_number"] == str(sandbox.package(package["shipmentPackageId"])[expected])
+    assert meta["hub_tracking_url"] == ""  # no link unless forced
+
+
+def test_tracking_code_transfer_off_writes_nothing(hub: Integration, sandbox: Sandbox) -> None:
+    configure(hub, tracking_code_transfer=False)
+    package = sandbox.order()
+    cycle(hub)
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    cycle(hub)
+    assert "hub_tracking_number" not in _meta(sandbox, package)
+
+
+def test_forcing_the_link_uses_the_marketplace_link_else_the_carrier_page(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    configure(hub, force_tracking_link=True)
+    with_link, without_link = sandbox.order(), sandbox.order()
+    cycle(hub)
+    sandbox.set_status(with_link["shipmentPackageId"], "Shipped")
+    package = sandbox.package(without_link["shipmentPackageId"])
+    with sandbox.world.lock:
+        package.update(cargoTrackingNumber="7261234567", cargoProviderName="Aras Kargo Marketplace")
+        sandbox.world.set_status(package, "Shipped")
+        package["cargoTrackingLink"] = None
+    cycle(hub)
+    assert (
+        _meta(sandbox, with_link)["hub_tracking_url"]
+        == sandbox.package(with_link["shipmentPackageId"])["cargoTrackingLink"]
+    )
+    assert (
+        _meta(sandbox, without_link)["hub_tracking_url"]
+        == "https://kargotakip.araskargo.com.tr/mainpage.aspx?code=7261234567"
+    )
+    notes = sandbox.shop_order_for(without_link["shipmentPackageId"])["notes"]  # type: ignore[index]
+    assert len(notes) == 1 and "7261234567" in notes[0]["note"]
+
+
+def _meta(sandbox: Sandbox, package: dict[str, Any]) -> dict[str, Any]:
+    shop_order = sandbox.shop_order_for(package["shipmentPackageId"])
+    assert shop_order is not None
+    return {entry["key"]: entry["value"] for entry in shop_order["meta_data"]}
+
+
+# -- Reverse flow, Update Feedback, Transaction Priority ----------------------------------------
+
+
+def _seller_changes(sandbox: Sandbox, package: dict[str, Any], **change: Any) -> None:
+    shop_order = sandbox.shop_order_for(package["shipmentPackageId"])
+    assert shop_order is not None
+    sandbox.world.update_shop_order(shop_order, change)
+
+
+@pytest.mark.parametrize(("on", "expected"), [(True, "Invoiced"), (False, "Created")])
+def test_reverse_flow_sends_the_shops_status_back(
+    hub: Integration, sandbox: Sandbox, on: bool, expected: str
+) -> None:
+    configure(hub, reverse_flow=on)
+    package = sandbox.order()
+    cycle(hub)
+    _seller_changes(sandbox, package, status="completed")  # shipped by the seller: Picking, then Invoiced
+    cycle(hub)
+    assert sandbox.package(package["shipmentPackageId"])["status"] == expected
+    requests_before = len(sandbox.world.requests)
+    cycle(hub)  # the marketplace reports Picking/Invoiced: the hub's own change, not news for the shop
+    shop_order = sandbox.shop_order_for(package["shipmentPackageId"])
+    assert shop_order is not None and shop_order["status"] == "completed"
+    writes = [r for r in sandbox.world.requests[requests_before:] if r[0] in ("PUT", "POST")]
+    assert writes == []  # no ping-pong
+
+
+def test_reverse_flow_needs_the_own_shipping_agreement(hub: Integration, sandbox: Sandbox) -> None:
+    configure(hub, reverse_flow=True)
+    hub.own_shipping_agreement = False
+    db.session.commit()
+    package = sandbox.order()
+    cycle(hub)
+    _seller_changes(sandbox, package, status="completed")
+    cycle(hub)
+    assert sandbox.package(package["shipmentPackageId"])["status"] == "Created"
+
+
+@pytest.mark.parametrize(("on", "expected"), [(True, "SELLER123"), (None, None)])
+def test_update_feedback_sends_the_sellers_tracking_code(
+    hub: Integration, sandbox: Sandbox, on: bool | None, expected: str | None
+) -> None:
+    configure(hub, update_feedback=bool(on))
+    package = sandbox.order()
+    cycle(hub)
+    items = [{"tracking_provider": "Sürat Kargo", "tracking_number": "SELLER123", "custom_tracking_link": ""}]
+    _seller_changes(sandbox, package, meta_data=[{"key": "_wc_shipment_tracking_items", "value": items}])
+    cycle(hub)
+    assert sandbox.package(package["shipmentPackageId"])["cargoTrackingNumber"] == expected
+
+
+@pytest.mark.parametrize(
+    ("priority", "shop_status"), [(Priority.MARKETPLACE, "completed"), (Priority.SHOP, "on-hold")]
+)
+def test_transaction_priority_when_both_sides_changed(
+    hub: Integration, sandbox: Sandbox, priority: Priority, shop_status: str
+) -> None:
+    configure(hub, reverse_flow=True, priority=priority)
+    package = sandbox.order()
+    cycle(hub)
+    # Between two syncs the carrier picks the parcel up and the seller puts the shop order on hold.
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    _seller_changes(sandbox, package, status="on-hold")
+    cycle(hub)
+    assert sandbox.shop_order_for(package["shipmentPackageId"])["status"] == shop_status  # type: ignore[index]
+    assert any(rule == "priority" for _, rule, _ in history(order_for(package)))
+
+
+# -- Stock Management ----------------------------------------------------------------------------
+
+
+def _products(account: Account) -> tuple[Product, Product]:
+    tshirt = Product(account_id=account.id, barcode=TSHIRT, stock_code="TS-BEYAZ-M", name="Tişört", stock=10)
+    oil = Product(
+        account_id=account.id, barcode="other", stock_code="ZEYTINYAGI-1L", name="Zeytinyağı", stock=5
+    )
+    db.session.add_all([tshirt, oil])
+    db.session.commit()
+    return tshirt, oil
+
+
+@pytest.mark.parametrize(("on", "expected"), [(True, (8, 4)), (False, (10, 5))])
+def test_decrease_stock_once_per_line(
+    hub: Integration, sandbox: Sandbox, account: Account, on: bool, expected: tuple[int, int]
+) -> None:
+    configure(hub, decrease_stock=on)
+    tshirt, oil = _products(account)  # matched by barcode, and by stock code
+    sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 2}, {"barcode": OIL, "quantity": 1}])
+    cycle(hub)
+    hub.pull_cursor = None  # read the same packages again
+    db.session.commit()
+    cycle(hub)
+    db.session.refresh(tshirt)
+    db.session.refresh(oil)
+    assert (tshirt.stock, oil.stock) == expected
+
+
+def test_a_cancellation_puts_the_stock_back_once(
+    hub: Integration, sandbox: Sandbox, account: Account
+) -> None:
+    configure(hub, decrease_stock=True)
+    tshirt, _ = _products(account)
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 3}])
+    cycle(hub)
+    sandbox.set_status(package["shipmentPackageId"], "Cancelled")
+    cycle(hub)
+    hub.pull_cursor = None
+    db.session.commit()
+    cycle(hub)
+    db.session.refresh(tshirt)
+    assert tshirt.stock == 10
+
+
+def test_a_cancelled_line_splits_the_package_without_a_second_shop_order(
+    hub: Integration, sandbox: Sandbox, account: Account
+) -> None:
+    configure(hub, decrease_stock=True)
+    tshirt, oil = _products(account)
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 2}, {"barcode": OIL, "quantity": 1}])
+    cycle(hub)
+    oil_line = next(line for line in package["lines"] if line["barcode"] == OIL)
+    with sandbox.world.lock:
+        successor = sandbox.world.cancel_lines(
+            sandbox.package(package["shipmentPackageId"]), {oil_line["lineId"]}
+        )
+    assert successor is not None
+    cycle(hub)
+    assert len(sandbox.shop_orders()) == 1
+    (shop_order,) = sandbox.shop_orders()
+    assert shop_order["status"] == "processing"  # not cancelled: the t-shirts still go
+    assert any("ZEYTINYAGI-1L" in note["note"] for note in shop_order["notes"])
+    follower = order_for(successor)
+    assert follower.shop_id == order_for(package).shop_id and follower.origin_id == order_for(package).id
+    db.session.refresh(tshirt)
+    db.session.refresh(oil)
+    assert (tshirt.stock, oil.stock) == (8, 5)
+
+
+# -- Shipment VAT Selection -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "net", "tax"), [(20, "29.16", "5.83"), (0, "34.99", "0.00"), (None, "31.81", "3.18")]
+)
+def test_shipment_vat_selection(
+    hub: Integration, sandbox: Sandbox, rate: int | None, net: str, tax: str
+) -> None:
+    configure(hub, shipping_vat_rate=rate)
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 1}])  # 149.90 < 300: a 34.99 cargo fee
+    cycle(hub)
+    (line,) = sandbox.shop_order_for(package["shipmentPackageId"])["shipping_lines"]  # type: ignore[index]
+    assert (line["total"], line["total_tax"]) == (net, tax)
+    assert Decimal(line["total"]) + Decimal(line["total_tax"]) == Decimal("34.99")
+
+
+# -- Bad input ------------------------------------------------------------------------------------
+
+
+def test_a_broken_package_becomes_an_error_and_the_page_goes_on(hub: Integration, sandbox: Sandbox) -> None:
+    good, broken = sandbox.order(), sandbox.order()
+    del broken["customerFirstName"]
+    broken["orderDate"] = "27.11.2026"
+    cycle(hub)
+    assert order_for(good).transfer_state == TransferState.TRANSFERRED
+    order = order_for(broken)
+    assert order.transfer_state == TransferState.ERROR and order.error_category == "invalid_data"
+    assert "orderDate" in (order.error_reason or "") and order.raw["orderDate"] == "27.11.2026"
+    # The marketplace corrects it: the next pull brings it in whole, and it goes on to the shop.
+    broken["orderDate"] = good["orderDate"]
+    broken["lastModifiedDate"] += 1
+    cycle(hub)
+    order = order_for(broken)
+    assert order.transfer_state == TransferState.TRANSFERRED and order.error_reason is None
+
+
+def test_an_unknown_sku_is_an_error_until_the_shop_has_it(hub: Integration, sandbox: Sandbox) -> None:
+    del sandbox.world.shop_products["ZEYTINYAGI-1L"]
+    package = sandbox.order(lines=[{"barcode": OIL, "quantity": 1}])
+    other = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 1}])
+    cycle(hub)
+    order = order_for(package)
+    assert order.transfer_state == TransferState.ERROR and order.error_category == "unknown_product"
+    assert "ZEYTINYAGI-1L" in (order.error_reason or "")
+    assert order_for(other).transfer_state == TransferState.TRANSFERRED
+    sandbox.world.shop_products["ZEYTINYAGI-1L"] = 999
+    actions.retry(order)
+    db.session.commit()
+    drain()
+    db.session.expire_all()
+    assert order_for(package).transfer_state == TransferState.TRANSFERRED
+    assert len(sandbox.shop_orders()) == 2
+
+
+# -- Idempotency ----------------------------------------------------------------------------------
+
+
+def test_replayed_and_duplicated_pages_change_nothing(app: Flask, hub: Integration, sandbox: Sandbox) -> None:
+    for _ in range(7):
+        sandbox.order()
+    sandbox.world.faults.update({"duplicate_rate": 1})  # every page repeats the end of the one before
+    app.config["PULL_PAGE_SIZE"] = 3
+    cycle(hub)
+    hub.pull_cursor = None  # and the whole window again
+    db.session.commit()
+    cycle(hub)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 7
+    assert len(sandbox.shop_orders()) == 7
+    transfers = db.session.scalar(
+        sa.select(sa.func.count()).select_from(OrderAction).where(OrderAction.kind == "transfer")
+    )
+    assert transfers == 7
+
+
+def test_a_lost_answer_never_creates_twice(app: Flask, hub: Integration, sandbox: Sandbox) -> None:
+    app.config["CONNECTOR_TIMEOUT"] = 0.5
+    package = sandbox.order()
+    outcome = pull.sync_integration(hub.id)
+    (transfer,) = [action for action in outcome.actions if action.kind == "transfer"]
+    # The shop creates the order, but its answer never arrives.
+    sandbox.world.faults.update({"timeout_rate": 1, "timeout_method": "POST", "timeout_seconds": 1})
+    assert actions.run(transfer.id).retry_at is not None
+    assert len(sandbox.shop_orders()) == 1
+    db.session.expire_all()
+    assert order_for(package).transfer_state == TransferState.WAITING
+    sandbox.world.faults.update({"timeout_rate": 0})
+    drain()
+    db.session.expire_all()
+    assert len(sandbox.shop_orders()) == 1
+    order = order_for(package)
+    assert order.transfer_state == TransferState.TRANSFERRED
+    assert any("found by reference" in summary for _, _, summary in history(order))
+
+
+def test_every_step_is_in_the_history(hub: Integration, sandbox: Sandbox) -> None:
+    configure(hub, approval_feedback=True)
+    package = sandbox.order()
+    cycle(hub)
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    cycle(hub)
+    events = history(order_for(package))
+    kinds = {kind for kind, _, _ in events}
+    assert {"received", "decided", "sent"} <= kinds
+    rules = {rule for _, rule, _ in events if rule}
+    assert {"approval_feedback", "auto_transfer", "status_change_transfer", "tracking_code_transfer"} <= rules
+    received = db.session.scalars(
+        sa.select(OrderEvent).where(OrderEvent.kind == "received").order_by(OrderEvent.id)
+    ).first()
+    assert received is not None and received.payload["shipmentPackageId"] == package["shipmentPackageId"]
+    done = db.session.scalars(sa.select(OrderAction.state)).all()
+    assert set(done) == {ActionState.DONE}
