@@ -491,6 +491,7 @@ def test_every_step_is_in_the_history(hub: Integration, sandbox: Sandbox) -> Non
     received = db.session.scalars(
         sa.select(OrderEvent).where(OrderEvent.kind == "received").order_by(OrderEvent.id)
     ).first()
-    assert received is not None and received.payload["shipmentPackageId"] == package["shipmentPackageId"]
+    assert received is not None and received.payload is not None
+    assert received.payload["shipmentPackageId"] == package["shipmentPackageId"]
     done = db.session.scalars(sa.select(OrderAction.state)).all()
     assert set(done) == {ActionState.DONE}
