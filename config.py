@@ -114,6 +114,8 @@ class Config:
     # A pending action queued this long ago and still not run is queued again by the sweeper (seconds).
     OUTBOX_REQUEUE_SECONDS = int(os.environ.get("OUTBOX_REQUEUE_SECONDS", "60"))
     OUTBOX_SWEEP_BATCH = int(os.environ.get("OUTBOX_SWEEP_BATCH", "1000"))
+    # Fork a work horse per job (isolation) instead of running jobs in the worker process (speed).
+    WORKER_FORK = _env_bool("WORKER_FORK", False)
     # RQ job limits (seconds).
     JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
     JOB_RESULT_TTL = int(os.environ.get("JOB_RESULT_TTL", "3600"))

@@ -166,6 +166,10 @@ class MarketplaceConnector(Protocol):
         """One page of packages modified in [start, end], newest first."""
         ...
 
+    def get_package(self, package_id: str) -> MarketplaceOrder | None:
+        """One package as the marketplace holds it now."""
+        ...
+
     def approve(self, package_id: str, lines: Sequence[tuple[str, int]]) -> None:
         """Tell the marketplace the seller has taken the package (Trendyol: Picking)."""
         ...

@@ -117,6 +117,13 @@ class TrendyolConnector:
             total_pages=int(payload.get("totalPages", 1)),
         )
 
+    def get_package(self, package_id: str) -> MarketplaceOrder | None:
+        """One package as the marketplace holds it now."""
+        params = {"shipmentPackageIds": package_id, "page": 0, "size": 1}
+        payload = request(self.client, "GET", f"{self.base}/orders", params=params).json()
+        content = payload.get("content") or []
+        return parse_package(content[0]) if content else None
+
     def approve(self, package_id: str, lines: Sequence[tuple[str, int]]) -> None:
         self.push_status(package_id, lines, S.PICKING)
 

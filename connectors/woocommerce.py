@@ -98,18 +98,17 @@ class WooCommerceConnector:
         return parse_order(response.json())
 
     def set_tracking(self, shop_id: str, carrier: str, code: str, link: str) -> ShopOrder:
-        """Write the code into meta_data and tell the customer in a note, unless it is there already."""
-        current = self.get_order(shop_id)
-        if (current.tracking_number, current.tracking_link) == (code, link):
-            return current
-        meta = [
-            {"key": key, "value": value}
-            for key, value in zip(TRACKING_KEYS, (code, link, carrier), strict=True)
-        ]
-        response = request(self.client, "PUT", f"{self.base}/orders/{shop_id}", json={"meta_data": meta})
+        """Write the code into meta_data and tell the customer in a note; each step only if not done yet,
+        so a retry after a half-done attempt finishes the job without repeating it."""
+        raw = request(self.client, "GET", f"{self.base}/orders/{shop_id}").json()
+        wanted = dict(zip(TRACKING_KEYS, (code, link, carrier), strict=True))
+        meta = _meta(raw)
+        if any(meta.get(key) != value for key, value in wanted.items()):
+            body = {"meta_data": [{"key": key, "value": value} for key, value in wanted.items()]}
+            raw = request(self.client, "PUT", f"{self.base}/orders/{shop_id}", json=body).json()
         note = " ".join(filter(None, (f"Kargo: {carrier}." if carrier else "", f"Takip no: {code}", link)))
         self.add_note(shop_id, note, customer_note=True)
-        return parse_order(response.json())
+        return parse_order(raw)
 
     def add_note(self, shop_id: str, note: str, customer_note: bool = False) -> None:
         """Add a note, unless the order carries the same one already (a retry after a lost answer)."""

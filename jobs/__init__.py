@@ -11,7 +11,11 @@ from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq import Queue
 
-QUEUE_NAMES = ("default",)
+# Workers take from these in order: the scheduler's tick and the sync cycles first, so a long line of
+# actions never holds up the pulls that keep orders coming in.
+PIPELINE = "pipeline"
+ACTIONS = "actions"
+QUEUE_NAMES = (PIPELINE, ACTIONS)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -23,7 +27,7 @@ def redis_connection() -> Redis:
     return Redis.from_url(current_app.config["REDIS_URL"])
 
 
-def queue(name: str = "default") -> Queue:
+def queue(name: str) -> Queue:
     return Queue(name, connection=redis_connection(), default_timeout=current_app.config["JOB_TIMEOUT"])
 
 

@@ -9,14 +9,18 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
+from rq.job import Job, JobStatus
 
 from extensions import db
-from jobs import job, queue
+from jobs import ACTIONS, PIPELINE, job, queue, redis_connection
 from models import Integration, IntegrationSettings, OrderAction
 from models.base import utcnow
 from sync import actions, pull
 
 log = logging.getLogger(__name__)
+# A job in a queue will run; a scheduled one whose time has passed waits for a scheduler that may be
+# gone (its worker was killed and holds the lock until it expires), so it is queued again.
+WAITING = (JobStatus.QUEUED,)
 
 
 @job
@@ -56,7 +60,7 @@ def tick() -> None:
         )
         db.session.commit()
         if claimed:
-            _enqueue(sync_integration, integration_id)
+            _enqueue(PIPELINE, f"sync-{integration_id}", sync_integration, integration_id)
     dispatch(actions.stale_and_due(now))
 
 
@@ -93,7 +97,7 @@ def dispatch(rows: Iterable[OrderAction]) -> None:
         return
     try:
         for action_id in ids:
-            _enqueue(run_action, action_id)
+            _enqueue(ACTIONS, f"action-{action_id}", run_action, action_id)
     except RedisError as error:
         log.warning("could not queue %d action(s), the sweeper will: %s", len(ids), error)
         return
@@ -101,12 +105,27 @@ def dispatch(rows: Iterable[OrderAction]) -> None:
     db.session.commit()
 
 
-def _enqueue(function: Callable[..., object], *args: object) -> None:
-    queue().enqueue(function, *args, result_ttl=current_app.config["JOB_RESULT_TTL"])
+def _enqueue(queue_name: str, job_id: str, function: Callable[..., object], *args: object) -> None:
+    """Queue a job under a fixed id, unless that job is already waiting in a queue.
+
+    A sweeper that hands out an action twice therefore queues it once; a job whose worker died (status
+    "started" for good) is queued again. A second run of an action is harmless: it claims its row first.
+    """
+    connection = redis_connection()
+    existing = Job.fetch_many([job_id], connection=connection)[0]
+    if existing is not None and existing.get_status(refresh=False) in WAITING:
+        return
+    queue(queue_name).enqueue(function, *args, job_id=job_id, result_ttl=current_app.config["JOB_RESULT_TTL"])
 
 
 def _enqueue_at(moment: datetime, action_id: int) -> None:
     try:
-        queue().enqueue_at(moment, run_action, action_id, result_ttl=current_app.config["JOB_RESULT_TTL"])
+        queue(ACTIONS).enqueue_at(
+            moment,
+            run_action,
+            action_id,
+            job_id=f"action-{action_id}",
+            result_ttl=current_app.config["JOB_RESULT_TTL"],
+        )
     except RedisError as error:
         log.warning("could not schedule action %s, the sweeper will: %s", action_id, error)

@@ -77,7 +77,10 @@ def create_sandbox(world: World | None = None) -> Flask:
             abort(400, f"size must be between 1 and {MAX_PAGE_SIZE}")
         statuses = {value for value in request.args.get("status", "").split(",") if value}
         page = request.args.get("page", 0, type=int)
-        return jsonify(world.listing(start, end, statuses, page, size))
+        ids = {
+            int(value) for value in request.args.get("shipmentPackageIds", "").split(",") if value.isdigit()
+        }
+        return jsonify(world.listing(start, end, statuses, page, size, ids))
 
     @app.put(f"{TRENDYOL}/shipment-packages/<int:package_id>")
     def update_package(seller_id: str, package_id: int) -> ResponseReturnValue:

@@ -227,13 +227,19 @@ class World:
                 if order["status"] == "processing" and self.rng.random() < 0.02:
                     self.set_shop_status(order, "on-hold")
 
-    def listing(self, start: int, end: int, statuses: set[str], page: int, size: int) -> dict[str, Any]:
+    def listing(
+        self, start: int, end: int, statuses: set[str], page: int, size: int, ids: set[int] | None = None
+    ) -> dict[str, Any]:
         with self.lock:
             matching = sorted(
                 (
                     package
                     for package in self.packages.values()
-                    if start <= package["lastModifiedDate"] <= end
+                    if (
+                        package["shipmentPackageId"] in ids
+                        if ids
+                        else start <= package["lastModifiedDate"] <= end
+                    )
                     and (not statuses or package["status"] in statuses)
                 ),
                 key=lambda package: (package["lastModifiedDate"], package["shipmentPackageId"]),

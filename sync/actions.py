@@ -389,6 +389,16 @@ def approve(order: Order, integration: Integration, settings: GeneralSettings, a
         return  # moved on already: nothing to approve
     marketplace = marketplace_for(integration)
     try:
+        # The hub's copy may be a pull behind: ask first, approve only what is still waiting.
+        current = marketplace.get_package(order.package_id)
+        if current is not None and current.status is not CanonicalStatus.CREATED:
+            record(
+                order,
+                "decided",
+                f"not approved: already {current.native_status} on the marketplace",
+                rule=action.rule,
+            )
+            return
         marketplace.approve(order.package_id, _live_lines(order))
     finally:
         marketplace.close()

@@ -204,3 +204,14 @@ def test_woocommerce_lists_what_changed(sandbox: Sandbox) -> None:
     (changed,) = connector.changed_since(before)
     assert (changed.reference, changed.status) == ("hub-1-4", "completed")
     assert connector.changed_since(datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+def test_woocommerce_tracking_finishes_a_half_done_attempt(sandbox: Sandbox) -> None:
+    connector = woo(sandbox)
+    created = connector.create_order(plan("hub-1-5"))
+    (order,) = sandbox.world.shop_orders.values()
+    # The meta was written, then the answer to the note was lost before it was sent.
+    meta = [{"key": "hub_tracking_number", "value": "7261"}, {"key": "hub_tracking_url", "value": ""}]
+    sandbox.world.update_shop_order(order, {"meta_data": [*meta, {"key": "hub_carrier", "value": "Aras"}]})
+    connector.set_tracking(created.shop_id, "Aras", "7261", "")
+    assert [note["note"] for note in order["notes"]] == ["Kargo: Aras. Takip no: 7261"]
