@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
 export HUB_PORT := $(PORT)
+SANDBOX_PORT ?= 5050
+export SANDBOX_PORT
+export SANDBOX_URL ?= http://127.0.0.1:$(SANDBOX_PORT)
 
 PY_STAMP := $(VENV)/.installed
 JS_STAMP := node_modules/.installed
@@ -21,8 +24,9 @@ run: setup
 	@echo ""
 	@echo "  Order Hub is starting on http://127.0.0.1:$(PORT)"
 	@echo "  Sign in as $${DEMO_EMAIL:-demo@example.com} / $${DEMO_PASSWORD:-demo1234}    (Ctrl-C stops everything)"
+	@echo "  The sandbox marketplace and shop: http://127.0.0.1:$(SANDBOX_PORT)"
 	@echo ""
-	$(BIN)/honcho start -f Procfile $(if $(REDIS_URL),web worker,)
+	$(BIN)/honcho start -f Procfile $(if $(REDIS_URL),web worker cron sandbox,)
 
 test: setup chromium lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)

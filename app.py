@@ -48,6 +48,8 @@ def create_app(config: Config | None = None) -> Flask:
         # Behind a reverse proxy: trust its X-Forwarded-* so the login limit sees the client's address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Every HTTP call of a connector is in the order history; the log keeps only what went wrong.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     db.init_app(app)
     migrate.init_app(app, db, directory="migrations", render_as_batch=True, compare_type=True)
@@ -62,9 +64,13 @@ def create_app(config: Config | None = None) -> Flask:
 
     from blueprints.auth import bp as auth_bp
     from blueprints.integrations import bp as integrations_bp
+    from blueprints.orders import bp as orders_bp
+    from blueprints.products import bp as products_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(integrations_bp)
+    app.register_blueprint(orders_bp)
+    app.register_blueprint(products_bp)
 
     from commands import register_commands
 

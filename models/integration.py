@@ -19,6 +19,7 @@ from sync.statuses import CanonicalStatus
 # How the change history names what it cannot show: a replaced secret, a status colour.
 REPLACED = "replaced"
 COLOR_CHANGE_PREFIX = "color:"
+STATUS_MAP_CHANGE_PREFIX = "status_map:"
 
 
 def _enum(enum: type[StrEnum], name: str) -> sa.Enum:
@@ -105,6 +106,23 @@ class Integration(Model):
         mapping = dict(self.shop.default_status_map)
         mapping.update({CanonicalStatus(row.status): row.shop_status for row in self.status_maps})
         return mapping
+
+    def change_status_map(self, mapping: dict[CanonicalStatus, str], actor: str) -> list[str]:
+        """Set the shop status of each canonical status, recording each real change."""
+        rows = {CanonicalStatus(row.status): row for row in self.status_maps}
+        current = self.status_map()
+        changed = []
+        for status, shop_status in mapping.items():
+            if current.get(status) == shop_status:
+                continue
+            row = rows.get(status)
+            if row is None:
+                self.status_maps.append(StatusMap(status=status.value, shop_status=shop_status))
+            else:
+                row.shop_status = shop_status
+            self.log_change(actor, STATUS_MAP_CHANGE_PREFIX + status.value, current.get(status), shop_status)
+            changed.append(status.value)
+        return changed
 
     def log_change(self, actor: str, field: str, old: object, new: object) -> None:
         self.updated_at = utcnow()

@@ -388,3 +388,35 @@ SECTIONS: dict[str, Section] = {
         Section("shipping_vat", _l("Shipment VAT Selection"), None, ShippingVatForm),
     )
 }
+
+
+# ---------------------------------------------------------------------------------------------------
+# The Statuses tab: which shop status each canonical status becomes.
+
+STATUS_FIELD_PREFIX = "status_"
+
+
+class StatusMapForm(FlaskForm):
+    def status_map(self) -> dict[CanonicalStatus, str]:
+        return {status: self[STATUS_FIELD_PREFIX + status.value].data for status in CanonicalStatus}
+
+    def status_fields(self) -> list[tuple[CanonicalStatus, Field]]:
+        return [(status, self[STATUS_FIELD_PREFIX + status.value]) for status in CanonicalStatus]
+
+
+def _status_map_form(statuses: tuple[str, ...]) -> type[StatusMapForm]:
+    fields = {
+        STATUS_FIELD_PREFIX + status.value: SelectField(
+            status.label,
+            choices=[(value, value) for value in statuses],
+            validate_choice=True,
+        )
+        for status in CanonicalStatus
+    }
+    return type("StatusMapForm", (StatusMapForm,), fields)
+
+
+# One form class per shop kind, built once: its choices are that shop's statuses.
+STATUS_MAP_FORMS: dict[str, type[StatusMapForm]] = {
+    kind.key: _status_map_form(kind.shop_statuses) for kind in SHOPS.values()
+}

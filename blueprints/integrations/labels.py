@@ -7,7 +7,7 @@ import dataclasses
 from flask_babel import gettext as _
 
 from blueprints.integrations.forms import PRIORITY_CHOICES, SETTING_TEXT, TRACKING_CODE_CHOICES
-from models.integration import COLOR_CHANGE_PREFIX, REPLACED
+from models.integration import COLOR_CHANGE_PREFIX, REPLACED, STATUS_MAP_CHANGE_PREFIX
 from sync.settings import GeneralSettings
 from sync.statuses import CanonicalStatus
 
@@ -24,6 +24,9 @@ def field_label(field: str) -> str:
     if field.startswith(COLOR_CHANGE_PREFIX):
         status = CanonicalStatus(field.removeprefix(COLOR_CHANGE_PREFIX))
         return _("Colour of %(status)s", status=status.label)
+    if field.startswith(STATUS_MAP_CHANGE_PREFIX):
+        status = CanonicalStatus(field.removeprefix(STATUS_MAP_CHANGE_PREFIX))
+        return _("Shop status for %(status)s", status=status.label)
     other = {
         "name": _("Name"),
         "active": _("Active"),

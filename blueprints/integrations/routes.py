@@ -17,6 +17,8 @@ from blueprints.integrations import bp
 from blueprints.integrations.forms import (
     COLOR_FIELD_PREFIX,
     SECTIONS,
+    STATUS_FIELD_PREFIX,
+    STATUS_MAP_FORMS,
     ActiveForm,
     ColorsForm,
     IntegrationForm,
@@ -122,6 +124,22 @@ def edit_integration(integration_id: int) -> ResponseReturnValue:
         flash(_("Integration “%(name)s” is saved.", name=integration.name), "success")
         return redirect(url_for("integrations.list_integrations"))
     return _render_form(form, integration)
+
+
+@bp.route("/<id:integration_id>/statuses", methods=["GET", "POST"])
+def statuses(integration_id: int) -> ResponseReturnValue:
+    """The Statuses tab: the shop status for each order status, prefilled with the shop's defaults."""
+    integration = _get_integration(integration_id)
+    form_class = STATUS_MAP_FORMS[integration.shop_kind]
+    current = integration.status_map()
+    form = form_class(data={STATUS_FIELD_PREFIX + status.value: value for status, value in current.items()})
+    if form.validate_on_submit():
+        integration.change_status_map(form.status_map(), _account().email)
+        db.session.commit()
+        flash(_("Statuses are saved."), "success")
+        return redirect(url_for("integrations.statuses", integration_id=integration.id))
+    status = 422 if form.errors else 200
+    return render_template("integrations/statuses.html", integration=integration, form=form), status
 
 
 @bp.post("/<id:integration_id>/active")
