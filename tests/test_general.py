@@ -276,3 +276,27 @@ def test_changes_are_recorded_and_shown(seller: Client, integration: Integration
         "tracking_number",
         "package_number",
     )
+
+
+def test_statuses_tab_is_prefilled_and_saves_the_map(seller: Client, integration: Integration) -> None:
+    page = seller.get(f"/integrations/{integration.id}/statuses").get_data(as_text=True)
+    assert 'aria-current="page">Statuses' in page
+    data = {f"status_{status.value}": shop for status, shop in integration.status_map().items()}
+    data["status_Shipped"] = "on-hold"
+    assert seller.post(f"/integrations/{integration.id}/statuses", data=data).status_code == 302
+    db.session.expire_all()
+    assert integration.status_map()[CanonicalStatus.SHIPPED] == "on-hold"
+    assert [change.field for change in integration.latest_changes(5)] == ["status_map:Shipped"]
+    history = seller.get(f"/integrations/{integration.id}/general").get_data(as_text=True)
+    assert "Shop status for Shipped" in history
+
+
+def test_statuses_tab_refuses_a_status_the_shop_does_not_know(
+    seller: Client, integration: Integration
+) -> None:
+    data = {f"status_{status.value}": shop for status, shop in integration.status_map().items()}
+    data["status_Shipped"] = "teleported"
+    response = seller.post(f"/integrations/{integration.id}/statuses", data=data)
+    assert response.status_code == 422 and "Not a valid choice" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert integration.status_map()[CanonicalStatus.SHIPPED] == "completed"
