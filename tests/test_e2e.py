@@ -122,7 +122,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         "HUB_ENV": "development",
         "INSTANCE_PATH": str(tmp_path),
         "DATABASE_URL": database,
-        "REDIS_URL": config.REDIS_URL,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "SECRET_KEY": "e2e",
         "CREDENTIALS_KEY": config.CREDENTIALS_KEY or "",
         "TICK_SECONDS": "1",
