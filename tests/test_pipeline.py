@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from models import (
     StatusMap,
     TransferState,
 )
+from models.base import utcnow
 from sandbox.state import World
 from sync import actions, pull
 from sync.settings import Priority, TrackingCodeSource
@@ -495,3 +497,47 @@ def test_every_step_is_in_the_history(hub: Integration, sandbox: Sandbox) -> Non
     assert received.payload["shipmentPackageId"] == package["shipmentPackageId"]
     done = db.session.scalars(sa.select(OrderAction.state)).all()
     assert set(done) == {ActionState.DONE}
+
+
+# -- Retries and the sweeper ----------------------------------------------------------------------
+
+
+def test_a_rate_limited_action_waits_for_retry_after(hub: Integration, sandbox: Sandbox) -> None:
+    sandbox.order()
+    outcome = pull.sync_integration(hub.id)
+    (transfer,) = [action for action in outcome.actions if action.kind == "transfer"]
+    sandbox.world.faults.update({"rate_limit_rate": 1, "retry_after": 30})
+    before = utcnow()
+    result = actions.run(transfer.id)
+    assert result.retry_at is not None
+    assert timedelta(seconds=29) <= result.retry_at - before <= timedelta(seconds=32)
+    row = db.session.get_one(OrderAction, transfer.id)
+    assert (row.state, row.attempts) == (ActionState.PENDING, 1) and "429" in (row.last_error or "")
+
+
+def test_a_rate_limited_pull_keeps_its_cursor_and_waits(hub: Integration, sandbox: Sandbox) -> None:
+    sandbox.order()
+    sandbox.world.faults.update({"rate_limit_rate": 1, "retry_after": 45})
+    outcome = pull.sync_integration(hub.id)
+    assert outcome.error and "429" in outcome.error
+    db.session.expire_all()
+    assert hub.pull_cursor is None and hub.pull_failures == 1
+    assert hub.next_pull_at is not None and hub.next_pull_at - utcnow() > timedelta(seconds=40)
+
+
+def test_the_sweeper_revives_actions_whose_worker_died(
+    app: Flask, hub: Integration, sandbox: Sandbox
+) -> None:
+    configure(hub, approval_feedback=True)
+    sandbox.order()
+    outcome = pull.sync_integration(hub.id)
+    stuck, forgotten = outcome.actions[0], outcome.actions[1]
+    long_ago = utcnow() - timedelta(seconds=app.config["ACTION_LEASE_SECONDS"] + 1)
+    stuck.state, stuck.claimed_at, stuck.attempts = ActionState.RUNNING, long_ago, 1
+    forgotten.enqueued_at = long_ago
+    db.session.commit()
+    due = actions.stale_and_due(utcnow())
+    assert {action.id for action in due} == {stuck.id, forgotten.id}
+    assert db.session.get_one(OrderAction, stuck.id).state == ActionState.PENDING
+    drain()
+    assert len(sandbox.shop_orders()) == 1

@@ -1,0 +1,75 @@
+"""The sandbox's control endpoints and its Trendyol-shaped rules, over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from sandbox.state import World
+from tests.sandbox_server import Sandbox, serve_sandbox
+
+AUTH = ("sandbox-key", "sandbox-secret")
+AGENT = {"User-Agent": "100200 - OrderHub"}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with serve_sandbox(World()) as sandbox:
+        yield sandbox
+
+
+def test_control_endpoints_drive_both_sides(sandbox: Sandbox) -> None:
+    created = httpx.post(
+        f"{sandbox.url}/_control/packages?count=2", json={"lines": [{"barcode": "8680001000011"}]}
+    )
+    assert created.status_code == 201
+    first = created.json()[0]
+    moved = httpx.post(
+        f"{sandbox.url}/_control/packages/{first['shipmentPackageId']}/status", json={"status": "Shipped"}
+    )
+    assert moved.json()["status"] == "Shipped" and moved.json()["cargoTrackingNumber"]
+    state = httpx.get(f"{sandbox.url}/_control/state").json()
+    assert len(state["packages"]) == 2 and state["shop_orders"] == []
+    assert "Trendyol packages" in httpx.get(sandbox.url).text
+
+
+def test_fault_knobs_refuse_unknown_names(sandbox: Sandbox) -> None:
+    assert httpx.post(f"{sandbox.url}/_control/faults", json={"chaos": 1}).status_code == 400
+    assert httpx.post(f"{sandbox.url}/_control/faults", json={"error_rate": 0.5}).json()["error_rate"] == 0.5
+
+
+def test_listing_follows_trendyols_limits(sandbox: Sandbox) -> None:
+    url = f"{sandbox.marketplace_url}/order/sellers/100200/orders"
+    assert httpx.get(url, params={"size": 201}, auth=AUTH, headers=AGENT).status_code == 400
+    week = 7 * 24 * 3600 * 1000
+    too_long = {"startDate": 1, "endDate": 3 * week}
+    assert httpx.get(url, params=too_long, auth=AUTH, headers=AGENT).status_code == 400
+    assert httpx.get(url, auth=("sandbox-key", "wrong"), headers=AGENT).status_code == 401
+
+
+def test_statuses_only_move_forward_and_only_seller_ones(sandbox: Sandbox) -> None:
+    package = sandbox.order()
+    url = f"{sandbox.marketplace_url}/order/sellers/100200/shipment-packages/{package['shipmentPackageId']}"
+    lines = [{"lineId": line["lineId"], "quantity": line["quantity"]} for line in package["lines"]]
+    invoiced = {"lines": lines, "params": {"invoiceNumber": "A1"}, "status": "Invoiced"}
+    assert httpx.put(url, json=invoiced, auth=AUTH, headers=AGENT).status_code == 200
+    back = {"lines": lines, "params": {}, "status": "Picking"}
+    assert httpx.put(url, json=back, auth=AUTH, headers=AGENT).status_code == 400
+    shipped = {"lines": lines, "params": {}, "status": "Shipped"}
+    assert httpx.put(url, json=shipped, auth=AUTH, headers=AGENT).status_code == 400
+
+
+def test_cancelling_a_line_creates_a_new_package(sandbox: Sandbox) -> None:
+    package = sandbox.order(lines=[{"barcode": "8680001000011"}, {"barcode": "8680001000097"}])
+    packages_url = f"{sandbox.marketplace_url}/order/sellers/100200/shipment-packages"
+    url = f"{packages_url}/{package['shipmentPackageId']}/items/unsupplied"
+    body = {"lines": [{"lineId": package["lines"][0]["lineId"], "quantity": 1}], "reasonId": 500}
+    assert httpx.put(url, json=body, auth=AUTH, headers=AGENT).status_code == 200
+    packages = list(sandbox.world.packages.values())
+    assert len(packages) == 2
+    old, new = packages
+    assert old["status"] == "Cancelled" and len(old["lines"]) == 1
+    assert new["originPackageIds"] == [old["shipmentPackageId"]] and new["createdBy"] == "cancel"
+    assert new["orderNumber"] == old["orderNumber"]
