@@ -113,6 +113,10 @@ def create_sandbox(world: World | None = None) -> Flask:
                 abort(400, "trackingNumber is required")
             if package["status"] not in ("Created", "Picking", "Invoiced", "Shipped"):
                 abort(400, f"package is {package['status']}")
+            if str(package["cargoProviderName"] or "").endswith("Marketplace"):
+                abort(
+                    400, "the tracking number of a Trendyol-contract carrier cannot be changed by the seller"
+                )
             package["cargoTrackingNumber"] = number
             package["cargoProviderName"] = package["cargoProviderName"] or "Satıcı Anlaşmalı Kargo"
             package["lastModifiedDate"] = now_ms()

@@ -73,3 +73,26 @@ def test_cancelling_a_line_creates_a_new_package(sandbox: Sandbox) -> None:
     assert old["status"] == "Cancelled" and len(old["lines"]) == 1
     assert new["originPackageIds"] == [old["shipmentPackageId"]] and new["createdBy"] == "cancel"
     assert new["orderNumber"] == old["orderNumber"]
+
+
+def test_tracking_numbers_only_for_seller_contract_carriers(sandbox: Sandbox) -> None:
+    own, theirs = sandbox.order(), sandbox.order()
+    sandbox.set_status(theirs["shipmentPackageId"], "Shipped")  # a Trendyol-contract carrier took it
+    base = f"{sandbox.marketplace_url}/order/sellers/100200/shipment-packages"
+    body = {"trackingNumber": "SELLER1"}
+    assert (
+        httpx.put(
+            f"{base}/{own['shipmentPackageId']}/update-tracking-number", json=body, auth=AUTH, headers=AGENT
+        ).status_code
+        == 200
+    )
+    assert (
+        httpx.put(
+            f"{base}/{theirs['shipmentPackageId']}/update-tracking-number",
+            json=body,
+            auth=AUTH,
+            headers=AGENT,
+        ).status_code
+        == 400
+    )
+    assert sandbox.package(own["shipmentPackageId"])["cargoTrackingNumber"] == "SELLER1"
