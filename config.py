@@ -83,6 +83,8 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     REMEMBER_COOKIE_HTTPONLY = True
+    # The largest request body (an XML product feed upload), in bytes.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024)))
     # CSRF tokens last the whole session: a panel left open all day must still save.
     WTF_CSRF_TIME_LIMIT = None
     # How many settings changes the General page lists.

@@ -130,6 +130,7 @@ class ShopLine:
     name: str
     quantity: int
     total: Decimal  # what the customer paid for the line, VAT included
+    vat_rate: Decimal
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ fallback to the names Trendyol used before 2025-12-08. Every call carries the ma
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,6 +26,7 @@ from connectors.http import request
 from sync.statuses import CanonicalStatus as S
 
 INTEGRATOR = "OrderHub"
+ISTANBUL_OFFSET = timedelta(hours=3)
 MAX_PAGE_SIZE = 200
 
 # Trendyol's package statuses in the hub's words. UnPacked / Repack (a split in progress) and the
@@ -119,7 +120,15 @@ class TrendyolConnector:
 
     def get_package(self, package_id: str) -> MarketplaceOrder | None:
         """One package as the marketplace holds it now."""
-        params = {"shipmentPackageIds": package_id, "page": 0, "size": 1}
+        # Without dates Trendyol searches the last week only: ask for the two weeks it allows.
+        now = datetime.now(UTC)
+        params = {
+            "shipmentPackageIds": package_id,
+            "startDate": _ms(now - timedelta(days=14)),
+            "endDate": _ms(now),
+            "page": 0,
+            "size": 1,
+        }
         payload = request(self.client, "GET", f"{self.base}/orders", params=params).json()
         content = payload.get("content") or []
         return parse_package(content[0]) if content else None
@@ -173,10 +182,11 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
         order_number=_required(raw, "orderNumber"),
         status=STATUSES[native],
         native_status=native,
-        ordered_at=_time(raw, "orderDate"),
+        # Trendyol gives orderDate as Istanbul wall-clock time in epoch form (GMT+3); the rest is GMT.
+        ordered_at=_time(raw, "orderDate") - ISTANBUL_OFFSET,
         modified_at=_time(raw, "lastModifiedDate")
         if raw.get("lastModifiedDate")
-        else _time(raw, "orderDate"),
+        else _time(raw, "orderDate") - ISTANBUL_OFFSET,
         customer_name=" ".join(
             filter(None, (_text(raw, "customerFirstName"), _text(raw, "customerLastName")))
         ),

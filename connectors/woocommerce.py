@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 
-from connectors.base import Address, Permanent, ShopOrder, ShopOrderPlan
+from connectors.base import Address, Permanent, ShopLine, ShopOrder, ShopOrderPlan
 from connectors.http import request
 
 REFERENCE_KEY = "hub_reference"
@@ -59,16 +60,15 @@ class WooCommerceConnector:
         charge = plan.shipping_charge
         body = {
             "status": plan.status,
-            "set_paid": True,
+            # Paid on the marketplace; `set_paid` would run WooCommerce's payment_complete(), which overrides
+            # the mapped status with its own.
+            "set_paid": False,
             "currency": plan.currency,
             "payment_method": plan.marketplace,
             "payment_method_title": plan.marketplace.title(),
             "billing": {**_address(plan.billing), "email": plan.customer_email},
             "shipping": _address(plan.shipping),
-            "line_items": [
-                {"sku": line.sku, "name": line.name, "quantity": line.quantity, "total": str(line.total)}
-                for line in plan.lines
-            ],
+            "line_items": [_line_item(line) for line in plan.lines],
             "shipping_lines": [
                 {
                     "method_id": "flat_rate",
@@ -143,6 +143,22 @@ class WooCommerceConnector:
             if page >= int(response.headers.get("X-WP-TotalPages", "1")):
                 return orders
             page += 1
+
+
+def _line_item(line: ShopLine) -> dict[str, Any]:
+    """WooCommerce line totals are before tax: the marketplace's VAT-inclusive amount, split."""
+    net = (line.total / (1 + line.vat_rate / 100)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return {
+        "sku": line.sku,
+        "name": line.name,
+        "quantity": line.quantity,
+        "subtotal": str(net),
+        "total": str(net),
+        "meta_data": [
+            {"key": "hub_vat_rate", "value": str(line.vat_rate)},
+            {"key": "hub_vat_amount", "value": str(line.total - net)},
+        ],
+    }
 
 
 def parse_order(raw: Mapping[str, Any]) -> ShopOrder:

@@ -20,7 +20,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _app: Flask | None = None
-_engine_pid: int | None = None
+# The process whose database connections the pool holds; a forked work horse must not use them.
+_engine_pid = os.getpid()
 
 
 def redis_connection() -> Redis:
@@ -41,13 +42,26 @@ def job(function: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(function)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         if has_app_context():
-            _own_connections()
-            return function(*args, **kwargs)
+            return _isolated(function, *args, **kwargs)
         with _worker_app().app_context():
-            _own_connections()
-            return function(*args, **kwargs)
+            return _isolated(function, *args, **kwargs)
 
     return run
+
+
+def _isolated(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """One job, one unit of work: a job that fails leaves no half-done session to the next one (the
+    in-process worker runs every job in the same app context)."""
+    from extensions import db
+
+    _own_connections()
+    try:
+        return function(*args, **kwargs)
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        db.session.remove()
 
 
 def _worker_app() -> Flask:

@@ -60,7 +60,10 @@ def tick() -> None:
         )
         db.session.commit()
         if claimed:
-            _enqueue(PIPELINE, f"sync-{integration_id}", sync_integration, integration_id)
+            try:
+                _enqueue(PIPELINE, f"sync-{integration_id}", sync_integration, integration_id)
+            except RedisError as error:  # the claim runs out after PULL_LEASE_SECONDS: tried again then
+                log.warning("could not queue the sync of integration %s: %s", integration_id, error)
     dispatch(actions.stale_and_due(now))
 
 

@@ -113,7 +113,7 @@ class World:
             package: dict[str, Any] = {
                 "shipmentPackageId": package_id,
                 "orderNumber": str(next(self._order_numbers)),
-                "orderDate": stamp,
+                "orderDate": stamp + 3 * 3600 * 1000,  # GMT+3, as Trendyol sends it
                 "status": spec.get("status", "Created"),
                 "shipmentPackageStatus": spec.get("status", "Created"),
                 "cargoTrackingNumber": None,
@@ -268,6 +268,8 @@ class World:
                     raise LookupError(sku)
                 quantity = int(item.get("quantity", 1))
                 total = Decimal(str(item.get("total") or "0"))
+                meta = {entry["key"]: entry["value"] for entry in item.get("meta_data") or []}
+                tax = Decimal(str(meta.get("hub_vat_amount", "0")))
                 items.append(
                     {
                         "id": 100 + index,
@@ -277,6 +279,7 @@ class World:
                         "quantity": quantity,
                         "subtotal": str(total),
                         "total": str(total),
+                        "total_tax": str(tax),
                         "price": money(total / quantity) if quantity else 0,
                     }
                 )
@@ -313,7 +316,7 @@ class World:
                 "notes": [],
             }
             order["total"] = str(
-                sum(Decimal(item["total"]) for item in items)
+                sum(Decimal(item["total"]) + Decimal(item["total_tax"]) for item in items)
                 + sum(Decimal(line["total"]) + Decimal(line["total_tax"]) for line in shipping)
             )
             self.shop_orders[order_id] = order

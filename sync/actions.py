@@ -29,18 +29,20 @@ from connectors.base import (
 )
 from connectors.carriers import tracking_page
 from connectors.factory import marketplace_for, shop_for
-from connectors.trendyol import SETTABLE
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
 from sync.history import enqueue, open_actions, record
-from sync.ingest import tracking_code
+from sync.ingest import has_successor, tracking_code
 from sync.rules import Action, Event, Facts, decide, tracking_link
 from sync.settings import GeneralSettings
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
+# What the reverse flow may set on the marketplace. Invoiced needs the real invoice number, which the shop
+# does not give; Picking says the seller has started on the order.
+REVERSE_STEPS = (CanonicalStatus.PICKING,)
 COMPLETED_THEN_CANCELLED = (
     "Cancelled on the marketplace after the shop completed it: check the shipment and refund by hand."
 )
@@ -58,7 +60,11 @@ class Outcome:
 
 
 def run(action_id: int) -> Outcome:
-    """Run one action if it is still pending; whatever happens, the outbox row says so afterwards."""
+    """Run one action if it is still pending; whatever happens, the outbox row says so afterwards.
+
+    The claim is the row's `claimed_at`: every later change of the row is guarded by it, so a worker that
+    outlived its lease (and saw the sweeper hand the action to another) changes nothing.
+    """
     now = utcnow()
     claimed = changed(
         sa.update(OrderAction)
@@ -68,42 +74,73 @@ def run(action_id: int) -> Outcome:
     db.session.commit()
     if not claimed:
         return Outcome()  # done, running elsewhere, or superseded
+    claim = Claim(action_id, now)
     action = db.session.get_one(OrderAction, action_id)
-    order = action.order
-    lease = timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"])
+    lease_until = now + timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"])
     leased = changed(
         sa.update(Order)
-        .where(Order.id == order.id, sa.or_(Order.lease_until.is_(None), Order.lease_until < now))
-        .values(lease_until=now + lease)
+        .where(Order.id == action.order_id, sa.or_(Order.lease_until.is_(None), Order.lease_until < now))
+        .values(lease_until=lease_until)
     )
     db.session.commit()
     if not leased:
-        return _later(action, "the order is busy with another action", seconds=2, count=False)
+        return _later(claim, "the order is busy with another action", seconds=2)
+    try:
+        return _attempt(action, claim)
+    finally:
+        db.session.rollback()
+        db.session.execute(
+            sa.update(Order)
+            .where(Order.id == action.order_id, Order.lease_until == lease_until)
+            .values(lease_until=None)
+        )
+        db.session.commit()
+
+
+@dataclass(frozen=True)
+class Claim:
+    action_id: int
+    claimed_at: datetime
+
+    def settle(self, **values: object) -> bool:
+        """Change the row only if it is still this worker's claim."""
+        return changed(
+            sa.update(OrderAction)
+            .where(
+                OrderAction.id == self.action_id,
+                OrderAction.state == ActionState.RUNNING,
+                OrderAction.claimed_at == self.claimed_at,
+            )
+            .values(**values)
+        )
+
+
+def _attempt(action: OrderAction, claim: Claim) -> Outcome:
+    kind, order_id, attempts = action.kind, action.order_id, action.attempts
     try:
         follow_ups = _execute(action)
+        if not claim.settle(state=ActionState.DONE, finished_at=utcnow(), last_error=None):
+            db.session.rollback()  # taken over meanwhile: the other run's outcome counts
+            return Outcome()
+        db.session.commit()
+        return Outcome(ran=True, follow_ups=follow_ups)
     except Deferred as wait:
         db.session.rollback()
-        return _release(_later(action, str(wait), seconds=3, count=False), action)
+        return _later(claim, str(wait), seconds=3)
     except RateLimited as error:
         db.session.rollback()
-        return _release(_retry(action, error, max(error.retry_after, 1.0), "rate_limited"), action)
+        return _retry(claim, order_id, kind, attempts, error, max(error.retry_after, 1.0), "rate_limited")
     except Retryable as error:
         db.session.rollback()
-        return _release(_retry(action, error, _backoff(action.attempts), "unavailable"), action)
+        return _retry(claim, order_id, kind, attempts, error, _backoff(attempts), "unavailable")
     except Permanent as error:
         db.session.rollback()
-        _fail(action, _category(action, error), str(error), error.body)
-    except Exception as error:  # a bug must not leave the row running forever
-        log.exception("action %s (%s) failed", action.id, action.kind)
+        _fail(claim, order_id, kind, _category(kind, error), str(error), error.body)
+    except Exception as error:  # a bug must not leave the row running until its lease runs out
+        log.exception("action %s (%s) failed", claim.action_id, kind)
         db.session.rollback()
-        _fail(action, "internal", f"internal error: {type(error).__name__}: {error}", None)
-    else:
-        action.state = ActionState.DONE
-        action.finished_at = utcnow()
-        action.last_error = None
-        db.session.commit()
-        return _release(Outcome(ran=True, follow_ups=follow_ups), action)
-    return _release(Outcome(ran=True), action)
+        _fail(claim, order_id, kind, "internal", f"internal error: {type(error).__name__}: {error}", None)
+    return Outcome(ran=True)
 
 
 def changed(statement: sa.Update) -> bool:
@@ -112,36 +149,31 @@ def changed(statement: sa.Update) -> bool:
     return result.rowcount > 0
 
 
-def _release(outcome: Outcome, action: OrderAction) -> Outcome:
-    db.session.execute(sa.update(Order).where(Order.id == action.order_id).values(lease_until=None))
-    db.session.commit()
-    return outcome
-
-
-def _later(action: OrderAction, why: str, *, seconds: float, count: bool) -> Outcome:
+def _later(claim: Claim, why: str, *, seconds: float) -> Outcome:
+    """Not this time, and it does not count as an attempt."""
     retry_at = utcnow() + timedelta(seconds=seconds)
-    action = db.session.get_one(OrderAction, action.id)
-    action.state = ActionState.PENDING
-    action.attempts -= 0 if count else 1
-    action.next_attempt_at = retry_at
-    action.enqueued_at = utcnow()
-    log.debug("action %s deferred: %s", action.id, why)
+    claim.settle(
+        state=ActionState.PENDING,
+        attempts=OrderAction.attempts - 1,
+        next_attempt_at=retry_at,
+        enqueued_at=utcnow(),
+    )
+    log.debug("action %s deferred: %s", claim.action_id, why)
     db.session.commit()
     return Outcome(retry_at=retry_at)
 
 
-def _retry(action: OrderAction, error: ConnectorError, delay: float, category: str) -> Outcome:
-    config = current_app.config
-    action = db.session.get_one(OrderAction, action.id)
-    if action.attempts >= config["ACTION_MAX_ATTEMPTS"]:
-        _fail(action, category, f"gave up after {action.attempts} attempts: {error}", error.body)
+def _retry(
+    claim: Claim, order_id: int, kind: str, attempts: int, error: ConnectorError, delay: float, category: str
+) -> Outcome:
+    if attempts >= current_app.config["ACTION_MAX_ATTEMPTS"]:
+        _fail(claim, order_id, kind, category, f"gave up after {attempts} attempts: {error}", error.body)
         return Outcome(ran=True)
-    action.last_error = str(error)
-    record(action.order, "failed", f"{action.kind}: {error} (attempt {action.attempts}, will retry)")
     retry_at = utcnow() + timedelta(seconds=delay)
-    action.state = ActionState.PENDING
-    action.next_attempt_at = retry_at
-    action.enqueued_at = utcnow()
+    if claim.settle(
+        state=ActionState.PENDING, next_attempt_at=retry_at, enqueued_at=utcnow(), last_error=str(error)
+    ):
+        record_for(order_id, "failed", f"{kind}: {error} (attempt {attempts}, will retry)")
     db.session.commit()
     return Outcome(ran=True, retry_at=retry_at)
 
@@ -153,21 +185,23 @@ def _backoff(attempts: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-def _fail(action: OrderAction, category: str, reason: str, body: str | None) -> None:
-    action = db.session.get_one(OrderAction, action.id)
-    action.state = ActionState.FAILED
-    action.finished_at = utcnow()
-    action.last_error = reason
-    action.order.fail(category, reason)
-    record(action.order, "failed", f"{action.kind} failed: {reason}", rule=action.rule, response=body)
+def _fail(claim: Claim, order_id: int, kind: str, category: str, reason: str, body: str | None) -> None:
+    if claim.settle(state=ActionState.FAILED, finished_at=utcnow(), last_error=reason):
+        order = db.session.get_one(Order, order_id)
+        order.fail(category, reason)
+        record(order, "failed", f"{kind} failed: {reason}", response=body)
     db.session.commit()
 
 
-def _category(action: OrderAction, error: Permanent) -> str:
+def record_for(order_id: int, kind: str, summary: str) -> None:
+    record(db.session.get_one(Order, order_id), kind, summary)
+
+
+def _category(kind: str, error: Permanent) -> str:
     text = f"{error} {error.body or ''}"
     if "invalid_product" in text or "No product with SKU" in text:
         return "unknown_product"
-    if action.kind in (Action.APPROVE, Action.MARKETPLACE_STATUS, Action.MARKETPLACE_TRACKING):
+    if kind in (Action.APPROVE, Action.MARKETPLACE_STATUS, Action.MARKETPLACE_TRACKING):
         return "marketplace_refused"
     return "shop_refused"
 
@@ -189,8 +223,9 @@ Executor = Callable[[Order, Integration, GeneralSettings, OrderAction], "list[Or
 def transfer(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> list:
     if order.transferred:
         return []
-    if order.transfer_state == TransferState.IGNORED:
-        record(order, "decided", "not transferred: the seller ignores this order", rule=action.rule)
+    reason = _not_transferable(order)
+    if reason:
+        record(order, "decided", f"not transferred: {reason}", rule=action.rule)
         return []
     shop = shop_for(integration)
     try:
@@ -234,6 +269,19 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
     return follow_ups
 
 
+def _not_transferable(order: Order) -> str | None:
+    """Why an order that was waiting must not go to the shop after all, if it must not."""
+    if order.transfer_state == TransferState.IGNORED:
+        return "the seller ignores this order"
+    if order.canonical_status in CANCELLATIONS:
+        return "cancelled on the marketplace before it reached the shop"
+    if has_successor(order):
+        return "its lines moved to a new package, which goes instead"
+    if not any(not line.cancelled for line in order.lines):
+        return "no line is left to send"
+    return None
+
+
 def _status_facts(order: Order, integration: Integration) -> Facts:
     return Facts(
         Event.STATUS_CHANGED,
@@ -262,7 +310,11 @@ def shop_plan(order: Order, integration: Integration, settings: GeneralSettings)
         shipping=package.shipping_address,
         lines=tuple(
             ShopLine(
-                sku=line.stock_code or line.barcode, name=line.name, quantity=line.quantity, total=line.total
+                sku=line.stock_code or line.barcode,
+                name=line.name,
+                quantity=line.quantity,
+                total=line.total,
+                vat_rate=line.vat_rate,
             )
             for line in lines
         ),
@@ -333,6 +385,10 @@ def shop_cancel(
 ) -> None:
     _require_transfer(order)
     if not order.transferred or order.shop_id is None:
+        return
+    if has_successor(order):
+        # Only some lines were cancelled; the rest live on in a new package of the same shop order.
+        shop_note(order, integration, settings, action)
         return
     target = integration.status_map()[CanonicalStatus.CANCELLED]
     shop = shop_for(integration)
@@ -410,23 +466,22 @@ def marketplace_status(
 ) -> None:
     """The shop's status, back to the marketplace: as far as the marketplace lets a seller move it."""
     target = shop_to_canonical(integration, order.shop_status or "")
-    current = order.canonical_status
-    if target is None or current is None:
-        return
-    if target in CANCELLATIONS:
-        steps = [] if current in CANCELLATIONS else [CanonicalStatus.UNSUPPLIED]
-    else:
-        steps = [step for step in SETTABLE if RANK[current] < RANK[step] <= RANK[target]]
-    if not steps:
-        record(
-            order,
-            "decided",
-            f"{target.value} is not the seller's to set on the marketplace",
-            rule=action.rule,
-        )
+    if target is None or order.canonical_status is None:
         return
     marketplace = marketplace_for(integration)
     try:
+        # Where the package is now, not where the hub last saw it: a retry after a half-done push, or a
+        # marketplace that moved on meanwhile, then sends only what is still ahead.
+        live = marketplace.get_package(order.package_id)
+        current = live.status if live is not None else order.canonical_status
+        if target in CANCELLATIONS:
+            steps = [] if current in CANCELLATIONS else [CanonicalStatus.UNSUPPLIED]
+        else:
+            steps = [step for step in REVERSE_STEPS if RANK[current] < RANK[step] <= RANK[target]]
+        if not steps:
+            summary = f"nothing to send for {target.value}: the marketplace is at {current.value}"
+            record(order, "decided", summary, rule=action.rule)
+            return
         for step in steps:
             marketplace.push_status(order.package_id, _live_lines(order), step)
             record(order, "sent", f"marketplace status → {step.value} (from the shop)", rule=action.rule)

@@ -23,6 +23,7 @@ from sync.history import enqueue, open_actions, record
 from sync.rules import TO_MARKETPLACE, Event, Facts, decide
 from sync.settings import GeneralSettings, TrackingCodeSource
 from sync.statuses import CANCELLATIONS, CanonicalStatus, moves_forward
+from sync.stock import give_back
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,10 @@ def broken(
         digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
         package_id = f"unreadable-{digest}"
     order = _find(integration, package_id)
+    if order is not None and order.status is not None:
+        # An order read before: keep what the hub knows, and say that the latest copy was unreadable.
+        record(order, "failed", f"an update of the package could not be read: {reason}", payload=_masked(raw))
+        return order
     if order is None:
         order = Order(
             account_id=integration.account_id,
@@ -95,7 +100,7 @@ def broken(
         )
         db.session.add(order)
     if order.error_reason != reason:
-        record(order, "failed", f"the package could not be read: {reason}", payload=raw)
+        record(order, "failed", f"the package could not be read: {reason}", payload=_masked(raw))
     order.fail(category, reason)
     order.raw = raw
     return order
@@ -166,7 +171,7 @@ def _ingest_one(
         order,
         "received",
         f"{'new package' if first_sight else 'package updated'}: {package.native_status}",
-        payload=package.raw,
+        payload=_masked(package.raw),
     )
     if first_sight:
         result.new += 1
@@ -175,7 +180,9 @@ def _ingest_one(
 
     if origin is not None:
         record(order, "changed", f"split from package {origin.package_id}: same order, same shop order")
-        return
+        if origin.transferred:
+            return
+        # The origin never reached the shop: this package carries the order there in its place.
     events = []
     if first_sight:
         events.append(Event.NEW_ORDER)
@@ -183,8 +190,10 @@ def _ingest_one(
         if order.marketplace_echo and _is_echo(order.marketplace_echo, package.status):
             record(order, "changed", f"the marketplace confirms {package.status.value}, which the shop sent")
             order.marketplace_echo = None
+            if package.status in CANCELLATIONS:
+                give_back(order, rule="decrease_stock")  # not news for the shop, but the stock comes back
         elif package.status in CANCELLATIONS:
-            events.append(Event.LINES_CANCELLED if _has_successor(order) else Event.CANCELLED)
+            events.append(Event.LINES_CANCELLED if has_successor(order) else Event.CANCELLED)
         else:
             events.append(Event.STATUS_CHANGED)
     new_code = tracking_code(order, settings.tracking_code_source)
@@ -271,13 +280,34 @@ def _origin(integration: Integration, package: MarketplaceOrder) -> Order | None
     )
 
 
-def _has_successor(order: Order) -> bool:
+def has_successor(order: Order) -> bool:
+    """Whether the order's lines live on in a newer package (Trendyol's line cancellation)."""
     return (
         db.session.scalar(
             sa.select(Order.id).where(Order.origin_id == order.id, Order.status.not_in(list(CANCELLATIONS)))
         )
         is not None
     )
+
+
+# Personal and tax identifiers a seller does not need to read in an order's history.
+MASKED_KEYS = frozenset({"identityNumber", "taxNumber"})
+
+
+def _masked(value: Any) -> Any:
+    """A copy of a payload with identity and tax numbers cut to their last two characters."""
+    if isinstance(value, dict):
+        return {
+            key: (
+                "•" * max(len(str(item)) - 2, 0) + str(item)[-2:]
+                if key in MASKED_KEYS and item
+                else _masked(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
 
 
 def _is_echo(echo: str, status: CanonicalStatus) -> bool:

@@ -31,6 +31,7 @@ MAX_WINDOW = timedelta(days=14)
 @dataclass
 class SyncOutcome:
     ran: bool = False
+    pulled: bool = False
     result: IngestResult = field(default_factory=IngestResult)
     shop_changes: int = 0
     error: str | None = None
@@ -66,7 +67,11 @@ def sync_integration(integration_id: int) -> SyncOutcome:
         ):
             _poll_shop(integration, outcome)
     finally:
-        integration.pull_lease_until = None
+        db.session.rollback()  # whatever an error left half done; each step above committed its own work
+        values: dict[str, object] = {"pull_lease_until": None}
+        if not outcome.pulled:  # a pull sets its own next time (interval, or backoff after a failure)
+            values["next_pull_at"] = now + timedelta(seconds=integration.pull_interval)
+        db.session.execute(sa.update(Integration).where(Integration.id == integration_id).values(**values))
         db.session.commit()
     return outcome
 
@@ -95,12 +100,15 @@ def _pull(integration: Integration, outcome: SyncOutcome) -> None:
     except ConnectorError as error:
         _pull_failed(integration, error)
         outcome.error = str(error)
+        outcome.pulled = True
         return
     finally:
         marketplace.close()
 
     settings = integration.settings.to_domain()
-    batch = list(packages.values())
+    # Packages split from another before all others, across the whole pull, so an origin's cancellation
+    # is read knowing its successor; then oldest first.
+    batch = sorted(packages.values(), key=lambda p: (not p.origin_package_ids, p.modified_at))
     size = config["INGEST_BATCH"]
     for index in range(0, max(len(batch), 1), size):
         chunk = batch[index : index + size]
@@ -108,14 +116,16 @@ def _pull(integration: Integration, outcome: SyncOutcome) -> None:
         db.session.commit()
         outcome.result.add(part)
     outcome.actions.extend(outcome.result.actions)
-    newest = max((package.modified_at for package in batch), default=None)
-    if newest and (integration.pull_cursor is None or newest > integration.pull_cursor):
-        integration.pull_cursor = newest
+    # Everything up to `now` has been read: the next pull starts from what it saw, or from `now` less the
+    # overlap, so a quiet integration's window does not grow back towards the marketplace's history limit.
+    seen = [package.modified_at for package in batch]
+    integration.pull_cursor = max([*seen, now - overlap, *filter(None, [integration.pull_cursor])])
     integration.last_pull_at = now
     integration.next_pull_at = now + timedelta(seconds=integration.pull_interval)
     integration.last_pull_error = None
     integration.pull_failures = 0
     db.session.commit()
+    outcome.pulled = True
 
 
 def _pull_failed(integration: Integration, error: ConnectorError) -> None:

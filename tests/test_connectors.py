@@ -159,7 +159,7 @@ def plan(reference: str, sku: str = "TS-BEYAZ-M") -> ShopOrderPlan:
         customer_email="ayse@example.com",
         billing=address,
         shipping=address,
-        lines=(ShopLine(sku, "Tişört", 2, Decimal("299.80")),),
+        lines=(ShopLine(sku, "Tişört", 2, Decimal("299.80"), Decimal(10)),),
         shipping_charge=ShippingCharge("Trendyol Kargo", Decimal("29.16"), Decimal("5.83"), Decimal(20)),
     )
 
@@ -172,8 +172,11 @@ def test_woocommerce_creates_by_sku_and_finds_by_reference(sandbox: Sandbox) -> 
     assert connector.find_order("hub-1") is None  # a search hit is not a match
     (order,) = sandbox.shop_orders()
     assert order["line_items"][0]["sku"] == "TS-BEYAZ-M" and order["status"] == "processing"
+    item = order["line_items"][0]
+    assert (item["total"], item["total_tax"]) == ("272.55", "27.25")  # 299.80 with 10 % VAT, split
     shipping = order["shipping_lines"][0]
     assert (shipping["total"], shipping["total_tax"]) == ("29.16", "5.83")
+    assert order["status"] == "processing"
 
 
 def test_woocommerce_refuses_an_unknown_sku(sandbox: Sandbox) -> None:
@@ -215,3 +218,10 @@ def test_woocommerce_tracking_finishes_a_half_done_attempt(sandbox: Sandbox) -> 
     sandbox.world.update_shop_order(order, {"meta_data": [*meta, {"key": "hub_carrier", "value": "Aras"}]})
     connector.set_tracking(created.shop_id, "Aras", "7261", "")
     assert [note["note"] for note in order["notes"]] == ["Kargo: Aras. Takip no: 7261"]
+
+
+def test_order_date_is_read_as_istanbul_time() -> None:
+    package = World().create_package()
+    order = parse_package(package)
+    assert order.ordered_at == datetime.fromtimestamp(package["orderDate"] / 1000, UTC) - timedelta(hours=3)
+    assert abs(order.ordered_at - order.modified_at) < timedelta(seconds=1)

@@ -255,14 +255,14 @@ def _seller_changes(sandbox: Sandbox, package: dict[str, Any], **change: Any) ->
     sandbox.world.update_shop_order(shop_order, change)
 
 
-@pytest.mark.parametrize(("on", "expected"), [(True, "Invoiced"), (False, "Created")])
+@pytest.mark.parametrize(("on", "expected"), [(True, "Picking"), (False, "Created")])
 def test_reverse_flow_sends_the_shops_status_back(
     hub: Integration, sandbox: Sandbox, on: bool, expected: str
 ) -> None:
     configure(hub, reverse_flow=on)
     package = sandbox.order()
     cycle(hub)
-    _seller_changes(sandbox, package, status="completed")  # shipped by the seller: Picking, then Invoiced
+    _seller_changes(sandbox, package, status="completed")  # the seller sent it: Picking on the marketplace
     cycle(hub)
     assert sandbox.package(package["shipmentPackageId"])["status"] == expected
     requests_before = len(sandbox.world.requests)
@@ -350,6 +350,8 @@ def test_a_cancellation_puts_the_stock_back_once(
     tshirt, _ = _products(account)
     package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 3}])
     cycle(hub)
+    db.session.refresh(tshirt)
+    assert tshirt.stock == 7
     sandbox.set_status(package["shipmentPackageId"], "Cancelled")
     cycle(hub)
     hub.pull_cursor = None
@@ -541,3 +543,53 @@ def test_the_sweeper_revives_actions_whose_worker_died(
     assert db.session.get_one(OrderAction, stuck.id).state == ActionState.PENDING
     drain()
     assert len(sandbox.shop_orders()) == 1
+
+
+# -- Orders that change before they reach the shop -----------------------------------------------
+
+
+def test_an_order_cancelled_before_its_transfer_never_reaches_the_shop(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    package = sandbox.order()
+    pull.sync_integration(hub.id)  # the transfer is queued, not run yet
+    sandbox.set_status(package["shipmentPackageId"], "Cancelled")
+    cycle(hub)
+    assert sandbox.shop_orders() == []
+    assert any(
+        "cancelled on the marketplace before" in summary for _, _, summary in history(order_for(package))
+    )
+
+
+def test_a_split_before_the_transfer_sends_the_lines_that_are_left(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 2}, {"barcode": OIL, "quantity": 1}])
+    pull.sync_integration(hub.id)
+    oil_line = next(line for line in package["lines"] if line["barcode"] == OIL)
+    with sandbox.world.lock:
+        successor = sandbox.world.cancel_lines(
+            sandbox.package(package["shipmentPackageId"]), {oil_line["lineId"]}
+        )
+    assert successor is not None
+    cycle(hub)
+    (shop_order,) = sandbox.shop_orders()
+    assert [item["sku"] for item in shop_order["line_items"]] == ["TS-BEYAZ-M"]
+    assert shop_order["status"] == "processing"
+    assert order_for(successor).shop_id == str(shop_order["id"])
+
+
+def test_a_cancellation_the_shop_sent_still_returns_the_stock(
+    hub: Integration, sandbox: Sandbox, account: Account
+) -> None:
+    configure(hub, decrease_stock=True, reverse_flow=True)
+    tshirt, _ = _products(account)
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 3}])
+    cycle(hub)
+    _seller_changes(sandbox, package, status="cancelled")
+    cycle(hub)  # the hub unsupplies the lines on the marketplace
+    assert sandbox.package(package["shipmentPackageId"])["status"] == "Cancelled"
+    cycle(hub)  # the marketplace reports the cancellation the hub asked for
+    db.session.refresh(tshirt)
+    assert tshirt.stock == 10
+    assert sandbox.shop_order_for(package["shipmentPackageId"])["status"] == "cancelled"  # type: ignore[index]

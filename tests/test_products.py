@@ -57,7 +57,19 @@ def test_bad_product_input_is_refused(seller: Client, account: Account) -> None:
         ({"barcode": "", "name": "X", "stock": "1"}, "This field is required."),
         ({"barcode": "9", "name": "X", "stock": "many"}, "Not a valid integer value."),
         ({"barcode": "123", "name": "X", "stock": "1"}, "already have a product with this barcode"),
-        ({"barcode": "9", "name": "X", "stock": "1", "price": "-1"}, "Number must be at least 0"),
+        (
+            {"barcode": "9", "name": "X", "stock": "1", "price": "-1"},
+            "Enter a price from 0 to 9,999,999,999.",
+        ),
+        (
+            {"barcode": "9", "name": "X", "stock": "1", "price": "1e15"},
+            "Enter a price from 0 to 9,999,999,999.",
+        ),
+        (
+            {"barcode": "9", "name": "X", "stock": "1", "price": "NaN"},
+            "Enter a price from 0 to 9,999,999,999.",
+        ),
+        ({"barcode": "9", "name": "X", "stock": "99999999999"}, "Number must be between"),
     ]
     for data, message in cases:
         response = seller.post("/products/new", data=data)
@@ -82,11 +94,17 @@ def test_import_adds_and_updates_by_barcode(seller: Client, account: Account) ->
 
 def test_a_bad_row_imports_nothing_and_says_which(seller: Client, account: Account) -> None:
     bad = FEED.replace(b"<stok>4</stok>", b"<stok>four</stok>").replace(b"<vat>10</vat>", b"<vat>7</vat>")
+    bad = bad.replace(
+        b"</products>",
+        b"<product><barcode>1</barcode><name>x</name><stock>9999999999</stock>"
+        b"<price>NaN</price></product></products>",
+    )
     response = upload(seller, bad)
     text = response.get_data(as_text=True)  # type: ignore[attr-defined]
     assert response.status_code == 422  # type: ignore[attr-defined]
     assert "Row 1: barcode 8680001000011: VAT 7 is not 0, 1, 10 or 20." in text
-    assert "Row 2: barcode 8680001000097: stock four is not a whole number." in text
+    assert "Row 2: barcode 8680001000097: stock four is not a whole number up to 1,000,000,000." in text
+    assert "Row 3: barcode 1: stock 9999999999 is not a whole number up to 1,000,000,000." in text
     assert products() == {}
 
 

@@ -17,6 +17,7 @@ from extensions import db
 from jobs.tasks import dispatch
 from models import Integration, Order, TransferState
 from sync import actions
+from sync.statuses import CANCELLATIONS
 
 PAGE_SIZE = 100
 
@@ -68,7 +69,11 @@ def transfer(order_id: int) -> ResponseReturnValue:
     """Transfer: send a waiting order to the shop now."""
     order = _get_order(order_id)
     if EmptyForm().validate_on_submit():
-        if order.status is None or order.transferred or order.transfer_state == TransferState.IGNORED:
+        if (
+            order.canonical_status in (None, *CANCELLATIONS)
+            or order.transferred
+            or order.transfer_state == TransferState.IGNORED
+        ):
             flash(_("Order %(number)s cannot be transferred now.", number=order.order_number), "warning")
         else:
             queued = actions.request_transfer(order)

@@ -84,10 +84,12 @@ def _product(row: Element) -> FeedProduct:
         raise ValueError(_("barcode %(barcode)s: the name is missing.", barcode=values["barcode"]))
     try:
         stock = int(values["stock"] or "0")
+        if not -(10**6) <= stock <= 10**9:
+            raise ValueError(values["stock"])
     except ValueError:
         raise ValueError(
             _(
-                "barcode %(barcode)s: stock %(value)s is not a whole number.",
+                "barcode %(barcode)s: stock %(value)s is not a whole number up to 1,000,000,000.",
                 barcode=values["barcode"],
                 value=values["stock"],
             )
@@ -96,6 +98,8 @@ def _product(row: Element) -> FeedProduct:
     if values["price"]:
         try:
             price = Decimal(values["price"].replace(",", "."))
+            if not price.is_finite() or not 0 <= price < 10**10:
+                raise InvalidOperation(values["price"])
         except InvalidOperation:
             raise ValueError(
                 _(
