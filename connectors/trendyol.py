@@ -47,8 +47,9 @@ STATUSES: Mapping[str, S] = {
     "Repack": S.PICKING,
     "Verified": S.CREATED,
 }
-# What the seller may set through the API, in order.
-SETTABLE = {S.PICKING: "Picking", S.INVOICED: "Invoiced"}
+# What the hub sets through the API. Invoiced is the seller's too, but needs the real invoice number,
+# which the hub does not have.
+SETTABLE = {S.PICKING: "Picking"}
 
 # Carriers named by the first three digits of cargoTrackingNumber.
 CARRIER_PREFIXES = {
@@ -144,16 +145,13 @@ class TrendyolConnector:
             request(self.client, "PUT", url, json=cancel)
             return
         if status not in SETTABLE:
-            raise Permanent(
-                f"Trendyol sets {status.value} itself; a seller can set only Picking or Invoiced."
-            )
+            # Invoiced is the seller's too, but needs the real invoice number.
+            raise Permanent(f"The hub cannot set {status.value} on Trendyol, only Picking.")
         body: dict[str, Any] = {
             "lines": [{"lineId": int(line_id), "quantity": quantity} for line_id, quantity in lines],
             "params": {},
             "status": SETTABLE[status],
         }
-        if status is S.INVOICED:
-            body["params"] = {"invoiceNumber": f"HUB{package_id}"}
         request(self.client, "PUT", f"{self.base}/shipment-packages/{package_id}", json=body)
 
     def push_tracking(self, package_id: str, tracking_number: str) -> None:

@@ -38,6 +38,7 @@ class Order(Model):
     __table_args__ = (
         sa.UniqueConstraint("integration_id", "package_id", name="uq_orders_integration_package"),
         sa.Index("ix_orders_account_recent", "account_id", "id"),
+        sa.Index("ix_orders_integration_reference", "integration_id", "reference"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,7 +47,7 @@ class Order(Model):
     package_id: Mapped[str] = mapped_column(sa.String(64))
     order_number: Mapped[str] = mapped_column(sa.String(64), index=True)
     # The package this one was split from (Trendyol re-creates a package when a line is cancelled).
-    origin_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id", ondelete="SET NULL"))
+    origin_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id", ondelete="SET NULL"), index=True)
     # The hub's reference in the shop order's meta_data: the first package of the chain.
     reference: Mapped[str] = mapped_column(sa.String(80))
 
