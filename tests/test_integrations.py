@@ -25,6 +25,7 @@ NEW = {
     "shop_consumer_secret": "cs_new",
     "own_shipping_agreement": "y",
     "active": "y",
+    "pull_interval": "60",
 }
 
 
@@ -42,10 +43,10 @@ def test_list_shows_the_accounts_integrations_only(seller: Client, integration: 
 
 
 def test_create_stores_encrypted_credentials_and_default_settings(seller: Client, account: Account) -> None:
-    response = seller.post("/integrations/new", data=NEW)
+    response = seller.post("/integrations/new", data={**NEW, "pull_interval": "30"})
     assert response.status_code == 302
     integration = db.session.scalar(sa.select(Integration))
-    assert integration is not None
+    assert integration is not None and integration.pull_interval == 30
     assert response.headers["Location"] == f"/integrations/{integration.id}/general"
     assert integration.account_id == account.id
     assert integration.own_shipping_agreement and integration.active
@@ -63,6 +64,7 @@ def test_create_refuses_bad_input_and_creates_nothing(seller: Client, integratio
         ({"shop_base_url": "ftp://shop"}, "starts with https://"),
         ({"marketplace_api_secret": ""}, "Required."),
         ({"marketplace_kind": "amazon"}, "Not a valid choice"),
+        ({"pull_interval": "5"}, "Enter a number of seconds from 10 to 3600."),
         ({"name": integration.name}, "already have an integration with this name"),
     ]
     for change, message in cases:

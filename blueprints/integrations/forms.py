@@ -65,6 +65,15 @@ class IntegrationForm(FlaskForm):
         ),
     )
     active = BooleanField(_l("Active"), default=True)
+    pull_interval = IntegerField(
+        _l("Retrieve orders every (seconds)"),
+        default=60,
+        description=_l("How often the marketplace is asked for new and changed orders: 10 to 3600 seconds."),
+        validators=[
+            InputRequired(message=_l("Enter a number of seconds from 10 to 3600.")),
+            NumberRange(10, 3600, message=_l("Enter a number of seconds from 10 to 3600.")),
+        ],
+    )
 
     def validate_marketplace_base_url(self, field: Field) -> None:
         _http_url(field)

@@ -30,6 +30,7 @@ def field_label(field: str) -> str:
     other = {
         "name": _("Name"),
         "active": _("Active"),
+        "pull_interval": _("Retrieve orders every (seconds)"),
         "own_shipping_agreement": _("Own shipping agreement"),
         "marketplace_base_url": _("Marketplace API address"),
         "shop_base_url": _("E-commerce site address"),

@@ -300,6 +300,7 @@ def _fill(integration: Integration, form: IntegrationForm) -> None:
         "shop_base_url": form.shop_base_url.data,
         "own_shipping_agreement": form.own_shipping_agreement.data,
         "active": form.active.data,
+        "pull_interval": form.pull_interval.data,
     }
     if integration.id is None:
         integration.marketplace_kind = form.marketplace_kind.data
