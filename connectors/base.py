@@ -185,8 +185,8 @@ class MarketplaceConnector(Protocol):
 class ShopConnector(Protocol):
     def close(self) -> None: ...
 
-    def find_order(self, reference: str) -> ShopOrder | None:
-        """The shop order carrying the hub's reference, if one was created already."""
+    def find_order(self, reference: str, since: datetime | None = None) -> ShopOrder | None:
+        """The shop order carrying the hub's reference, if one was created already (since `since`)."""
         ...
 
     def create_order(self, plan: ShopOrderPlan) -> ShopOrder: ...

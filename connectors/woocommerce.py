@@ -9,7 +9,7 @@ sees. Tracking numbers the seller enters through the Shipment Tracking extension
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -46,12 +46,19 @@ class WooCommerceConnector:
     def close(self) -> None:
         self.client.close()
 
-    def find_order(self, reference: str) -> ShopOrder | None:
-        # `search` narrows the list; only an exact meta match counts.
+    def find_order(self, reference: str, since: datetime | None = None) -> ShopOrder | None:
+        """The shop order carrying the reference. `search` first (only an exact meta match counts); many
+        stores' search does not look into custom meta, so then the orders changed since `since` are read
+        and matched one by one."""
         response = request(
             self.client, "GET", f"{self.base}/orders", params={"search": reference, "per_page": PER_PAGE}
         )
         for raw in response.json():
+            if _meta(raw).get(REFERENCE_KEY) == reference:
+                return parse_order(raw)
+        if since is None:
+            return None
+        for raw in self._changed_raw(since):
             if _meta(raw).get(REFERENCE_KEY) == reference:
                 return parse_order(raw)
         return None
@@ -123,7 +130,9 @@ class WooCommerceConnector:
         )
 
     def changed_since(self, since: datetime) -> Sequence[ShopOrder]:
-        orders: list[ShopOrder] = []
+        return [parse_order(raw) for raw in self._changed_raw(since) if _meta(raw).get(REFERENCE_KEY)]
+
+    def _changed_raw(self, since: datetime) -> Iterator[dict[str, Any]]:
         page = 1
         while True:
             response = request(
@@ -139,9 +148,9 @@ class WooCommerceConnector:
                     "order": "asc",
                 },
             )
-            orders.extend(parse_order(raw) for raw in response.json() if _meta(raw).get(REFERENCE_KEY))
+            yield from response.json()
             if page >= int(response.headers.get("X-WP-TotalPages", "1")):
-                return orders
+                return
             page += 1
 
 

@@ -159,7 +159,14 @@ def create_sandbox(world: World | None = None) -> Flask:
             orders = [
                 order
                 for order in world.shop_orders.values()
-                if (not search or any(search in str(meta["value"]) for meta in order["meta_data"]))
+                if (
+                    not search
+                    or (
+                        world.faults.search_covers_meta
+                        and any(search in str(m["value"]) for m in order["meta_data"])
+                    )
+                    or search in str(order["id"])
+                )
                 and (not modified_after or order["date_modified_gmt"] > modified_after)
             ]
             orders.sort(key=lambda order: order["id"])

@@ -54,6 +54,7 @@ class Faults:
     timeout_seconds: float = 3.0
     timeout_method: str = ""  # only answers to this method are lost ("" for all)
     duplicate_rate: float = 0.0  # share of listing pages that repeat packages of the page before
+    search_covers_meta: bool = True  # off: the shop's order search ignores custom meta, as many stores do
 
     def update(self, values: dict[str, Any]) -> None:
         for name, value in values.items():

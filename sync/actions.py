@@ -229,7 +229,8 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
         return []
     shop = shop_for(integration)
     try:
-        found = shop.find_order(order.reference)
+        # A lost answer can only have created the order after the hub first saw it.
+        found = shop.find_order(order.reference, since=order.created_at - timedelta(hours=1))
         if found is not None:
             record(
                 order,

@@ -224,3 +224,13 @@ def test_order_date_is_read_as_istanbul_time() -> None:
     order = parse_package(package)
     assert order.ordered_at == datetime.fromtimestamp(package["orderDate"] / 1000, UTC) - timedelta(hours=3)
     assert abs(order.ordered_at - order.modified_at) < timedelta(seconds=1)
+
+
+def test_woocommerce_finds_by_reference_when_search_ignores_meta(sandbox: Sandbox) -> None:
+    sandbox.world.faults.update({"search_covers_meta": False})
+    connector = woo(sandbox)
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    created = connector.create_order(plan("hub-1-6"))
+    assert connector.find_order("hub-1-6") is None  # search alone misses it on such a store
+    assert connector.find_order("hub-1-6", since=before) == created
+    assert connector.find_order("hub-1-7", since=before) is None

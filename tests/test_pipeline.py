@@ -461,8 +461,12 @@ def test_replayed_and_duplicated_pages_change_nothing(app: Flask, hub: Integrati
     assert transfers == 7
 
 
-def test_a_lost_answer_never_creates_twice(app: Flask, hub: Integration, sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("search_covers_meta", [True, False])
+def test_a_lost_answer_never_creates_twice(
+    app: Flask, hub: Integration, sandbox: Sandbox, search_covers_meta: bool
+) -> None:
     app.config["CONNECTOR_TIMEOUT"] = 0.5
+    sandbox.world.faults.update({"search_covers_meta": search_covers_meta})
     package = sandbox.order()
     outcome = pull.sync_integration(hub.id)
     (transfer,) = [action for action in outcome.actions if action.kind == "transfer"]
