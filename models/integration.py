@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
@@ -109,20 +110,15 @@ class Integration(Model):
 
     def change_status_map(self, mapping: dict[CanonicalStatus, str], actor: str) -> list[str]:
         """Set the shop status of each canonical status, recording each real change."""
-        rows = {CanonicalStatus(row.status): row for row in self.status_maps}
-        current = self.status_map()
-        changed = []
-        for status, shop_status in mapping.items():
-            if current.get(status) == shop_status:
-                continue
-            row = rows.get(status)
-            if row is None:
-                self.status_maps.append(StatusMap(status=status.value, shop_status=shop_status))
-            else:
-                row.shop_status = shop_status
-            self.log_change(actor, STATUS_MAP_CHANGE_PREFIX + status.value, current.get(status), shop_status)
-            changed.append(status.value)
-        return changed
+        return self._change_overrides(
+            self.status_maps,
+            StatusMap,
+            "shop_status",
+            self.status_map(),
+            mapping,
+            STATUS_MAP_CHANGE_PREFIX,
+            actor,
+        )
 
     def log_change(self, actor: str, field: str, old: object, new: object) -> None:
         self.updated_at = utcnow()
@@ -142,18 +138,40 @@ class Integration(Model):
         return changed
 
     def change_status_colors(self, colors: dict[CanonicalStatus, str], actor: str) -> list[str]:
-        current = {CanonicalStatus(row.status): row for row in self.status_colors}
-        effective = self.status_color_map()
+        """Set the colour of each canonical status, recording each real change."""
+        return self._change_overrides(
+            self.status_colors,
+            StatusColor,
+            "color",
+            self.status_color_map(),
+            colors,
+            COLOR_CHANGE_PREFIX,
+            actor,
+        )
+
+    def _change_overrides(
+        self,
+        rows: list[Any],
+        row_class: type[StatusColor] | type[StatusMap],
+        attribute: str,
+        effective: dict[CanonicalStatus, str],
+        wanted: dict[CanonicalStatus, str],
+        prefix: str,
+        actor: str,
+    ) -> list[str]:
+        """Per-status choices over a default (colours, shop statuses): a row for each status the seller
+        changed, each real change recorded; returns the statuses that changed."""
+        by_status = {CanonicalStatus(row.status): row for row in rows}
         changed = []
-        for status, color in colors.items():
-            if effective.get(status) == color:
+        for status, value in wanted.items():
+            if effective.get(status) == value:
                 continue
-            row = current.get(status)
+            row = by_status.get(status)
             if row is None:
-                self.status_colors.append(StatusColor(status=status.value, color=color))
+                rows.append(row_class(status=status.value, **{attribute: value}))
             else:
-                row.color = color
-            self.log_change(actor, COLOR_CHANGE_PREFIX + status.value, effective.get(status), color)
+                setattr(row, attribute, value)
+            self.log_change(actor, prefix + status.value, effective.get(status), value)
             changed.append(status.value)
         return changed
 
