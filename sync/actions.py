@@ -24,6 +24,7 @@ from connectors.base import (
     RateLimited,
     Retryable,
     ShippingCharge,
+    ShopConnector,
     ShopLine,
     ShopOrderPlan,
 )
@@ -132,7 +133,7 @@ def _attempt(action: OrderAction, claim: Claim) -> Outcome:
         return _retry(claim, order_id, kind, attempts, error, max(error.retry_after, 1.0), "rate_limited")
     except Retryable as error:
         db.session.rollback()
-        return _retry(claim, order_id, kind, attempts, error, _backoff(attempts), "unavailable")
+        return _retry(claim, order_id, kind, attempts, error, backoff(attempts), "unavailable")
     except Permanent as error:
         db.session.rollback()
         _fail(claim, order_id, kind, _category(kind, error), str(error), error.body)
@@ -178,7 +179,7 @@ def _retry(
     return Outcome(ran=True, retry_at=retry_at)
 
 
-def _backoff(attempts: int) -> float:
+def backoff(attempts: int) -> float:
     """Exponential with full jitter: a crowd of failed actions does not come back at the same second."""
     config = current_app.config
     ceiling = min(config["ACTION_BACKOFF_MAX"], config["ACTION_BACKOFF_BASE"] * 2 ** max(attempts - 1, 0))
@@ -370,15 +371,9 @@ def shop_status(
     target = integration.status_map()[order.canonical_status or CanonicalStatus.CREATED]
     shop = shop_for(integration)
     try:
-        current = shop.get_order(order.shop_id)
-        if current.status == target:
-            record(order, "sent", f"shop order already {target}", rule=action.rule)
-        else:
-            shop.set_status(order.shop_id, target)
-            record(order, "sent", f"shop status {current.status} → {target}", rule=action.rule)
+        _move_shop_order(shop, order, shop.get_order(order.shop_id).status, target, action.rule)
     finally:
         shop.close()
-    order.shop_status = target
 
 
 def shop_cancel(
@@ -394,18 +389,24 @@ def shop_cancel(
     target = integration.status_map()[CanonicalStatus.CANCELLED]
     shop = shop_for(integration)
     try:
-        current = shop.get_order(order.shop_id)
-        if current.status == target:
-            record(order, "sent", f"shop order already {target}", rule=action.rule)
-        elif current.status == "completed":
+        current = shop.get_order(order.shop_id).status
+        if current == "completed" and current != target:
             order.review_reason = COMPLETED_THEN_CANCELLED
             record(order, "decided", f"not cancelled in the shop: {order.review_reason}", rule=action.rule)
         else:
-            shop.set_status(order.shop_id, target)
-            order.shop_status = target
-            record(order, "sent", f"shop status {current.status} → {target}", rule=action.rule)
+            _move_shop_order(shop, order, current, target, action.rule)
     finally:
         shop.close()
+
+
+def _move_shop_order(shop: ShopConnector, order: Order, current: str, target: str, rule: str) -> None:
+    """Set the shop order's status, unless it is there already; either way the hub now knows it."""
+    if current == target:
+        record(order, "sent", f"shop order already {target}", rule=rule)
+    else:
+        shop.set_status(order.shop_id or "", target)
+        record(order, "sent", f"shop status {current} → {target}", rule=rule)
+    order.shop_status = target
 
 
 def shop_note(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> None:

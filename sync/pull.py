@@ -4,7 +4,6 @@ then, for the reverse flow, read what the seller changed in the shop."""
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from connectors.factory import marketplace_for, shop_for
 from extensions import db
 from models import Integration, Order, OrderAction
 from models.base import utcnow
-from sync.actions import changed
+from sync.actions import backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import IngestResult, ingest
 from sync.rules import TO_SHOP, Event, Facts, decide
@@ -130,16 +129,12 @@ def _pull(integration: Integration, outcome: SyncOutcome) -> None:
 
 def _pull_failed(integration: Integration, error: ConnectorError) -> None:
     """Keep the cursor; come back after the platform's Retry-After, or with backoff and jitter."""
-    config = current_app.config
     integration.pull_failures += 1
     integration.last_pull_error = str(error)[:2000]
     if isinstance(error, RateLimited):
         delay = error.retry_after
     elif error.retryable:
-        ceiling = min(
-            config["ACTION_BACKOFF_MAX"], config["ACTION_BACKOFF_BASE"] * 2**integration.pull_failures
-        )
-        delay = random.uniform(ceiling / 2, ceiling)
+        delay = backoff(integration.pull_failures + 1)
     else:
         delay = max(integration.pull_interval, 300)  # wrong credentials: no point in hammering
     integration.next_pull_at = utcnow() + timedelta(seconds=delay)
