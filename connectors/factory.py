@@ -1,6 +1,12 @@
-"""The connector for an integration's side, built from its kind, address and decrypted credentials."""
+"""The connector for an integration's side, built from its kind, address and decrypted credentials.
+
+Both are context managers: `with shop_for(integration) as shop:` closes the HTTP client afterwards.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import current_app
 
@@ -14,19 +20,27 @@ MARKETPLACE_CONNECTORS = {"trendyol": TrendyolConnector}
 SHOP_CONNECTORS = {"woocommerce": WooCommerceConnector}
 
 
-def marketplace_for(integration: Integration) -> MarketplaceConnector:
-    connector = MARKETPLACE_CONNECTORS[integration.marketplace_kind]
-    return connector(
+@contextmanager
+def marketplace_for(integration: Integration) -> Iterator[MarketplaceConnector]:
+    connector = MARKETPLACE_CONNECTORS[integration.marketplace_kind](
         integration.marketplace_base_url,
         integration.credentials(Side.MARKETPLACE),
         timeout=current_app.config["CONNECTOR_TIMEOUT"],
     )
+    try:
+        yield connector
+    finally:
+        connector.close()
 
 
-def shop_for(integration: Integration) -> ShopConnector:
-    connector = SHOP_CONNECTORS[integration.shop_kind]
-    return connector(
+@contextmanager
+def shop_for(integration: Integration) -> Iterator[ShopConnector]:
+    connector = SHOP_CONNECTORS[integration.shop_kind](
         integration.shop_base_url,
         integration.credentials(Side.SHOP),
         timeout=current_app.config["CONNECTOR_TIMEOUT"],
     )
+    try:
+        yield connector
+    finally:
+        connector.close()

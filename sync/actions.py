@@ -228,8 +228,7 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
     if reason:
         record(order, "decided", f"not transferred: {reason}", rule=action.rule)
         return []
-    shop = shop_for(integration)
-    try:
+    with shop_for(integration) as shop:
         # A lost answer can only have created the order after the hub first saw it.
         found = shop.find_order(order.reference, since=order.created_at - timedelta(hours=1))
         if found is not None:
@@ -249,8 +248,6 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
                 rule=action.rule,
                 payload=_plan_summary(plan),
             )
-    finally:
-        shop.close()
     order.shop_id = created.shop_id
     order.shop_status = created.status
     order.transfer_state = TransferState.TRANSFERRED
@@ -369,11 +366,8 @@ def shop_status(
     if not order.transferred or order.shop_id is None:
         return
     target = integration.status_map()[order.canonical_status or CanonicalStatus.CREATED]
-    shop = shop_for(integration)
-    try:
+    with shop_for(integration) as shop:
         _move_shop_order(shop, order, shop.get_order(order.shop_id).status, target, action.rule)
-    finally:
-        shop.close()
 
 
 def shop_cancel(
@@ -387,16 +381,13 @@ def shop_cancel(
         shop_note(order, integration, settings, action)
         return
     target = integration.status_map()[CanonicalStatus.CANCELLED]
-    shop = shop_for(integration)
-    try:
+    with shop_for(integration) as shop:
         current = shop.get_order(order.shop_id).status
         if current == "completed" and current != target:
             order.review_reason = COMPLETED_THEN_CANCELLED
             record(order, "decided", f"not cancelled in the shop: {order.review_reason}", rule=action.rule)
         else:
             _move_shop_order(shop, order, current, target, action.rule)
-    finally:
-        shop.close()
 
 
 def _move_shop_order(shop: ShopConnector, order: Order, current: str, target: str, rule: str) -> None:
@@ -417,11 +408,8 @@ def shop_note(order: Order, integration: Integration, settings: GeneralSettings,
     text = "Pazaryerinde iptal edilen satırlar: " + ", ".join(
         f"{line.name} ({line.stock_code or line.barcode}) × {line.quantity}" for line in cancelled
     )
-    shop = shop_for(integration)
-    try:
+    with shop_for(integration) as shop:
         shop.add_note(order.shop_id, text)
-    finally:
-        shop.close()
     record(order, "sent", f"note on the shop order: {text}", rule=action.rule)
 
 
@@ -433,11 +421,8 @@ def shop_tracking(
     if order.shop_id is None or not code:
         return
     link = tracking_link(settings, order.tracking_link, tracking_page(order.carrier), code)
-    shop = shop_for(integration)
-    try:
+    with shop_for(integration) as shop:
         shop.set_tracking(order.shop_id, order.carrier, code, link)
-    finally:
-        shop.close()
     order.shop_tracking = code
     record(order, "sent", f"tracking code {code}" + (f" with link {link}" if link else ""), rule=action.rule)
 
@@ -445,8 +430,7 @@ def shop_tracking(
 def approve(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> None:
     if order.canonical_status is not CanonicalStatus.CREATED:
         return  # moved on already: nothing to approve
-    marketplace = marketplace_for(integration)
-    try:
+    with marketplace_for(integration) as marketplace:
         # The hub's copy may be a pull behind: ask first, approve only what is still waiting.
         current = marketplace.get_package(order.package_id)
         if current is not None and current.status is not CanonicalStatus.CREATED:
@@ -458,8 +442,6 @@ def approve(order: Order, integration: Integration, settings: GeneralSettings, a
             )
             return
         marketplace.approve(order.package_id, _live_lines(order))
-    finally:
-        marketplace.close()
     record(order, "sent", "approved on the marketplace (Picking)", rule=action.rule)
 
 
@@ -470,8 +452,7 @@ def marketplace_status(
     target = shop_to_canonical(integration, order.shop_status or "")
     if target is None or order.canonical_status is None:
         return
-    marketplace = marketplace_for(integration)
-    try:
+    with marketplace_for(integration) as marketplace:
         # Where the package is now, not where the hub last saw it: a retry after a half-done push, or a
         # marketplace that moved on meanwhile, then sends only what is still ahead.
         live = marketplace.get_package(order.package_id)
@@ -488,8 +469,6 @@ def marketplace_status(
             marketplace.push_status(order.package_id, _live_lines(order), step)
             record(order, "sent", f"marketplace status → {step.value} (from the shop)", rule=action.rule)
             order.marketplace_echo = step.value
-    finally:
-        marketplace.close()
 
 
 def marketplace_tracking(
@@ -498,11 +477,8 @@ def marketplace_tracking(
     code = order.shop_tracking
     if not code or code == order.tracking_number:
         return
-    marketplace = marketplace_for(integration)
-    try:
+    with marketplace_for(integration) as marketplace:
         marketplace.push_tracking(order.package_id, code)
-    finally:
-        marketplace.close()
     order.tracking_number = code  # what the marketplace will report back: no news then
     record(order, "sent", f"tracking code {code} to the marketplace (from the shop)", rule=action.rule)
 

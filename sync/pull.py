@@ -82,27 +82,27 @@ def _pull(integration: Integration, outcome: SyncOutcome) -> None:
     start = (integration.pull_cursor or now - timedelta(hours=config["PULL_FIRST_WINDOW_HOURS"])) - overlap
     packages: dict[str, MarketplaceOrder] = {}
     unreadable: list[tuple[str, str, dict[str, Any]]] = []
-    marketplace = marketplace_for(integration)
     try:
-        for window_start, window_end in windows(start, now):
-            page = 0
-            while True:
-                listing = marketplace.list_packages(window_start, window_end, page, config["PULL_PAGE_SIZE"])
-                for package in listing.orders:
-                    known = packages.get(package.package_id)
-                    if known is None or package.modified_at >= known.modified_at:
-                        packages[package.package_id] = package
-                unreadable.extend(listing.unreadable)
-                page += 1
-                if page >= listing.total_pages:
-                    break
+        with marketplace_for(integration) as marketplace:
+            for window_start, window_end in windows(start, now):
+                page = 0
+                while True:
+                    listing = marketplace.list_packages(
+                        window_start, window_end, page, config["PULL_PAGE_SIZE"]
+                    )
+                    for package in listing.orders:
+                        known = packages.get(package.package_id)
+                        if known is None or package.modified_at >= known.modified_at:
+                            packages[package.package_id] = package
+                    unreadable.extend(listing.unreadable)
+                    page += 1
+                    if page >= listing.total_pages:
+                        break
     except ConnectorError as error:
         _pull_failed(integration, error)
         outcome.error = str(error)
         outcome.pulled = True
         return
-    finally:
-        marketplace.close()
 
     settings = integration.settings.to_domain()
     # Packages split from another before all others, across the whole pull, so an origin's cancellation
@@ -157,15 +157,13 @@ def _poll_shop(integration: Integration, outcome: SyncOutcome) -> None:
     now = utcnow()
     overlap = timedelta(seconds=config["PULL_OVERLAP_SECONDS"])
     since = (integration.shop_cursor or now) - overlap
-    shop = shop_for(integration)
     try:
-        changes = shop.changed_since(since)
+        with shop_for(integration) as shop:
+            changes = shop.changed_since(since)
     except ConnectorError as error:
         log.warning("shop poll of integration %s failed: %s", integration.id, error)
         outcome.error = str(error)
         return
-    finally:
-        shop.close()
     settings = integration.settings.to_domain()
     for shop_order in changes:
         order = _live_order(integration, shop_order.reference)
