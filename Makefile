@@ -26,7 +26,7 @@ run: setup
 	@echo "  Sign in as $${DEMO_EMAIL:-demo@example.com} / $${DEMO_PASSWORD:-demo1234}    (Ctrl-C stops everything)"
 	@echo "  The sandbox marketplace and shop: http://127.0.0.1:$(SANDBOX_PORT)"
 	@echo ""
-	$(BIN)/honcho start -f Procfile $(if $(REDIS_URL),web worker cron sandbox,)
+	$(BIN)/honcho start -f Procfile $(if $(REDIS_URL),web worker cron sandbox mail,)
 
 test: setup chromium lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -15,7 +15,7 @@ from werkzeug.routing import BaseConverter, IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from config import INSTANCE, Config, config_from_env
-from extensions import babel, csrf, db, htmx, hx, limiter, login_manager, migrate
+from extensions import babel, csrf, db, htmx, hx, limiter, login_manager, mail, migrate
 
 # Content from our own origin only; Pico draws its form icons with data: SVGs.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -55,6 +55,7 @@ def create_app(config: Config | None = None) -> Flask:
     migrate.init_app(app, db, directory="migrations", render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     htmx.init_app(app)
+    mail.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
@@ -64,11 +65,13 @@ def create_app(config: Config | None = None) -> Flask:
 
     from blueprints.auth import bp as auth_bp
     from blueprints.integrations import bp as integrations_bp
+    from blueprints.notifications import bp as notifications_bp
     from blueprints.orders import bp as orders_bp
     from blueprints.products import bp as products_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(integrations_bp)
+    app.register_blueprint(notifications_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(products_bp)
 
@@ -96,7 +99,7 @@ def _select_locale() -> str | None:
 
 def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     # Pages answer HTMX requests with a fragment and others with the whole page.

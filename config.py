@@ -121,6 +121,28 @@ class Config:
     # RQ job limits (seconds).
     JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
     JOB_RESULT_TTL = int(os.environ.get("JOB_RESULT_TTL", "3600"))
+    # -- Order Notifications ------------------------------------------------------------------------
+    # The SMTP server the notification mails go through; the default is the local sink `make run` starts.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "8025"))
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS", False)
+    MAIL_USE_SSL = _env_bool("MAIL_USE_SSL", False)
+    MAIL_USERNAME: str | None = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD: str | None = os.environ.get("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Order Hub <notifications@orderhub.local>")
+    # Flask-Mail would not send while testing; the tests send to a real SMTP server.
+    MAIL_SUPPRESS_SEND = False
+    # An integration sends at most one mail per kind within this window; it lists everything in it (seconds).
+    NOTIFY_WINDOW_SECONDS = int(os.environ.get("NOTIFY_WINDOW_SECONDS", "300"))
+    # Backoff of a mail the SMTP server did not take: base × 2^attempt seconds, capped, with jitter.
+    MAIL_BACKOFF_BASE = float(os.environ.get("MAIL_BACKOFF_BASE", "30"))
+    MAIL_BACKOFF_MAX = float(os.environ.get("MAIL_BACKOFF_MAX", "3600"))
+    # Seconds one mail may take to send before its job is stopped and the mail tried again.
+    MAIL_JOB_TIMEOUT = int(os.environ.get("MAIL_JOB_TIMEOUT", "60"))
+    # The panel's address as sellers reach it, for the links in the mails.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('HUB_PORT', '5000')}")
+    # Where the local SMTP sink keeps what it receives; the panel shows those mails (development only).
+    MAIL_SINK_DIR: str | None = os.environ.get("MAIL_SINK_DIR", str(INSTANCE / "mail"))
     # `flask seed-demo` may create the demo account (never in production).
     DEMO_SEED_ALLOWED = True
     DEMO_EMAIL = os.environ.get("DEMO_EMAIL", "demo@example.com")
@@ -145,6 +167,7 @@ class ProductionConfig(Config):
     """Real secrets, a real database and Redis; no demo data."""
 
     DEMO_SEED_ALLOWED = False
+    MAIL_SINK_DIR = os.environ.get("MAIL_SINK_DIR")  # no mail viewer unless asked for
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
@@ -167,6 +190,8 @@ class TestConfig(Config):
     CREDENTIALS_KEY = Fernet.generate_key().decode()
     SQLALCHEMY_DATABASE_URI = _database_url(os.environ.get("TEST_DATABASE_URL") or "sqlite://")
     RATELIMIT_STORAGE_URI = "memory://"
+    PUBLIC_URL = "http://hub.test"
+    MAIL_SINK_DIR = None
 
 
 CONFIGS: dict[str, type[Config]] = {"development": Config, "production": ProductionConfig}

@@ -11,6 +11,7 @@ from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
+from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -43,6 +44,7 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 babel = Babel()
 htmx = Htmx()
+mail = Mail()
 
 
 def hx() -> HtmxHeaders:

@@ -13,9 +13,10 @@ from rq.job import Job, JobStatus
 
 from extensions import db
 from jobs import ACTIONS, PIPELINE, job, queue, redis_connection
-from models import Integration, IntegrationSettings, OrderAction
+from models import Integration, IntegrationSettings, Notification, OrderAction
 from models.base import utcnow
-from sync import actions, pull
+from sync import actions, notifications, pull
+from sync.guards import changed
 
 log = logging.getLogger(__name__)
 # A job in a queue will run; a scheduled one whose time has passed waits for a scheduler that may be
@@ -50,7 +51,7 @@ def tick() -> None:
     ).all()
     for integration_id in due:
         # Claim the slot, so a second scheduler's tick does not start the same cycle again.
-        claimed = actions.changed(
+        claimed = changed(
             sa.update(Integration)
             .where(
                 Integration.id == integration_id,
@@ -65,6 +66,8 @@ def tick() -> None:
             except RedisError as error:  # the claim runs out after PULL_LEASE_SECONDS: tried again then
                 log.warning("could not queue the sync of integration %s: %s", integration_id, error)
     dispatch(actions.stale_and_due(now))
+    mails = [notification.id for notification in notifications.gather(now)]
+    post(mails + [id_ for id_ in notifications.stale_and_due(now) if id_ not in mails])
 
 
 @job
@@ -89,8 +92,45 @@ def run_action(action_id: int) -> bool:
     outcome = actions.run(action_id)
     dispatch(outcome.follow_ups)
     if outcome.retry_at is not None:
-        _enqueue_at(outcome.retry_at, action_id)
+        _enqueue_at(outcome.retry_at, f"action-{action_id}", run_action, action_id)
     return outcome.ran
+
+
+@job
+def send_notification(notification_id: int) -> bool:
+    """One notification mail; if the SMTP server did not take it, it comes back after a backoff."""
+    retry_at = notifications.send(notification_id)
+    if retry_at is not None:
+        _enqueue_at(
+            retry_at,
+            f"mail-{notification_id}",
+            send_notification,
+            notification_id,
+            timeout=current_app.config["MAIL_JOB_TIMEOUT"],
+        )
+    return retry_at is None
+
+
+def post(notification_ids: list[int]) -> None:
+    """Hand the mails to RQ; if Redis is away, the sweeper hands them out later."""
+    if not notification_ids:
+        return
+    try:
+        for notification_id in notification_ids:
+            _enqueue(
+                ACTIONS,
+                f"mail-{notification_id}",
+                send_notification,
+                notification_id,
+                timeout=current_app.config["MAIL_JOB_TIMEOUT"],
+            )
+    except RedisError as error:
+        log.warning("could not queue %d mail(s), the sweeper will: %s", len(notification_ids), error)
+        return
+    db.session.execute(
+        sa.update(Notification).where(Notification.id.in_(notification_ids)).values(enqueued_at=utcnow())
+    )
+    db.session.commit()
 
 
 def dispatch(rows: Iterable[OrderAction]) -> None:
@@ -108,7 +148,9 @@ def dispatch(rows: Iterable[OrderAction]) -> None:
     db.session.commit()
 
 
-def _enqueue(queue_name: str, job_id: str, function: Callable[..., object], *args: object) -> None:
+def _enqueue(
+    queue_name: str, job_id: str, function: Callable[..., object], *args: object, timeout: int | None = None
+) -> None:
     """Queue a job under a fixed id, unless that job is already waiting in a queue.
 
     A sweeper that hands out an action twice therefore queues it once; a job whose worker died (status
@@ -118,17 +160,22 @@ def _enqueue(queue_name: str, job_id: str, function: Callable[..., object], *arg
     existing = Job.fetch_many([job_id], connection=connection)[0]
     if existing is not None and existing.get_status(refresh=False) in WAITING:
         return
-    queue(queue_name).enqueue(function, *args, job_id=job_id, result_ttl=current_app.config["JOB_RESULT_TTL"])
+    queue(queue_name).enqueue(
+        function, *args, job_id=job_id, result_ttl=current_app.config["JOB_RESULT_TTL"], job_timeout=timeout
+    )
 
 
-def _enqueue_at(moment: datetime, action_id: int) -> None:
+def _enqueue_at(
+    moment: datetime, job_id: str, function: Callable[..., object], *args: object, timeout: int | None = None
+) -> None:
     try:
         queue(ACTIONS).enqueue_at(
             moment,
-            run_action,
-            action_id,
-            job_id=f"action-{action_id}",
+            function,
+            *args,
+            job_id=job_id,
             result_ttl=current_app.config["JOB_RESULT_TTL"],
+            job_timeout=timeout,
         )
     except RedisError as error:
-        log.warning("could not schedule action %s, the sweeper will: %s", action_id, error)
+        log.warning("could not schedule %s, the sweeper will: %s", job_id, error)

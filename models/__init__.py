@@ -2,6 +2,7 @@
 
 from models.account import Account
 from models.integration import Integration, IntegrationSettings, SettingsChange, StatusColor, StatusMap
+from models.notification import MailState, NoticeKind, Notification, OrderNotice
 from models.order import ActionState, Order, OrderAction, OrderEvent, OrderLine, TransferState
 from models.product import Product
 
@@ -10,10 +11,14 @@ __all__ = [
     "ActionState",
     "Integration",
     "IntegrationSettings",
+    "MailState",
+    "NoticeKind",
+    "Notification",
     "Order",
     "OrderAction",
     "OrderEvent",
     "OrderLine",
+    "OrderNotice",
     "Product",
     "SettingsChange",
     "StatusColor",

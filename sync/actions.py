@@ -8,12 +8,10 @@ the remote call and the local commit does nothing twice.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -33,6 +31,8 @@ from connectors.factory import marketplace_for, shop_for
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
+from sync import notifications
+from sync.guards import backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import has_successor, tracking_code
 from sync.rules import Action, Event, Facts, decide, tracking_link
@@ -144,12 +144,6 @@ def _attempt(action: OrderAction, claim: Claim) -> Outcome:
     return Outcome(ran=True)
 
 
-def changed(statement: sa.Update) -> bool:
-    """Run a guarded UPDATE; true when it changed a row, i.e. this worker won the claim."""
-    result = cast(sa.CursorResult[Any], db.session.execute(statement))
-    return result.rowcount > 0
-
-
 def _later(claim: Claim, why: str, *, seconds: float) -> Outcome:
     """Not this time, and it does not count as an attempt."""
     retry_at = utcnow() + timedelta(seconds=seconds)
@@ -179,18 +173,12 @@ def _retry(
     return Outcome(ran=True, retry_at=retry_at)
 
 
-def backoff(attempts: int) -> float:
-    """Exponential with full jitter: a crowd of failed actions does not come back at the same second."""
-    config = current_app.config
-    ceiling = min(config["ACTION_BACKOFF_MAX"], config["ACTION_BACKOFF_BASE"] * 2 ** max(attempts - 1, 0))
-    return random.uniform(ceiling / 2, ceiling)
-
-
 def _fail(claim: Claim, order_id: int, kind: str, category: str, reason: str, body: str | None) -> None:
     if claim.settle(state=ActionState.FAILED, finished_at=utcnow(), last_error=reason):
         order = db.session.get_one(Order, order_id)
         order.fail(category, reason)
         record(order, "failed", f"{kind} failed: {reason}", response=body)
+        notifications.order_failed(order)
     db.session.commit()
 
 

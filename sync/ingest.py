@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from connectors.base import MarketplaceOrder
 from extensions import db
 from models import Integration, Order, OrderAction, OrderLine, TransferState
+from sync import notifications
 from sync.history import enqueue, open_actions, record
 from sync.rules import TO_MARKETPLACE, Event, Facts, decide
 from sync.settings import GeneralSettings, TrackingCodeSource
@@ -102,6 +103,7 @@ def broken(
     if order.error_reason != reason:
         record(order, "failed", f"the package could not be read: {reason}", payload=_masked(raw))
     order.fail(category, reason)
+    notifications.order_failed(order)
     order.raw = raw
     return order
 
@@ -175,6 +177,8 @@ def _ingest_one(
     )
     if first_sight:
         result.new += 1
+        if origin is None:  # a package split from a known one is not a new order to the seller
+            notifications.new_order(order, settings)
     else:
         result.updated += 1
 

@@ -16,7 +16,7 @@ from connectors.factory import marketplace_for, shop_for
 from extensions import db
 from models import Integration, Order, OrderAction
 from models.base import utcnow
-from sync.actions import backoff, changed
+from sync.guards import backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import IngestResult, ingest
 from sync.rules import TO_SHOP, Event, Facts, decide

@@ -17,6 +17,8 @@ from config import TestConfig
 from connectors.registry import Side
 from extensions import db
 from models import Account, Integration, IntegrationSettings
+from sandbox.state import World
+from tests.sandbox_server import Sandbox, serve_sandbox
 
 PASSWORD = "correct horse"
 TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
@@ -133,3 +135,24 @@ def seller(client: Client, account: Account) -> Client:
     response = client.login(account.email)
     assert response.status_code == 302, response.get_data(as_text=True)
     return client
+
+
+@pytest.fixture
+def sandbox(app: Flask) -> Iterator[Sandbox]:
+    """The sandbox marketplace and shop over HTTP."""
+    with serve_sandbox(World()) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def hub(account: Account, sandbox: Sandbox) -> Integration:
+    """An integration joined to the sandbox, with an own shipping agreement and the default settings."""
+    integration = make_integration(
+        account, marketplace_base_url=sandbox.marketplace_url, shop_base_url=sandbox.shop_url
+    )
+    integration.set_credentials(
+        Side.MARKETPLACE, {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"}
+    )
+    integration.set_credentials(Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"})
+    db.session.commit()
+    return integration

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 import sqlalchemy as sa
 
 from extensions import db
@@ -36,3 +39,16 @@ def order_for(package: dict[str, object]) -> Order:
     order = db.session.scalar(sa.select(Order).where(Order.package_id == str(package["shipmentPackageId"])))
     assert order is not None, f"package {package['shipmentPackageId']} is not in the hub"
     return order
+
+
+def configure(integration: Integration, **values: Any) -> None:
+    """Set General settings directly, as a saved page would."""
+    for name, value in values.items():
+        setattr(integration.settings, name, value)
+    db.session.commit()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

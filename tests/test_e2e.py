@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,16 +26,11 @@ from extensions import db
 from models import ActionState, Integration, Order, OrderAction, TransferState
 from sandbox.state import World
 from tests.conftest import make_account, make_config, make_integration
+from tests.pipeline import free_port
 from tests.sandbox_server import Sandbox, serve_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

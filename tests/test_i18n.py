@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
@@ -18,14 +18,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
 
 
-def source_messages() -> set[str]:
-    """What `make translations-update` extracts (babel.cfg); dot-folders such as .venv are skipped."""
+def source_messages() -> set[str | tuple[str, ...]]:
+    """What `make translations-update` extracts (babel.cfg); dot-folders such as .venv are skipped.
+
+    A plural message is the tuple (singular, plural), as the catalog keys it.
+    """
     found = extract_from_dir(
         ROOT,
-        method_map=[("**.py", "python"), ("templates/**.html", "jinja2")],
-        keywords={"_": None, "gettext": None, "_l": None},
+        method_map=[("**.py", "python"), ("templates/**.html", "jinja2"), ("templates/**.txt", "jinja2")],
+        keywords={"_": None, "gettext": None, "_l": None, "ngettext": (1, 2)},
     )
-    return {message for _file, _line, message, _comments, _context in found if isinstance(message, str)}
+    return {message for _file, _line, message, _comments, _context in found}
 
 
 def catalog(language: str) -> Catalog:
@@ -34,23 +37,29 @@ def catalog(language: str) -> Catalog:
 
 
 @pytest.fixture(scope="module")
-def messages() -> set[str]:
+def messages() -> set[str | tuple[str, ...]]:
     return {message for message in source_messages() if message}
 
 
 @pytest.mark.parametrize("language", ["en", "tr"])
-def test_catalog_has_every_message_of_the_code(language: str, messages: set[str]) -> None:
-    entries = {str(message.id): message for message in catalog(language) if message.id}
+def test_catalog_has_every_message_of_the_code(language: str, messages: set[str | tuple[str, ...]]) -> None:
+    entries: dict[str | tuple[str, ...] | None, Message] = {
+        message.id if isinstance(message.id, str) else tuple(message.id): message
+        for message in catalog(language)
+        if message.id
+    }
     assert messages - set(entries) == set(), "run `make translations-update` and translate the new messages"
     assert set(entries) - messages == set(), "the catalog holds messages the code no longer uses"
     for message_id in messages:
         entry = entries[message_id]
-        assert entry.string, f"untranslated: {message_id}"
+        forms = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        assert all(forms), f"untranslated: {message_id}"
         assert "fuzzy" not in entry.flags, f"fuzzy: {message_id}"
-        assert set(PLACEHOLDER.findall(str(entry.string))) == set(PLACEHOLDER.findall(message_id)), message_id
+        wanted = set(PLACEHOLDER.findall(message_id if isinstance(message_id, str) else message_id[0]))
+        assert all(set(PLACEHOLDER.findall(str(form))) == wanted for form in forms), message_id
 
 
-def test_turkish_differs_from_english_where_it_should(messages: set[str]) -> None:
+def test_turkish_differs_from_english_where_it_should(messages: set[str | tuple[str, ...]]) -> None:
     same = {str(m.id) for m in catalog("tr") if m.id and m.id == m.string}
     # Brand names and formats read the same in both languages; prose never does.
     assert all(len(text.split()) <= 2 for text in same), same

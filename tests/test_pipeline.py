@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from connectors.registry import Side
 from extensions import db
 from models import (
     Account,
@@ -25,47 +23,14 @@ from models import (
     TransferState,
 )
 from models.base import utcnow
-from sandbox.state import World
 from sync import actions, pull
 from sync.settings import Priority, TrackingCodeSource
 from sync.statuses import CanonicalStatus
-from tests.conftest import make_account, make_integration
-from tests.pipeline import cycle, drain, order_for
-from tests.sandbox_server import Sandbox, serve_sandbox
+from tests.pipeline import configure, cycle, drain, order_for
+from tests.sandbox_server import Sandbox
 
 TSHIRT = "8680001000011"  # TS-BEYAZ-M, 149.90, VAT 10
 OIL = "8680001000097"  # ZEYTINYAGI-1L, 389.00, VAT 1
-
-
-@pytest.fixture
-def sandbox(app: Flask) -> Iterator[Sandbox]:
-    with serve_sandbox(World()) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def account(app: Flask) -> Account:
-    return make_account()
-
-
-@pytest.fixture
-def hub(account: Account, sandbox: Sandbox) -> Integration:
-    """An integration joined to the sandbox, with an own shipping agreement and the default settings."""
-    integration = make_integration(
-        account, marketplace_base_url=sandbox.marketplace_url, shop_base_url=sandbox.shop_url
-    )
-    integration.set_credentials(
-        Side.MARKETPLACE, {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"}
-    )
-    integration.set_credentials(Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"})
-    db.session.commit()
-    return integration
-
-
-def configure(integration: Integration, **values: Any) -> None:
-    for name, value in values.items():
-        setattr(integration.settings, name, value)
-    db.session.commit()
 
 
 def history(order: Order) -> list[tuple[str, str | None, str]]:

@@ -13,9 +13,10 @@ from flask_login import current_user, login_required
 
 from blueprints.auth.forms import EmptyForm
 from blueprints.orders import bp
+from blueprints.orders.view import OrderView
 from extensions import db
 from jobs.tasks import dispatch
-from models import Integration, Order, TransferState
+from models import Integration, Order, OrderEvent, TransferState
 from sync import actions
 from sync.statuses import CANCELLATIONS
 
@@ -62,6 +63,22 @@ def list_orders() -> ResponseReturnValue:
         )
     }
     return render_template("orders/list.html", orders=orders, names=names, button_form=EmptyForm())
+
+
+@bp.get("/<id:order_id>")
+def detail(order_id: int) -> ResponseReturnValue:
+    """Order detail: both sides of the order and its whole history."""
+    order = _get_order(order_id)
+    integration = db.session.get_one(Integration, order.integration_id)
+    events = db.session.scalars(order.events.select().order_by(OrderEvent.id)).all()
+    return render_template(
+        "orders/detail.html",
+        order=order,
+        integration=integration,
+        view=OrderView.of(order),
+        events=events,
+        button_form=EmptyForm(),
+    )
 
 
 @bp.post("/<id:order_id>/transfer")

@@ -1,0 +1,28 @@
+"""What every claim and retry of the pipeline shares: the guarded UPDATE and the backoff."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, cast
+
+import sqlalchemy as sa
+from flask import current_app
+
+from extensions import db
+
+
+def changed(statement: sa.Update) -> bool:
+    """Run a guarded UPDATE; true when it changed a row, i.e. this worker won the claim."""
+    result = cast(sa.CursorResult[Any], db.session.execute(statement))
+    return result.rowcount > 0
+
+
+def backoff(attempts: int, prefix: str = "ACTION") -> float:
+    """Exponential with jitter: a crowd of failed tries does not come back at the same second.
+
+    `prefix` names the config pair to use: ACTION_BACKOFF_BASE/_MAX, or MAIL_BACKOFF_BASE/_MAX.
+    """
+    config = current_app.config
+    base, cap = config[f"{prefix}_BACKOFF_BASE"], config[f"{prefix}_BACKOFF_MAX"]
+    ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)

@@ -1,0 +1,379 @@
+"""Order Notifications against a real SMTP server (aiosmtpd): the mails, their batching, their retries."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from flask import Flask
+
+from extensions import db
+from mailsink import serve
+from models import Account, Integration, MailState, Notification, Order, OrderNotice, TransferState
+from models.base import utcnow
+from sync import actions, notifications, pull
+from tests.conftest import Client, make_account, make_integration, running_app
+from tests.pipeline import configure, cycle, drain, free_port, order_for
+from tests.sandbox_server import Sandbox
+
+OIL = "8680001000097"  # ZEYTINYAGI-1L
+WINDOW = timedelta(seconds=300)
+
+
+@dataclass
+class Inbox:
+    """What the SMTP server received, parsed."""
+
+    directory: Path
+    port: int
+    refuse: tuple[str, ...] = ()
+    controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = serve(self.directory, self.port, refuse=self.refuse)
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def mails(self) -> list[EmailMessage]:
+        return [
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted(self.directory.glob("*.eml"))
+        ]
+
+
+@pytest.fixture
+def smtp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def app(smtp_port: int) -> Iterator[Flask]:
+    with running_app(MAIL_PORT=smtp_port, NOTIFY_WINDOW_SECONDS=int(WINDOW.total_seconds())) as app:
+        yield app
+
+
+@pytest.fixture
+def inbox(smtp_port: int, tmp_path: Path) -> Iterator[Inbox]:
+    inbox = Inbox(tmp_path / "mail", smtp_port)
+    inbox.start()
+    yield inbox
+    inbox.stop()
+
+
+@pytest.fixture
+def account(app: Flask) -> Account:
+    return make_account(notification_email="alerts@shop.example")
+
+
+def send_all(now: object = None) -> list[Notification]:
+    """The tick's part: gather what is due, then send each mail as its job would."""
+    opened = notifications.gather(now or utcnow())  # type: ignore[arg-type]
+    for notification in opened:
+        notifications.send(notification.id)
+    db.session.expire_all()
+    return opened
+
+
+def text(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())
+
+
+# -- Newly Added Orders ------------------------------------------------------------------------------
+
+
+def test_new_orders_make_one_mail_that_lists_them(hub: Integration, sandbox: Sandbox, inbox: Inbox) -> None:
+    configure(hub, notify_new_orders=True)
+    packages = [sandbox.order() for _ in range(3)]
+    cycle(hub)
+    send_all()
+
+    [mail] = inbox.mails()
+    assert mail["To"] == "alerts@shop.example"
+    assert mail["Subject"] == f"3 new orders on {hub.name}"
+    assert {part.get_content_type() for part in mail.walk()} >= {
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+    }
+    html, plain = text(mail, "html"), text(mail, "plain")
+    for package in packages:
+        order = order_for(package)
+        link = f"http://hub.test/orders/{order.id}"
+        for body in (html, plain):
+            assert order.order_number in body and order.customer_name in body and link in body
+            assert "Trendyol" in body
+        assert f"{order.total:,.2f}" in plain
+    notification = db.session.scalars(sa.select(Notification)).one()
+    assert notification.state == MailState.SENT and notification.order_count == 3
+    assert notification.sent_at is not None
+
+
+def test_the_mail_speaks_the_accounts_language(
+    hub: Integration, account: Account, sandbox: Sandbox, inbox: Inbox
+) -> None:
+    account.language = "tr"
+    configure(hub, notify_new_orders=True)
+    sandbox.order()
+    cycle(hub)
+    send_all()
+    [mail] = inbox.mails()
+    assert mail["Subject"] == f"{hub.name}: 1 yeni sipariş"
+    assert "Sipariş numarası" in text(mail, "html")
+
+
+def test_a_window_makes_one_mail_of_many_orders(hub: Integration, sandbox: Sandbox, inbox: Inbox) -> None:
+    configure(hub, notify_new_orders=True)
+    for _ in range(300):
+        sandbox.order()
+    cycle(hub)
+    start = utcnow()
+    send_all(start)
+    [mail] = inbox.mails()
+    assert mail["Subject"] == f"300 new orders on {hub.name}"
+
+    # More orders within the window wait for it to pass, then go out together.
+    late = [sandbox.order(), sandbox.order()]
+    cycle(hub)
+    assert send_all(start + WINDOW - timedelta(seconds=1)) == []
+    assert len(inbox.mails()) == 1
+    send_all(start + WINDOW + timedelta(seconds=1))
+    mails = inbox.mails()
+    assert len(mails) == 2 and mails[1]["Subject"] == f"2 new orders on {hub.name}"
+    assert all(order_for(package).order_number in text(mails[1], "plain") for package in late)
+
+
+def test_no_mail_when_the_setting_is_off(hub: Integration, sandbox: Sandbox, inbox: Inbox) -> None:
+    sandbox.order()
+    cycle(hub)
+    assert send_all() == []
+    assert inbox.mails() == []
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OrderNotice)) == 0
+
+
+def test_no_mail_when_turned_off_or_the_address_is_gone_before_it_went(
+    hub: Integration, account: Account, sandbox: Sandbox, inbox: Inbox
+) -> None:
+    configure(hub, notify_new_orders=True)
+    sandbox.order()
+    cycle(hub)
+    configure(hub, notify_new_orders=False)
+    send_all()
+    configure(hub, notify_new_orders=True)
+    account.notification_email = None
+    sandbox.order()
+    cycle(hub)
+    send_all()
+    assert inbox.mails() == []
+    reasons = db.session.scalars(sa.select(Notification.last_error).order_by(Notification.id)).all()
+    assert reasons == ["the setting was turned off", "the account has no notification email"]
+    assert set(db.session.scalars(sa.select(Notification.state))) == {MailState.SKIPPED}
+
+
+def test_a_replayed_page_or_a_restart_tells_nothing_twice(
+    hub: Integration, sandbox: Sandbox, inbox: Inbox
+) -> None:
+    configure(hub, notify_new_orders=True)
+    sandbox.order()
+    sandbox.order()
+    cycle(hub)
+    start = utcnow()
+    send_all(start)
+    hub.pull_cursor = None  # the next pull reads the whole first window again
+    db.session.commit()
+    cycle(hub)
+    assert send_all(start + 2 * WINDOW) == []
+    assert notifications.send(db.session.scalars(sa.select(Notification.id)).one()) is None  # a job run twice
+    assert len(inbox.mails()) == 1
+
+
+# -- Orders in Error Status ----------------------------------------------------------------------------
+
+
+def test_an_order_in_error_is_told_once_per_error(hub: Integration, sandbox: Sandbox, inbox: Inbox) -> None:
+    configure(hub, notify_error_orders=True)
+    del sandbox.world.shop_products["ZEYTINYAGI-1L"]
+    package = sandbox.order(lines=[{"barcode": OIL, "quantity": 1}])
+    sandbox.order()  # transferred: not in the mail
+    cycle(hub)
+    order = order_for(package)
+    assert order.transfer_state == TransferState.ERROR
+    start = utcnow()
+    send_all(start)
+
+    [mail] = inbox.mails()
+    assert mail["Subject"] == f"1 order in error on {hub.name}"
+    plain = text(mail, "plain")
+    assert order.order_number in plain and "ZEYTINYAGI-1L" in plain
+    assert f"http://hub.test/orders/{order.id}" in plain
+
+    # The seller retries, it fails the same way: no second alert.
+    actions.retry(order)
+    db.session.commit()
+    drain()
+    assert order_for(package).transfer_state == TransferState.ERROR
+    assert send_all(start + 2 * WINDOW) == []
+    assert len(inbox.mails()) == 1
+
+
+def test_actions_retried_by_the_hub_alert_only_when_they_give_up(
+    app: Flask, hub: Integration, sandbox: Sandbox, inbox: Inbox
+) -> None:
+    app.config["ACTION_MAX_ATTEMPTS"] = 3
+    configure(hub, notify_error_orders=True)
+    package = sandbox.order()
+    pull.sync_integration(hub.id)
+    sandbox.world.faults.update({"error_rate": 1})  # the shop (and the marketplace) answer 503 from now on
+    drain()
+    db.session.expire_all()
+    order = order_for(package)
+    assert order.transfer_state == TransferState.ERROR and order.error_category == "unavailable"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OrderNotice)) == 1
+    send_all()
+    assert len(inbox.mails()) == 1
+
+
+# -- SMTP trouble --------------------------------------------------------------------------------------
+
+
+def test_smtp_down_then_up_the_mail_arrives_once(
+    hub: Integration, sandbox: Sandbox, inbox: Inbox, client: Client
+) -> None:
+    configure(hub, notify_new_orders=True)
+    inbox.stop()
+    sandbox.order()
+    cycle(hub)
+    [notification] = notifications.gather(utcnow())
+    retry_at = notifications.send(notification.id)
+    db.session.expire_all()
+    assert retry_at is not None and retry_at > utcnow()
+    assert notification.state == MailState.PENDING and notification.attempts == 1
+    assert "Connection refused" in (notification.last_error or "")
+    assert notifications.gather(utcnow() + 2 * WINDOW) == []  # still the same mail, not a second one
+
+    inbox.start()
+    assert notifications.send(notification.id) is None
+    assert notifications.send(notification.id) is None  # the retry job and the sweeper both ran it
+    db.session.expire_all()
+    assert notification.state == MailState.SENT and notification.attempts == 2
+    assert len(inbox.mails()) == 1
+
+
+def test_a_mail_whose_worker_died_is_sent_again_by_the_sweeper(
+    hub: Integration, sandbox: Sandbox, inbox: Inbox
+) -> None:
+    configure(hub, notify_new_orders=True)
+    sandbox.order()
+    cycle(hub)
+    [notification] = notifications.gather(utcnow())
+    assert notifications.stale_and_due(utcnow()) == [notification.id]  # never handed to RQ: handed now
+    notification.state, notification.claimed_at = MailState.SENDING, utcnow()  # a worker took it, then died
+    db.session.commit()
+    assert notifications.stale_and_due(utcnow()) == []
+    later = utcnow() + timedelta(minutes=5)
+    assert notifications.stale_and_due(later) == [notification.id]
+    notifications.send(notification.id)
+    assert len(inbox.mails()) == 1
+
+
+def test_a_refused_address_is_shown_in_the_panel(
+    smtp_port: int, tmp_path: Path, hub: Integration, sandbox: Sandbox, seller: Client
+) -> None:
+    inbox = Inbox(tmp_path / "mail", smtp_port, refuse=("alerts@shop.example",))
+    inbox.start()
+    try:
+        configure(hub, notify_new_orders=True)
+        sandbox.order()
+        cycle(hub)
+        send_all()
+    finally:
+        inbox.stop()
+    notification = db.session.scalars(sa.select(Notification)).one()
+    assert notification.state == MailState.REJECTED
+    assert "550" in (notification.last_error or "")
+    page = seller.get("/notifications").get_data(as_text=True)
+    assert 'id="rejected-address"' in page and "alerts@shop.example" in page
+    assert "Address refused" in page
+
+
+# -- The panel -----------------------------------------------------------------------------------------
+
+
+def test_the_log_lists_each_mail_with_its_orders_and_only_the_accounts(
+    hub: Integration, sandbox: Sandbox, inbox: Inbox, seller: Client
+) -> None:
+    configure(hub, notify_new_orders=True)
+    package = sandbox.order()
+    cycle(hub)
+    send_all()
+    other = make_account("other@example.com", notification_email="other@example.com")
+    theirs = make_integration(other, name="Their integration")
+    db.session.add(
+        Notification(account_id=other.id, integration_id=theirs.id, kind="new_orders", recipient="x@y.z")
+    )
+    db.session.commit()
+
+    page = seller.get("/notifications").get_data(as_text=True)
+    order = order_for(package)
+    assert "Newly Added Orders" in page and "alerts@shop.example" in page and "Sent" in page
+    assert f'href="/orders/{order.id}"' in page and order.order_number in page
+    assert "x@y.z" not in page and "Their integration" not in page
+
+
+def test_the_mailbox_shows_the_sinks_mails_to_the_account_only(
+    tmp_path: Path, smtp_port: int, hub: Integration, sandbox: Sandbox, inbox: Inbox, seller: Client
+) -> None:
+    seller.application.config["MAIL_SINK_DIR"] = str(inbox.directory)
+    configure(hub, notify_new_orders=True)
+    sandbox.order()
+    cycle(hub)
+    send_all()
+    stranger = inbox.directory / "0-stranger.eml"
+    stranger.write_bytes(b"To: someone@else.example\r\nSubject: Not yours\r\n\r\nhello\r\n")
+
+    box = seller.get("/notifications/mailbox").get_data(as_text=True)
+    assert f"1 new order on {hub.name}" in box and "Not yours" not in box
+    name = next(path.stem for path in inbox.directory.glob("*.eml") if path != stranger)
+    page = seller.get(f"/notifications/mailbox/{name}").get_data(as_text=True)
+    assert "http://hub.test/orders/" in page  # the plain-text part
+    html = seller.get(f"/notifications/mailbox/{name}/html")
+    assert html.status_code == 200 and "default-src 'none'" in html.headers["Content-Security-Policy"]
+    assert seller.get("/notifications/mailbox/0-stranger").status_code == 404
+    assert seller.get("/notifications/mailbox/..%2Fsecret-keys").status_code == 404
+
+
+def test_no_mailbox_without_a_sink(seller: Client) -> None:
+    assert seller.get("/notifications/mailbox").status_code == 404
+
+
+def test_notification_pages_need_a_signed_in_seller(client: Client) -> None:
+    for path in ("/notifications", "/notifications/mailbox"):
+        assert client.get(path).status_code == 302
+
+
+def test_order_detail_is_the_accounts_own(hub: Integration, sandbox: Sandbox, seller: Client) -> None:
+    package = sandbox.order()
+    cycle(hub)
+    order = order_for(package)
+    page = seller.get(f"/orders/{order.id}").get_data(as_text=True)
+    assert order.order_number in page and order.customer_name in page
+    other = make_account("other@example.com")
+    theirs = make_integration(other, name="Theirs")
+    foreign = Order(
+        account_id=other.id, integration_id=theirs.id, package_id="1", order_number="X1", reference="r"
+    )
+    db.session.add(foreign)
+    db.session.commit()
+    assert seller.get(f"/orders/{foreign.id}").status_code == 404
