@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, render_template_string, request
+from flask import Flask, Response, abort, jsonify, redirect, render_template_string, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -269,13 +269,35 @@ def create_sandbox(world: World | None = None) -> Flask:
                 }
             )
 
+    # The overview's buttons, for a person trying the demo: plain forms, back to the overview.
+    @app.post("/new-order")
+    def new_order() -> ResponseReturnValue:
+        world.create_package({})
+        return redirect("/", 303)
+
+    @app.post("/packages/<int:package_id>/status")
+    def set_status(package_id: int) -> ResponseReturnValue:
+        with world.lock:
+            package = world.packages.get(package_id) or abort(404, "package not found")
+            status = request.form.get("status", "")
+            if status not in OVERVIEW_STATUSES:
+                abort(400, f"unknown status {status!r}")
+            world.set_status(package, status)
+        return redirect("/", 303)
+
     @app.get("/")
     def overview() -> ResponseReturnValue:
         """Both sides at a glance, newest first, refreshed every few seconds."""
         with world.lock:
             packages = sorted(world.packages.values(), key=lambda p: p["lastModifiedDate"], reverse=True)
             orders = sorted(world.shop_orders.values(), key=lambda o: o["id"], reverse=True)
-            return render_template_string(OVERVIEW, packages=packages[:100], orders=orders[:100], world=world)
+            return render_template_string(
+                OVERVIEW,
+                packages=packages[:100],
+                orders=orders[:100],
+                world=world,
+                statuses=OVERVIEW_STATUSES,
+            )
 
     return app
 
@@ -315,18 +337,25 @@ def run_generator(world: World, orders_per_minute: float, stop: threading.Event)
         world.advance()
 
 
+OVERVIEW_STATUSES = ("Picking", "Invoiced", "Shipped", "Delivered", "Cancelled")
 OVERVIEW = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
-<title>Sandbox · Trendyol and WooCommerce</title>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<title>Sandbox · Trendyol and WooCommerce</title><link rel="icon" href="data:,">
 <style>body{font:14px system-ui;margin:1rem 2rem}table{border-collapse:collapse;width:100%;margin-bottom:2rem}
 td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left}h1{font-size:1.3rem}</style></head>
 <body><h1>Sandbox</h1>
 <p>Seller {{ world.seller_id }} · faults: {{ world.faults }}</p>
+<form method="post" action="/new-order"><button>New order</button></form>
 <div style="display:grid;grid-template-columns:1fr 1fr;gap:2rem">
 <section><h2>Trendyol packages</h2><table><tr><th>Package</th><th>Order</th><th>Customer</th><th>Status</th>
 <th>Total</th><th>Tracking</th></tr>
 {% for p in packages %}<tr><td>{{ p.shipmentPackageId }}</td><td>{{ p.orderNumber }}</td>
-<td>{{ p.customerFirstName }} {{ p.customerLastName }}</td><td>{{ p.status }}</td>
+<td>{{ p.customerFirstName }} {{ p.customerLastName }}</td><td>{{ p.status }}
+<form method="post" action="/packages/{{ p.shipmentPackageId }}/status" style="display:inline">
+{% for status in statuses if status != p.status %}
+<button name="status" value="{{ status }}"
+ aria-label="{{ status }} {{ p.shipmentPackageId }}">{{ status }}</button>
+{% endfor %}</form></td>
 <td>{{ p.packageTotalPrice }}</td>
 <td>{{ p.cargoTrackingNumber or "" }}</td></tr>{% endfor %}</table></section>
 <section><h2>WooCommerce orders</h2><table><tr><th>Order</th><th>Status</th><th>Customer</th><th>Total</th>

