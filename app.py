@@ -75,6 +75,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(orders_bp)
     app.register_blueprint(products_bp)
 
+    import sync.changefeed  # noqa: F401 (its session events feed the live pages)
     from commands import register_commands
 
     register_commands(app)

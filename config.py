@@ -121,6 +121,17 @@ class Config:
     # RQ job limits (seconds).
     JOB_TIMEOUT = int(os.environ.get("JOB_TIMEOUT", "600"))
     JOB_RESULT_TTL = int(os.environ.get("JOB_RESULT_TTL", "3600"))
+    # -- The Orders page ------------------------------------------------------------------------------
+    # How often an open Orders page asks for changes (seconds).
+    ORDERS_POLL_SECONDS = int(os.environ.get("ORDERS_POLL_SECONDS", "3"))
+    # Orders per page.
+    ORDERS_PAGE_SIZE = int(os.environ.get("ORDERS_PAGE_SIZE", "50"))
+    # The counts per status are recounted when orders changed, at most this often (seconds).
+    ORDER_COUNTS_MAX_AGE = int(os.environ.get("ORDER_COUNTS_MAX_AGE", "10"))
+    # How far back an import from a date range may reach (days; Trendyol keeps three months).
+    BACKFILL_MAX_DAYS = int(os.environ.get("BACKFILL_MAX_DAYS", "90"))
+    # Seconds an import may run before RQ stops it (the sweeper then runs it again).
+    BACKFILL_JOB_TIMEOUT = int(os.environ.get("BACKFILL_JOB_TIMEOUT", "3600"))
     # -- Order Notifications ------------------------------------------------------------------------
     # The SMTP server the notification mails go through; the default is the local sink `make run` starts.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")

@@ -25,7 +25,16 @@ _engine_pid = os.getpid()
 
 
 def redis_connection() -> Redis:
-    return Redis.from_url(current_app.config["REDIS_URL"])
+    """This app's Redis client (one connection pool per app and process)."""
+    cached = current_app.extensions.get("hub_redis")
+    if cached is None or cached[0] != os.getpid():
+        cached = (
+            os.getpid(),
+            Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2),
+        )
+        current_app.extensions["hub_redis"] = cached
+    client: Redis = cached[1]
+    return client
 
 
 def queue(name: str) -> Queue:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -15,7 +16,7 @@ from extensions import db
 from jobs import ACTIONS, PIPELINE, job, queue, redis_connection
 from models import Integration, IntegrationSettings, Notification, OrderAction
 from models.base import utcnow
-from sync import actions, notifications, pull
+from sync import actions, backfill, notifications, pull
 from sync.guards import changed
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ def tick() -> None:
             except RedisError as error:  # the claim runs out after PULL_LEASE_SECONDS: tried again then
                 log.warning("could not queue the sync of integration %s: %s", integration_id, error)
     dispatch(actions.stale_and_due(now))
+    for backfill_id in backfill.stale(now):
+        start_backfill(backfill_id)
     mails = [notification.id for notification in notifications.gather(now)]
     post(mails + [id_ for id_ in notifications.stale_and_due(now) if id_ not in mails])
 
@@ -109,6 +112,57 @@ def send_notification(notification_id: int) -> bool:
             timeout=current_app.config["MAIL_JOB_TIMEOUT"],
         )
     return retry_at is None
+
+
+@job
+def run_backfill(backfill_id: int) -> bool:
+    """Import orders from a date range; while a sync cycle holds the integration, try again shortly."""
+    if backfill.run(backfill_id, dispatch):
+        return True
+    _enqueue_at(
+        utcnow() + timedelta(seconds=2),
+        f"backfill-{backfill_id}",
+        run_backfill,
+        backfill_id,
+        queue_name=PIPELINE,
+        timeout=current_app.config["BACKFILL_JOB_TIMEOUT"],
+    )
+    return False
+
+
+def start_backfill(backfill_id: int) -> None:
+    try:
+        _enqueue(
+            PIPELINE,
+            f"backfill-{backfill_id}",
+            run_backfill,
+            backfill_id,
+            timeout=current_app.config["BACKFILL_JOB_TIMEOUT"],
+        )
+    except RedisError as error:  # the sweeper queues it once Redis is back
+        log.warning("could not queue import %s: %s", backfill_id, error)
+
+
+def sync_now(integration_id: int) -> None:
+    """Sync now: the integration's cycle, queued at once (once: a cycle already waiting is enough)."""
+    _enqueue(PIPELINE, f"sync-{integration_id}", sync_integration, integration_id)
+
+
+@dataclass(frozen=True)
+class JobState:
+    status: str  # queued, started, finished, failed, … (RQ's), or "" when there is no such job
+    result: object = None
+    ended_at: datetime | None = None
+
+
+def job_state(job_id: str) -> JobState:
+    found = Job.fetch_many([job_id], connection=redis_connection())[0]
+    if found is None:
+        return JobState("")
+    status = found.get_status(refresh=False)
+    result = found.return_value() if status == JobStatus.FINISHED else None
+    ended = found.ended_at.replace(tzinfo=UTC) if found.ended_at else None
+    return JobState(str(status.value if status else ""), result, ended)
 
 
 def post(notification_ids: list[int]) -> None:
@@ -166,10 +220,15 @@ def _enqueue(
 
 
 def _enqueue_at(
-    moment: datetime, job_id: str, function: Callable[..., object], *args: object, timeout: int | None = None
+    moment: datetime,
+    job_id: str,
+    function: Callable[..., object],
+    *args: object,
+    queue_name: str = ACTIONS,
+    timeout: int | None = None,
 ) -> None:
     try:
-        queue(ACTIONS).enqueue_at(
+        queue(queue_name).enqueue_at(
             moment,
             function,
             *args,

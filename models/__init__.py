@@ -3,12 +3,23 @@
 from models.account import Account
 from models.integration import Integration, IntegrationSettings, SettingsChange, StatusColor, StatusMap
 from models.notification import MailState, NoticeKind, Notification, OrderNotice
-from models.order import ActionState, Order, OrderAction, OrderEvent, OrderLine, TransferState
+from models.order import (
+    ActionState,
+    Backfill,
+    BackfillState,
+    Order,
+    OrderAction,
+    OrderEvent,
+    OrderLine,
+    TransferState,
+)
 from models.product import Product
 
 __all__ = [
     "Account",
     "ActionState",
+    "Backfill",
+    "BackfillState",
     "Integration",
     "IntegrationSettings",
     "MailState",

@@ -39,6 +39,11 @@ class Order(Model):
         sa.UniqueConstraint("integration_id", "package_id", name="uq_orders_integration_package"),
         sa.Index("ix_orders_account_recent", "account_id", "id"),
         sa.Index("ix_orders_integration_reference", "integration_id", "reference"),
+        # The Orders page: newest first within a filter, keyset by id.
+        sa.Index("ix_orders_account_status", "account_id", "status", "id"),
+        sa.Index("ix_orders_account_transfer", "account_id", "transfer_state", "id"),
+        sa.Index("ix_orders_account_integration", "account_id", "integration_id", "id"),
+        sa.Index("ix_orders_account_tracking", "account_id", "tracking_number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -76,6 +81,7 @@ class Order(Model):
     error_reason: Mapped[str | None] = mapped_column(sa.Text)
     error_category: Mapped[str | None] = mapped_column(sa.String(32))
     review_reason: Mapped[str | None] = mapped_column(sa.Text)  # needs the seller's eye, not an error
+    ignored_reason: Mapped[str | None] = mapped_column(sa.Text)  # why the seller left it out of the shop
     raw: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)  # the latest payload, as it came
 
     # While an action talks to a platform about this order, no other action does.
@@ -168,3 +174,31 @@ class OrderAction(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     order: Mapped[Order] = relationship()
+
+
+class BackfillState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Backfill(Model):
+    """Import orders from a date range: one run, its progress and its summary."""
+
+    __tablename__ = "backfills"
+    __table_args__ = (sa.Index("ix_backfills_integration_recent", "integration_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    end: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(sa.String(16), default=BackfillState.QUEUED)
+    progress: Mapped[int] = mapped_column(default=0)  # per cent
+    new: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -509,6 +509,35 @@ def request_transfer(order: Order) -> list[OrderAction]:
     return enqueue(order, decide(integration.settings.to_domain(), facts))
 
 
+def push_status(order: Order) -> list[OrderAction]:
+    """Push status again: the order's status (and tracking code) to the shop order once more."""
+    integration = db.session.get_one(Integration, order.integration_id)
+    settings = integration.settings.to_domain()
+    facts = Facts(
+        Event.MANUAL_PUSH,
+        order.canonical_status or CanonicalStatus.CREATED,
+        own_shipping=integration.own_shipping_agreement,
+        transferred=order.transferred,
+        has_tracking_code=bool(tracking_code(order, settings.tracking_code_source)),
+    )
+    record(order, "decided", "push status again asked", rule="manual")
+    return enqueue(order, decide(settings, facts))
+
+
+def ignore(order: Order, reason: str) -> bool:
+    """Ignore: leave an order that is not in the shop out of it, for the reason the seller gives."""
+    if order.transferred or order.transfer_state == TransferState.IGNORED:
+        return False
+    for action in open_actions(order, {Action.TRANSFER}):
+        if action.state == ActionState.PENDING:
+            action.state = ActionState.SUPERSEDED
+    order.transfer_state = TransferState.IGNORED
+    order.ignored_reason = reason
+    order.error_category = order.error_reason = None
+    record(order, "decided", f"ignored by the seller: {reason}", rule="manual")
+    return True
+
+
 def retry(order: Order) -> list[OrderAction]:
     """Run the order's failed actions again, from the first attempt, and clear its error."""
     failed = list(

