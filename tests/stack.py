@@ -31,6 +31,8 @@ from tests.pipeline import free_port
 from tests.sandbox_server import Sandbox, serve_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
+# How often the live pages of the stack's panel poll (seconds).
+POLL_SECONDS = 1
 
 
 @dataclass
@@ -151,6 +153,8 @@ def _stack(
         MAIL_PORT=mail_port,
         MAIL_SINK_DIR=str(tmp_path / "mail"),
         NOTIFY_WINDOW_SECONDS=2,
+        ORDERS_POLL_SECONDS=POLL_SECONDS,
+        ORDER_COUNTS_MAX_AGE=0,  # recount on every change, so the counts follow the rows at once
     )
     if not os.environ.get("TEST_DATABASE_URL"):
         config.SQLALCHEMY_DATABASE_URI = database

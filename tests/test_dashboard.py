@@ -193,7 +193,7 @@ def test_row_tint_and_badge_colours_follow_the_settings(seller: Client, integrat
     sheet = re.search(r'href="(/orders/colors\.css\?v=\w+)"', page)
     assert sheet
     css = seller.get(sheet.group(1)).get_data(as_text=True)
-    assert f".st-{integration.id}-Shipped{{background-color:#112233;color:#ffffff}}" in css
+    assert f".badge.st-{integration.id}-Shipped{{background-color:#112233;color:#ffffff}}" in css
 
     configure(integration, status_color_coding=False, row_color_coding=True)
     page = seller.get("/orders").get_data(as_text=True)

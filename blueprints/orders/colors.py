@@ -75,7 +75,7 @@ def stylesheet(palettes: Iterable[Palette]) -> str:
             rgb = parse(color)
             if palette.badges:
                 rules.append(
-                    f".st-{palette.integration_id}-{status.value}"
+                    f".badge.st-{palette.integration_id}-{status.value}"
                     f"{{background-color:{css(rgb)};color:{css(text_on(rgb))}}}"
                 )
             if palette.rows:

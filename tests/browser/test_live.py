@@ -13,9 +13,10 @@ from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
 from extensions import db
-from models import Integration, MailState, Notification
+from models import Integration, MailState, Notification, Order
 from tests.browser.conftest import Panel, sign_in
-from tests.stack import Stack, running_stack
+from tests.browser.test_general_page import count_navigations
+from tests.stack import POLL_SECONDS, Stack, running_stack
 
 pytestmark = pytest.mark.browser
 
@@ -64,3 +65,75 @@ def test_a_new_order_mail_shows_in_the_mailbox(page: Page, panel: Panel, stack: 
     expect(page.locator("#mail-text")).to_contain_text(package["orderNumber"])
     frame = page.frame_locator("iframe.mail-html")
     expect(frame.get_by_role("cell", name=package["orderNumber"])).to_be_visible()
+
+
+def order_of(package: dict[str, object]) -> Order | None:
+    return db.session.scalar(sa.select(Order).where(Order.package_id == str(package["shipmentPackageId"])))
+
+
+# Two poll intervals, and half a second for the request itself.
+TWO_POLLS = 2 * POLL_SECONDS * 1000 + 500
+
+
+def test_new_orders_and_status_changes_show_without_a_reload(page: Page, panel: Panel, stack: Stack) -> None:
+    sign_in(page)
+    page.goto("/orders")
+    navigations = count_navigations(page)
+    expect(page.locator("#orders-body tr")).to_have_count(0)
+
+    package = stack.sandbox.order()
+    stack.wait_for("the order in the hub", lambda: order_of(package) is not None)
+    order = order_of(package)
+    assert order is not None
+    row = page.locator(f"#order-{order.id}")
+    expect(row).to_be_visible(timeout=TWO_POLLS)
+    expect(row).to_have_class(re.compile("changed"))  # highlighted as it arrives
+    expect(row).to_contain_text(str(package["orderNumber"]))
+
+    stack.sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    stack.wait_for("the status in the hub", lambda: (order_of(package) or order).status == "Shipped")
+    expect(row.locator(".badge.status")).to_have_text("Shipped", timeout=TWO_POLLS)
+    expect(page.locator("#order-counts")).to_contain_text("Shipped 1")
+    assert navigations == [], "the page reloaded"
+
+
+def test_retrying_from_the_error_queue_clears_the_error(page: Page, panel: Panel, stack: Stack) -> None:
+    products = stack.sandbox.world.shop_products
+    sku, stock = "ZEYTINYAGI-1L", products.pop("ZEYTINYAGI-1L")
+    package = stack.sandbox.order(lines=[{"barcode": "8680001000097", "quantity": 1}])
+    stack.wait_for("the order in error", lambda: (order_of(package) or Order()).transfer_state == "error")
+    sign_in(page)
+    page.goto("/orders/errors")
+    group = page.locator("#errors-unknown_product")
+    expect(group).to_contain_text(sku)
+
+    products[sku] = stock  # the seller adds the product to the shop, then retries
+    group.get_by_role("button", name="Retry selected").click()
+    expect(page.locator("#no-errors")).to_be_visible()
+    stack.wait_for(
+        "the order in the shop", lambda: (order_of(package) or Order()).transfer_state == "transferred"
+    )
+    page.goto("/orders/errors")
+    expect(page.locator("#no-errors")).to_be_visible()
+
+
+def test_an_import_runs_to_a_full_progress_bar(page: Page, panel: Panel, stack: Stack) -> None:
+    for _ in range(3):
+        stack.sandbox.order()
+    sign_in(page)
+    page.goto("/integrations")
+    page.locator(f"#integration-{panel.integration_id}").get_by_role("link", name="Import orders").click()
+    page.get_by_role("button", name="Import").click()
+    run = page.locator("#imports li").first
+    expect(run.locator("progress")).to_have_attribute("value", "100", timeout=20_000)
+    expect(run).to_contain_text("Done")
+    expect(run.locator(".import-summary")).to_contain_text("new")
+
+
+def test_sync_now_shows_its_progress_and_result(page: Page, panel: Panel, stack: Stack) -> None:
+    stack.sandbox.order()
+    sign_in(page)
+    row = page.locator(f"#integration-{panel.integration_id}")
+    row.get_by_role("button", name="Sync now").click()
+    expect(row.locator(".sync-result")).to_contain_text(re.compile("Synced|Another sync"), timeout=10_000)
+    expect(row.get_by_role("button", name="Sync now")).to_be_visible()

@@ -1,0 +1,1 @@
+"""Benchmarks: speed goals measured and printed, never asserted in the test suite."""
