@@ -83,7 +83,8 @@ def _collect(session: Session, _context: object) -> None:
     from models import Order, OrderAction, OrderEvent
 
     changed: dict[int, set[int]] = session.info.setdefault("changed_orders", {})
-    for item in (*session.new, *session.dirty):
+    dirty = (item for item in session.dirty if session.is_modified(item, include_collections=False))
+    for item in (*session.new, *dirty):
         order = None
         if isinstance(item, Order):
             order = item

@@ -557,3 +557,20 @@ def test_the_worker_publishes_its_changes_too(hub: Integration, sandbox: Sandbox
     cycle(hub)  # ingest and transfer, as the worker runs them
     answer = seller.get(f"/orders/changes?v={version}").get_data(as_text=True)
     assert 'hx-swap-oob="afterbegin:#orders-body"' in answer and "Transferred" in answer
+
+
+def test_the_order_page_poll_redraws_only_for_its_own_order(seller: Client, integration: Integration) -> None:
+    order = make_order(integration, 1)
+    other = make_order(integration, 2)
+    page = seller.get(f"/orders/{order.id}").get_data(as_text=True)
+    version = int(re.search(r'id="order-version" name="v" value="(\d+)"', page).group(1))  # type: ignore[union-attr]
+    other.customer_name = "Changed elsewhere"
+    db.session.commit()
+    answer = seller.get(f"/orders/{order.id}/live?v={version}").get_data(as_text=True)
+    assert 'id="order-live"' not in answer and 'id="order-version"' in answer
+    newer = int(re.search(r'value="(\d+)"', answer).group(1))  # type: ignore[union-attr]
+    assert newer > version
+    order.status = "Picking"
+    db.session.commit()
+    answer = seller.get(f"/orders/{order.id}/live?v={newer}").get_data(as_text=True)
+    assert '<div id="order-live" hx-swap-oob="true">' in answer and "Picking" in answer

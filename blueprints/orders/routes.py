@@ -325,10 +325,19 @@ def detail_live(order_id: int) -> ResponseReturnValue:
         return "", 204
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
-    return render_template("orders/_live.html", **_detail_context(_get_order(order_id)))
+    order = _get_order(order_id)
+    try:
+        feed = changefeed.since(redis_connection(), current_user.id, request.args.get("v", 0, type=int))
+    except RedisError:
+        return "", 204
+    if feed.order_ids is not None and order.id not in feed.order_ids:
+        # Other orders of the account changed: only the page's version moves on.
+        return render_template("orders/_live_update.html", order=None, version=feed.version)
+    return render_template("orders/_live_update.html", oob=True, **_detail_context(order))
 
 
 def _detail_context(order: Order) -> dict[str, object]:
+    version = _version(current_user.id)  # before the reads: a change after it shows on the next poll
     integration = db.session.get_one(Integration, order.integration_id)
     events = db.session.scalars(order.events.select().order_by(OrderEvent.id)).all()
     recent = db.session.scalars(
@@ -344,7 +353,7 @@ def _detail_context(order: Order) -> dict[str, object]:
         "events": events,
         "recent_actions": recent,
         "busy": any(action.state in (ActionState.PENDING, ActionState.RUNNING) for action in recent),
-        "version": _version(current_user.id),
+        "version": version,
         "poll_seconds": current_app.config["ORDERS_POLL_SECONDS"],
         "button_form": EmptyForm(),
         "hx_request": bool(hx()),
@@ -370,7 +379,7 @@ def act(order_id: int, action: str) -> ResponseReturnValue:
             dispatch(outcome)
             flash(MESSAGES[action] % {"number": order.order_number}, "success")
     if hx():
-        return render_template("orders/_live.html", **_detail_context(_get_order(order_id)))
+        return render_template("orders/_live_update.html", **_detail_context(_get_order(order_id)))
     return redirect(_back() if request.form.get("back") else url_for("orders.detail", order_id=order_id))
 
 

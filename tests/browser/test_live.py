@@ -137,3 +137,21 @@ def test_sync_now_shows_its_progress_and_result(page: Page, panel: Panel, stack:
     row.get_by_role("button", name="Sync now").click()
     expect(row.locator(".sync-result")).to_contain_text(re.compile("Synced|Another sync"), timeout=10_000)
     expect(row.get_by_role("button", name="Sync now")).to_be_visible()
+
+
+def test_an_action_on_the_order_page_shows_its_progress(page: Page, panel: Panel, stack: Stack) -> None:
+    package = stack.sandbox.order()
+    stack.wait_for(
+        "the order in the shop", lambda: (order_of(package) or Order()).transfer_state == "transferred"
+    )
+    order = order_of(package)
+    assert order is not None
+    sign_in(page)
+    page.goto(f"/orders/{order.id}")
+    navigations = count_navigations(page)
+    page.get_by_role("button", name="Push status again").click()
+    jobs = page.locator("#order-jobs")
+    expect(page.locator("#order-live")).to_contain_text("is being pushed to the shop again")
+    expect(jobs.locator("tr.job-done", has_text="shop_status")).to_have_count(1, timeout=TWO_POLLS + 5000)
+    expect(page.locator("#history")).to_contain_text("shop order already processing")
+    assert navigations == []
