@@ -130,7 +130,7 @@ class Config:
     ORDER_COUNTS_MAX_AGE = int(os.environ.get("ORDER_COUNTS_MAX_AGE", "10"))
     # How far back an import from a date range may reach (days; Trendyol keeps three months).
     BACKFILL_MAX_DAYS = int(os.environ.get("BACKFILL_MAX_DAYS", "90"))
-    # Seconds an import may run before RQ stops it (the sweeper then runs it again).
+    # Seconds an import may run before RQ stops it (it is then marked failed; run a shorter range).
     BACKFILL_JOB_TIMEOUT = int(os.environ.get("BACKFILL_JOB_TIMEOUT", "3600"))
     # -- Order Notifications ------------------------------------------------------------------------
     # The SMTP server the notification mails go through; the default is the local sink `make run` starts.

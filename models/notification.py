@@ -23,6 +23,7 @@ class MailState(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     REJECTED = "rejected"  # the mail server refused the recipient: the seller must fix the address
+    FAILED = "failed"  # the hub could not write the mail (a bug): logged, not tried again
     SKIPPED = "skipped"  # the setting was turned off, or the address removed, before it went
 
 

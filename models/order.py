@@ -44,6 +44,7 @@ class Order(Model):
         sa.Index("ix_orders_account_transfer", "account_id", "transfer_state", "id"),
         sa.Index("ix_orders_account_integration", "account_id", "integration_id", "id"),
         sa.Index("ix_orders_account_tracking", "account_id", "tracking_number"),
+        sa.Index("ix_orders_integration_ordered", "integration_id", "ordered_at"),  # orders today
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

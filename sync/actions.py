@@ -31,7 +31,7 @@ from connectors.factory import marketplace_for, shop_for
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
-from sync import notifications
+from sync import changefeed, notifications
 from sync.guards import backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import has_successor, tracking_code
@@ -77,6 +77,7 @@ def run(action_id: int) -> Outcome:
         return Outcome()  # done, running elsewhere, or superseded
     claim = Claim(action_id, now)
     action = db.session.get_one(OrderAction, action_id)
+    changefeed.touch(action.order.account_id, action.order_id)  # the page shows it running
     lease_until = now + timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"])
     leased = changed(
         sa.update(Order)
@@ -118,11 +119,13 @@ class Claim:
 
 def _attempt(action: OrderAction, claim: Claim) -> Outcome:
     kind, order_id, attempts = action.kind, action.order_id, action.attempts
+    account_id = action.order.account_id
     try:
         follow_ups = _execute(action)
         if not claim.settle(state=ActionState.DONE, finished_at=utcnow(), last_error=None):
             db.session.rollback()  # taken over meanwhile: the other run's outcome counts
             return Outcome()
+        changefeed.touch(account_id, order_id)
         db.session.commit()
         return Outcome(ran=True, follow_ups=follow_ups)
     except Deferred as wait:
@@ -528,9 +531,17 @@ def ignore(order: Order, reason: str) -> bool:
     """Ignore: leave an order that is not in the shop out of it, for the reason the seller gives."""
     if order.transferred or order.transfer_state == TransferState.IGNORED:
         return False
-    for action in open_actions(order, {Action.TRANSFER}):
-        if action.state == ActionState.PENDING:
-            action.state = ActionState.SUPERSEDED
+    transfers = open_actions(order, {Action.TRANSFER})
+    if any(action.state == ActionState.RUNNING for action in transfers):
+        return False  # on its way to the shop right now
+    for action in transfers:
+        # Guarded like a worker's claim: if one took the transfer meanwhile, the order is not ignored.
+        if not changed(
+            sa.update(OrderAction)
+            .where(OrderAction.id == action.id, OrderAction.state == ActionState.PENDING)
+            .values(state=ActionState.SUPERSEDED)
+        ):
+            return False
     order.transfer_state = TransferState.IGNORED
     order.ignored_reason = reason
     order.error_category = order.error_reason = None

@@ -26,6 +26,10 @@ from sync.pull import windows
 log = logging.getLogger(__name__)
 
 
+class LeaseLost(Exception):
+    """The import no longer holds the integration: it stops rather than ingest beside a sync cycle."""
+
+
 def run(backfill_id: int, dispatch: Callable[[list[OrderAction]], None]) -> bool:
     """Run a queued import; False when the integration is busy syncing (the job tries again shortly)."""
     backfill = db.session.get(Backfill, backfill_id)
@@ -36,6 +40,8 @@ def run(backfill_id: int, dispatch: Callable[[list[OrderAction]], None]) -> bool
     db.session.commit()
     if held is None:
         return False
+    if backfill.state == BackfillState.RUNNING:  # its worker died: start over, and count again
+        backfill.new = backfill.updated = backfill.errors = backfill.progress = 0
     backfill.state = BackfillState.RUNNING
     db.session.commit()
     integration = db.session.get_one(Integration, backfill.integration_id)
@@ -55,7 +61,12 @@ def run(backfill_id: int, dispatch: Callable[[list[OrderAction]], None]) -> bool
                     backfill.errors += result.errors
                     done = index + min(page / max(listing.total_pages, 1), 1)
                     backfill.progress = min(int(100 * done / max(len(cuts), 1)), 99)
-                    held = _hold(integration.id, lease, held) or held
+                    held = _hold(integration.id, lease, held)
+                    if held is None:
+                        raise LeaseLost(
+                            "stopped: a page took longer than the integration's sync lease "
+                            "(PULL_LEASE_SECONDS), and a sync cycle may have started meanwhile"
+                        )
                     db.session.commit()
                     dispatch(result.actions)
                     if page >= listing.total_pages:

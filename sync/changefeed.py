@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from itertools import islice
 from typing import cast
 
 import sqlalchemy as sa
-from flask import has_app_context
+from flask import current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session, SessionTransaction
@@ -37,6 +38,8 @@ for i = 1, 3 do redis.call('EXPIRE', KEYS[i], 604800) end
 return version
 """
 _last_warning = 0.0
+# Changes this process could not announce (Redis was away), per Redis, passed on with its next commit.
+_missed: dict[str, dict[int, set[int]]] = {}
 
 
 def _keys(account_id: int | str) -> list[str]:
@@ -69,10 +72,15 @@ def since(redis: Redis, account_id: int | str, known: int) -> Changes:
     return Changes(current, [int(order_id) for order_id in ids])
 
 
-def publish(redis: Redis, changed: dict[int, set[int]]) -> None:
+def publish(redis: Redis, changed: dict[int, set[int]], reload: frozenset[int] = frozenset()) -> None:
+    """File the changed ids under a new version per account; the pages of `reload` accounts (whose
+    changes are too many to tell one by one) reload their list instead."""
     script = redis.register_script(PUBLISH)
     for account_id, order_ids in changed.items():
-        script(keys=_keys(account_id), args=[KEEP, *sorted(order_ids)])
+        ids = [] if account_id in reload else sorted(order_ids)
+        version = script(keys=_keys(account_id), args=[KEEP, *ids])
+        if account_id in reload:
+            redis.set(_keys(account_id)[2], version)
 
 
 # -- Collecting the changes of a session ---------------------------------------------------------------
@@ -94,16 +102,34 @@ def _collect(session: Session, _context: object) -> None:
             changed.setdefault(order.account_id, set()).add(order.id)
 
 
+def touch(account_id: int, order_id: int) -> None:
+    """Announce, with the next commit, an order changed by a Core UPDATE (the outbox claims), which the
+    session events do not see."""
+    from extensions import db
+
+    db.session.info.setdefault("changed_orders", {}).setdefault(account_id, set()).add(order_id)
+
+
 @sa.event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
-    changed = session.info.pop("changed_orders", None)
-    if not changed or not has_app_context():
+    changed: dict[int, set[int]] = session.info.pop("changed_orders", None) or {}
+    if not has_app_context():
         return
-    try:
-        from jobs import redis_connection
+    from jobs import redis_connection
 
-        publish(redis_connection(), changed)
+    url = current_app.config["REDIS_URL"]
+    missed = _missed.pop(url, {})
+    for account_id, order_ids in missed.items():  # what this process could not announce before
+        changed.setdefault(account_id, set()).update(order_ids)
+    if not changed:
+        return
+    # Past KEEP ids nobody catches up row by row: that account's pages reload instead.
+    reload = frozenset(account_id for account_id, order_ids in changed.items() if len(order_ids) > KEEP)
+    try:
+        publish(redis_connection(), changed, reload)
     except RedisError as error:
+        # For the next commit of this process; KEEP + 1 ids are enough to know the pages must reload.
+        _missed[url] = {account_id: set(islice(ids, KEEP + 1)) for account_id, ids in changed.items()}
         _warn(error)
 
 

@@ -199,8 +199,13 @@ def send(notification_id: int) -> datetime | None:
         )
         db.session.commit()
 
-    message = compose(notification)
     attempts = notification.attempts
+    try:
+        message = compose(notification)
+    except Exception as error:  # a bug in the mail itself: retrying would fail the same way
+        log.exception("notification %s could not be composed", notification_id)
+        settle(state=MailState.FAILED, last_error=f"could not be written: {type(error).__name__}: {error}")
+        return None
     try:
         mail.send(message)
     except smtplib.SMTPRecipientsRefused as error:
@@ -248,6 +253,7 @@ def compose(notification: Notification) -> Message:
                 count,
                 name=integration.name,
             )
+        subject = " ".join(subject.split())  # one line, whatever the integration's name holds
         context = {"subject": subject, "integration": integration, "notices": notices}
         html = render_template(f"mail/{notification.kind}.html", **context)
         text = render_template(f"mail/{notification.kind}.txt", **context)

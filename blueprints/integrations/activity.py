@@ -51,7 +51,7 @@ def activities(integrations: Sequence[Integration]) -> dict[int, Activity]:
         for integration_id, count in db.session.execute(
             sa.select(Order.integration_id, sa.func.count())
             .where(
-                Order.account_id == _account().id, Order.integration_id.in_(ids), Order.created_at >= midnight
+                Order.account_id == _account().id, Order.integration_id.in_(ids), Order.ordered_at >= midnight
             )
             .group_by(Order.integration_id)
         )

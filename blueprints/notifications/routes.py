@@ -1,13 +1,14 @@
 """The notification log of the signed-in account, and the mails the local SMTP sink received.
 
-The mailbox exists where MAIL_SINK_DIR is set (development): it shows only the mails sent to the
-signed-in account's own addresses.
+The mailbox exists where MAIL_SINK_DIR is set (development): it shows only the account's own
+notification mails, known by their Message-ID and checked against the notification log.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -26,7 +27,11 @@ from models import Integration, MailState, NoticeKind, Notification, Order, Orde
 
 PAGE_SIZE = 100
 # The mail's own HTML, shown framed on the mailbox page: its inline styles, nothing that runs.
-MAIL_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+MAIL_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
+    "frame-ancestors 'self'; sandbox"
+)
+NOTIFICATION_ID = re.compile(r"<notification-(\d+)@[^>]+>$")
 
 
 @bp.before_request
@@ -48,6 +53,7 @@ def notification_words() -> dict[str, object]:
             MailState.SENT: _("Sent"),
             MailState.REJECTED: _("Address refused"),
             MailState.SKIPPED: _("Not sent"),
+            MailState.FAILED: _("Failed"),
         },
     }
 
@@ -117,6 +123,11 @@ class Mail:
         except (TypeError, ValueError):
             return None
 
+    @property
+    def notification_id(self) -> int | None:
+        match = NOTIFICATION_ID.match(str(self.message["Message-ID"] or "").strip())
+        return int(match.group(1)) if match else None
+
     def part(self, subtype: str) -> str:
         body = self.message.get_body(preferencelist=(subtype,))
         return body.get_content() if body is not None else ""
@@ -129,11 +140,20 @@ def _sink() -> Path:
     return Path(directory)
 
 
-def _mine(mail: Mail) -> bool:
-    addresses = {current_user.email.lower()}
-    if current_user.notification_email:
-        addresses.add(current_user.notification_email.lower())
-    return any(address.lower() in addresses for address in mail.recipients)
+def _owned(mails: list[Mail]) -> list[Mail]:
+    """The mails that are this account's notifications: known by the Message-ID the hub gave them and
+    checked against the database, never by the To: address (which a seller can set to anyone's)."""
+    ids = {mail.notification_id: mail for mail in mails if mail.notification_id is not None}
+    if not ids:
+        return []
+    mine = set(
+        db.session.scalars(
+            sa.select(Notification.id).where(
+                Notification.id.in_(list(ids)), Notification.account_id == current_user.id
+            )
+        )
+    )
+    return [mail for mail in mails if mail.notification_id in mine]
 
 
 def _read(path: Path) -> Mail:
@@ -147,7 +167,7 @@ def _get_mail(name: str) -> Mail:
     if "/" in name or name.startswith(".") or not path.is_file():
         abort(404)
     mail = _read(path)
-    if not _mine(mail):
+    if not _owned([mail]):
         abort(404)
     return mail
 
@@ -157,7 +177,7 @@ def mailbox() -> ResponseReturnValue:
     """The mails the local SMTP sink received for this account, newest first."""
     directory = _sink()
     paths = sorted(directory.glob("*.eml"), reverse=True) if directory.is_dir() else []
-    mails = [mail for mail in map(_read, paths[: PAGE_SIZE * 5]) if _mine(mail)][:PAGE_SIZE]
+    mails = _owned([_read(path) for path in paths[: PAGE_SIZE * 5]])[:PAGE_SIZE]
     return render_template("notifications/mailbox.html", mails=mails, directory=directory)
 
 

@@ -173,13 +173,16 @@ class Counts:
     statuses: dict[str, int]
     transfers: dict[str, int]
     total: int
+    # Counted before the latest change: the page asks again in this many milliseconds.
+    refresh_in: int = 0
 
 
 def counts(account_id: int, filters: Filters, redis: Redis | None, version: int) -> Counts:
     """Orders per status and per transfer state in the view (ignoring those two filters themselves).
 
     Counting a million orders takes a while, so the answer is kept in Redis: it is reused while the
-    account's orders have not changed, and at most ORDER_COUNTS_MAX_AGE seconds once they have.
+    account's orders have not changed, and for at most ORDER_COUNTS_MAX_AGE seconds once they have (the
+    page is then told when to ask again, so it ends up right even if nothing else changes).
     """
     base = filters.without_facets()
     key = (
@@ -192,13 +195,21 @@ def counts(account_id: int, filters: Filters, redis: Redis | None, version: int)
             cached = redis.get(key)
             if cached:
                 stored = json.loads(cached)  # type: ignore[arg-type]
-                if stored["version"] == version or time.time() - stored["at"] < max_age:
-                    return Counts(stored["statuses"], stored["transfers"], stored["total"])
+                age = time.time() - stored["at"]
+                if stored["version"] == version or age < max_age:
+                    wait = 0 if stored["version"] == version else int((max_age - age) * 1000) + 1
+                    return Counts(stored["statuses"], stored["transfers"], stored["total"], wait)
         except (RedisError, ValueError, KeyError):
             pass
     result = _count(account_id, base)
     if redis is not None:
-        stored = {"version": version, "at": time.time(), **result.__dict__}
+        stored = {
+            "version": version,
+            "at": time.time(),
+            "statuses": result.statuses,
+            "transfers": result.transfers,
+            "total": result.total,
+        }
         with contextlib.suppress(RedisError):
             redis.set(key, json.dumps(stored), ex=3600)
     return result

@@ -210,6 +210,20 @@ def changes() -> ResponseReturnValue:
     )
 
 
+@bp.get("/counts")
+def count_view() -> ResponseReturnValue:
+    """The counts alone: asked for again when the page got counts from before its latest change."""
+    filters = Filters.parse(request.args, {integration.id for integration in _integrations()})
+    return render_template(
+        "orders/_counts.html",
+        oob=False,
+        filters=filters,
+        counts=counts(current_user.id, filters, _redis(), _version(current_user.id)),
+        statuses=list(CanonicalStatus),
+        transfer_states=list(TransferState),
+    )
+
+
 @bp.get("/colors.css")
 def colors_css() -> ResponseReturnValue:
     """The account's status colours (Color Coding), as a stylesheet: the CSP allows no inline style."""
