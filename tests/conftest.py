@@ -18,7 +18,7 @@ from app import create_app
 from config import TestConfig
 from connectors.registry import Side
 from extensions import db
-from models import Account, Integration, IntegrationSettings, Order
+from models import Account, Integration, IntegrationSettings, Order, OrderAction
 from sandbox.state import World
 from tests.sandbox_server import Sandbox, serve_sandbox
 
@@ -179,3 +179,15 @@ def make_order(integration: Integration, number: int = 1, **fields: object) -> O
     db.session.add(order)
     db.session.commit()
     return order
+
+
+def make_action(order: Order, kind: str = "transfer", state: str = "failed", **fields: object) -> OrderAction:
+    """An outbox row of the order (a failed transfer unless told otherwise)."""
+    values: dict[str, object] = {"rule": "auto_transfer", "attempts": 8 if state == "failed" else 0}
+    values.update(fields)
+    action = OrderAction(
+        order_id=order.id, integration_id=order.integration_id, kind=kind, state=state, **values
+    )
+    db.session.add(action)
+    db.session.commit()
+    return action

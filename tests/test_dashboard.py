@@ -33,7 +33,7 @@ from models import (
 )
 from models.base import utcnow
 from sync import actions, backfill, changefeed
-from tests.conftest import Client, make_account, make_integration, make_order, running_app
+from tests.conftest import Client, make_account, make_action, make_integration, make_order, running_app
 from tests.pipeline import configure, cycle, free_port
 from tests.sandbox_server import Sandbox
 from tests.stack import redis_server
@@ -231,17 +231,7 @@ def test_bulk_transfer_retry_and_ignore(seller: Client, integration: Integration
     waiting = make_order(integration, 1)
     failed = make_order(integration, 2, transfer_state=TransferState.ERROR, error_category="shop_refused")
     done = make_order(integration, 3, transfer_state=TransferState.TRANSFERRED, shop_id="9")
-    db.session.add(
-        OrderAction(
-            order_id=failed.id,
-            integration_id=integration.id,
-            kind="transfer",
-            rule="auto_transfer",
-            state=ActionState.FAILED,
-            attempts=8,
-        )
-    )
-    db.session.commit()
+    make_action(failed)
 
     response = seller.post("/orders/bulk", data={"action": "ignore", "order": [waiting.id], "reason": " "})
     assert response.status_code == 302
@@ -375,28 +365,8 @@ def test_error_queue_groups_by_reason_and_retries(seller: Client, integration: I
     )
     make_order(integration, 3)
     due = utcnow() + timedelta(minutes=5)
-    db.session.add_all(
-        [
-            OrderAction(
-                order_id=unknown.id,
-                integration_id=integration.id,
-                kind="transfer",
-                rule="auto_transfer",
-                state=ActionState.FAILED,
-                attempts=8,
-            ),
-            OrderAction(
-                order_id=refused.id,
-                integration_id=integration.id,
-                kind="shop_status",
-                rule="x",
-                state=ActionState.PENDING,
-                attempts=2,
-                next_attempt_at=due,
-            ),
-        ]
-    )
-    db.session.commit()
+    make_action(unknown)
+    make_action(refused, "shop_status", ActionState.PENDING, attempts=2, next_attempt_at=due)
     page = seller.get("/orders/errors").get_data(as_text=True)
     assert 'id="errors-unknown_product"' in page and 'id="errors-shop_refused"' in page
     assert "Unknown product" in page and "No product with SKU X." in page and "Invalid email" in page
@@ -643,16 +613,7 @@ def test_an_import_stops_when_a_sync_takes_the_integration(
 
 def test_an_order_on_its_way_to_the_shop_cannot_be_ignored(seller: Client, integration: Integration) -> None:
     order = make_order(integration, 1)
-    db.session.add(
-        OrderAction(
-            order_id=order.id,
-            integration_id=integration.id,
-            kind="transfer",
-            rule="auto_transfer",
-            state=ActionState.RUNNING,
-        )
-    )
-    db.session.commit()
+    make_action(order, state=ActionState.RUNNING)
     seller.post(f"/orders/{order.id}/ignore", data={"reason": "duplicate"})
     db.session.expire_all()
     assert order.transfer_state == TransferState.WAITING

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, TransferState
-from tests.conftest import Client, make_account, make_integration, make_order
+from tests.conftest import Client, make_account, make_action, make_integration, make_order
 
 
 def actions_of(order: Order) -> list[tuple[str, str]]:
@@ -43,17 +43,7 @@ def test_retry_runs_the_failed_steps_again(seller: Client, integration: Integrat
         error_category="unknown_product",
         error_reason="No product with SKU X.",
     )
-    db.session.add(
-        OrderAction(
-            order_id=order.id,
-            integration_id=integration.id,
-            kind="transfer",
-            rule="auto_transfer",
-            state=ActionState.FAILED,
-            attempts=8,
-        )
-    )
-    db.session.commit()
+    make_action(order)
     assert "No product with SKU X." in seller.get("/orders").get_data(as_text=True)
     assert seller.post(f"/orders/{order.id}/retry").status_code == 302
     db.session.expire_all()
