@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -18,6 +21,43 @@ log = logging.getLogger(__name__)
 DEFAULT_RETRY_AFTER = 10.0
 
 
+# Query parameters that may carry a credential (WooCommerce accepts its keys in the query string).
+SECRET_PARAMS = frozenset(
+    {"consumer_key", "consumer_secret", "api_key", "api_secret", "token", "access_token"}
+)
+_exchanges: ContextVar[list[dict[str, Any]] | None] = ContextVar("exchanges", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[dict[str, Any]]]:
+    """Keep every call made inside the block (method, address, body sent, status) for the order history;
+    credentials travel in headers and are never kept, secret query parameters are masked."""
+    exchanges: list[dict[str, Any]] = []
+    token = _exchanges.set(exchanges)
+    try:
+        yield exchanges
+    finally:
+        _exchanges.reset(token)
+
+
+def _keep(method: str, url: httpx.URL | str, body: Any, status: int | str) -> None:
+    exchanges = _exchanges.get()
+    if exchanges is None:
+        return
+    address = httpx.URL(str(url))
+    masked = [
+        (key, "•••" if key.lower() in SECRET_PARAMS else value) for key, value in address.params.multi_items()
+    ]
+    exchanges.append(
+        {
+            "method": method,
+            "url": str(address.copy_with(params=masked or None)),
+            "body": body,
+            "status": status,
+        }
+    )
+
+
 def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
     """Send one request; 2xx comes back, everything else raises Retryable, RateLimited or Permanent.
 
@@ -26,9 +66,12 @@ def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx
     try:
         response = client.request(method, url, **kwargs)
     except httpx.TimeoutException as error:
+        _keep(method, url, kwargs.get("json"), "timeout")
         raise Retryable(f"{method} {url}: no answer in time ({type(error).__name__})") from error
     except httpx.TransportError as error:
+        _keep(method, url, kwargs.get("json"), type(error).__name__)
         raise Retryable(f"{method} {url}: {type(error).__name__}: {error}") from error
+    _keep(method, response.request.url, kwargs.get("json"), response.status_code)
     if response.is_success:
         return response
     body = response.text[:2000]

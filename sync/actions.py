@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from flask import current_app
 
@@ -28,6 +30,7 @@ from connectors.base import (
 )
 from connectors.carriers import tracking_page
 from connectors.factory import marketplace_for, shop_for
+from connectors.http import recording
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
@@ -120,8 +123,12 @@ class Claim:
 def _attempt(action: OrderAction, claim: Claim) -> Outcome:
     kind, order_id, attempts = action.kind, action.order_id, action.attempts
     account_id = action.order.account_id
+    exchanges: list[dict[str, Any]] = []
     try:
-        follow_ups = _execute(action)
+        with recording() as exchanges:
+            follow_ups = _execute(action)
+        if exchanges:
+            record(action.order, "request", _calls(exchanges), rule=action.rule, payload=exchanges)
         if not claim.settle(state=ActionState.DONE, finished_at=utcnow(), last_error=None):
             db.session.rollback()  # taken over meanwhile: the other run's outcome counts
             return Outcome()
@@ -133,17 +140,20 @@ def _attempt(action: OrderAction, claim: Claim) -> Outcome:
         return _later(claim, str(wait), seconds=3)
     except RateLimited as error:
         db.session.rollback()
-        return _retry(claim, order_id, kind, attempts, error, max(error.retry_after, 1.0), "rate_limited")
+        return _retry(
+            claim, order_id, kind, attempts, error, max(error.retry_after, 1.0), "rate_limited", exchanges
+        )
     except Retryable as error:
         db.session.rollback()
-        return _retry(claim, order_id, kind, attempts, error, backoff(attempts), "unavailable")
+        return _retry(claim, order_id, kind, attempts, error, backoff(attempts), "unavailable", exchanges)
     except Permanent as error:
         db.session.rollback()
-        _fail(claim, order_id, kind, _category(kind, error), str(error), error.body)
+        _fail(claim, order_id, kind, _category(kind, error), str(error), error.body, exchanges)
     except Exception as error:  # a bug must not leave the row running until its lease runs out
         log.exception("action %s (%s) failed", claim.action_id, kind)
         db.session.rollback()
-        _fail(claim, order_id, kind, "internal", f"internal error: {type(error).__name__}: {error}", None)
+        reason = f"internal error: {type(error).__name__}: {error}"
+        _fail(claim, order_id, kind, "internal", reason, None, exchanges)
     return Outcome(ran=True)
 
 
@@ -162,31 +172,51 @@ def _later(claim: Claim, why: str, *, seconds: float) -> Outcome:
 
 
 def _retry(
-    claim: Claim, order_id: int, kind: str, attempts: int, error: ConnectorError, delay: float, category: str
+    claim: Claim,
+    order_id: int,
+    kind: str,
+    attempts: int,
+    error: ConnectorError,
+    delay: float,
+    category: str,
+    exchanges: list[dict[str, Any]],
 ) -> Outcome:
     if attempts >= current_app.config["ACTION_MAX_ATTEMPTS"]:
-        _fail(claim, order_id, kind, category, f"gave up after {attempts} attempts: {error}", error.body)
+        reason = f"gave up after {attempts} attempts: {error}"
+        _fail(claim, order_id, kind, category, reason, error.body, exchanges)
         return Outcome(ran=True)
     retry_at = utcnow() + timedelta(seconds=delay)
     if claim.settle(
         state=ActionState.PENDING, next_attempt_at=retry_at, enqueued_at=utcnow(), last_error=str(error)
     ):
-        record_for(order_id, "failed", f"{kind}: {error} (attempt {attempts}, will retry)")
+        summary = f"{kind}: {error} (attempt {attempts}, will retry)"
+        record(db.session.get_one(Order, order_id), "failed", summary, payload=exchanges or None)
     db.session.commit()
     return Outcome(ran=True, retry_at=retry_at)
 
 
-def _fail(claim: Claim, order_id: int, kind: str, category: str, reason: str, body: str | None) -> None:
+def _fail(
+    claim: Claim,
+    order_id: int,
+    kind: str,
+    category: str,
+    reason: str,
+    body: str | None,
+    exchanges: list[dict[str, Any]],
+) -> None:
     if claim.settle(state=ActionState.FAILED, finished_at=utcnow(), last_error=reason):
         order = db.session.get_one(Order, order_id)
         order.fail(category, reason)
-        record(order, "failed", f"{kind} failed: {reason}", response=body)
+        record(order, "failed", f"{kind} failed: {reason}", payload=exchanges or None, response=body)
         notifications.order_failed(order)
     db.session.commit()
 
 
-def record_for(order_id: int, kind: str, summary: str) -> None:
-    record(db.session.get_one(Order, order_id), kind, summary)
+def _calls(exchanges: list[dict[str, Any]]) -> str:
+    """One line for the history: the calls made, with their answers."""
+    return "; ".join(
+        f"{call['method']} {httpx.URL(call['url']).path} → {call['status']}" for call in exchanges
+    )
 
 
 def _category(kind: str, error: Permanent) -> str:

@@ -3,18 +3,22 @@ Redis for the change feed and the job queue."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 
 from blueprints.orders.colors import BLACK, WHITE, contrast, parse, text_on, tint
+from connectors.base import ConnectorError
+from connectors.http import recording, request
 from connectors.registry import DEFAULT_STATUS_COLORS
 from extensions import db
 from models import (
@@ -617,3 +621,33 @@ def test_an_order_on_its_way_to_the_shop_cannot_be_ignored(seller: Client, integ
     seller.post(f"/orders/{order.id}/ignore", data={"reason": "duplicate"})
     db.session.expire_all()
     assert order.transfer_state == TransferState.WAITING
+
+
+def test_the_history_keeps_the_requests_out_without_secrets(
+    hub: Integration, sandbox: Sandbox, seller: Client
+) -> None:
+    sandbox.order()
+    cycle(hub)
+    order = db.session.scalars(sa.select(Order)).one()
+    calls = [
+        call
+        for event in db.session.scalars(
+            sa.select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.kind == "request")
+        )
+        for call in event.payload or []
+    ]
+    created = [call for call in calls if call["method"] == "POST"]
+    assert len(created) == 1 and created[0]["status"] == 201 and created[0]["body"]["line_items"]
+    page = seller.get(f"/orders/{order.id}").get_data(as_text=True)
+    assert "POST /woocommerce/wp-json/wc/v3/orders → 201" in page
+    for secret in ("ck_sandbox", "cs_sandbox", "sandbox-key", "sandbox-secret"):
+        assert secret not in page
+
+
+def test_keys_in_a_query_string_are_masked_in_the_history(sandbox: Sandbox) -> None:
+    url = f"{sandbox.shop_url}/wp-json/wc/v3/orders?consumer_key=ck_live&consumer_secret=cs_live&page=2"
+    with recording() as calls, httpx.Client() as client, contextlib.suppress(ConnectorError):
+        request(client, "GET", url)
+    [call] = calls
+    assert "ck_live" not in call["url"] and "cs_live" not in call["url"] and "page=2" in call["url"]
+    assert call["status"] == 401
