@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 
 from extensions import db
 from models import Integration, MailState, Notification, Order
-from tests.browser.conftest import Panel, sign_in
+from tests.browser.conftest import Panel, screenshot, sign_in
 from tests.browser.test_general_page import count_navigations
 from tests.stack import POLL_SECONDS, Stack, running_stack
 
@@ -89,12 +89,17 @@ def test_new_orders_and_status_changes_show_without_a_reload(page: Page, panel: 
     expect(row).to_be_visible(timeout=TWO_POLLS)
     expect(row).to_have_class(re.compile("changed"))  # highlighted as it arrives
     expect(row).to_contain_text(str(package["orderNumber"]))
+    expect(page.locator("#no-orders")).to_have_count(0)  # "no orders yet" went with the first one
 
     stack.sandbox.set_status(package["shipmentPackageId"], "Shipped")
     stack.wait_for("the status in the hub", lambda: (order_of(package) or order).status == "Shipped")
     expect(row.locator(".badge.status")).to_have_text("Shipped", timeout=TWO_POLLS)
     expect(page.locator("#order-counts")).to_contain_text("Shipped 1")
     assert navigations == [], "the page reloaded"
+    for _ in range(4):
+        stack.sandbox.order()
+    expect(page.locator("#orders-body tr")).to_have_count(5, timeout=15_000)
+    screenshot(page, "orders.png")
 
 
 def test_retrying_from_the_error_queue_clears_the_error(page: Page, panel: Panel, stack: Stack) -> None:
