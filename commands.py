@@ -39,6 +39,8 @@ def seed_demo() -> None:
         account = Account(email=email, language="en")
         db.session.add(account)
     account.set_password(config["DEMO_PASSWORD"])
+    # Order Notifications need an address: the demo's mails land in the local sink's Mailbox.
+    account.notification_email = account.notification_email or email
     db.session.flush()
     if not db.session.scalar(sa.select(Integration.id).where(Integration.account_id == account.id)):
         sandbox = config["SANDBOX_URL"].rstrip("/")
