@@ -20,3 +20,14 @@
     if (element) element.hidden = true;
   });
 })();
+
+// A "select all" box ticks or clears every row box of its table (bulk actions on the Orders page).
+document.addEventListener("change", (event) => {
+  const box = event.target;
+  if (!(box instanceof HTMLInputElement) || !box.matches("[data-select-all]")) return;
+  const table = box.closest("table");
+  if (!table) return;
+  table.querySelectorAll(`tbody input[type="checkbox"][name="${box.dataset.selectAll}"]`).forEach((row) => {
+    row.checked = box.checked;
+  });
+});
