@@ -177,7 +177,7 @@ class Counts:
     refresh_in: int = 0
 
 
-def counts(account_id: int, filters: Filters, redis: Redis | None, version: int) -> Counts:
+def counts(account_id: int, filters: Filters, redis: Redis, version: int) -> Counts:
     """Orders per status and per transfer state in the view (ignoring those two filters themselves).
 
     Counting a million orders takes a while, so the answer is kept in Redis: it is reused while the
@@ -190,28 +190,26 @@ def counts(account_id: int, filters: Filters, redis: Redis | None, version: int)
         + hashlib.sha1(json.dumps(base.args(), sort_keys=True).encode()).hexdigest()
     )
     max_age = current_app.config["ORDER_COUNTS_MAX_AGE"]
-    if redis is not None:
-        try:
-            cached = redis.get(key)
-            if cached:
-                stored = json.loads(cached)  # type: ignore[arg-type]
-                age = time.time() - stored["at"]
-                if stored["version"] == version or age < max_age:
-                    wait = 0 if stored["version"] == version else int((max_age - age) * 1000) + 1
-                    return Counts(stored["statuses"], stored["transfers"], stored["total"], wait)
-        except (RedisError, ValueError, KeyError):
-            pass
+    try:
+        cached = redis.get(key)
+        if cached:
+            stored = json.loads(cached)  # type: ignore[arg-type]
+            age = time.time() - stored["at"]
+            if stored["version"] == version or age < max_age:
+                wait = 0 if stored["version"] == version else int((max_age - age) * 1000) + 1
+                return Counts(stored["statuses"], stored["transfers"], stored["total"], wait)
+    except (RedisError, ValueError, KeyError):
+        pass  # Redis away, or a stored value from another version of the hub: count
     result = _count(account_id, base)
-    if redis is not None:
-        stored = {
-            "version": version,
-            "at": time.time(),
-            "statuses": result.statuses,
-            "transfers": result.transfers,
-            "total": result.total,
-        }
-        with contextlib.suppress(RedisError):
-            redis.set(key, json.dumps(stored), ex=3600)
+    stored = {
+        "version": version,
+        "at": time.time(),
+        "statuses": result.statuses,
+        "transfers": result.transfers,
+        "total": result.total,
+    }
+    with contextlib.suppress(RedisError):
+        redis.set(key, json.dumps(stored), ex=3600)
     return result
 
 

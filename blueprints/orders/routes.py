@@ -13,7 +13,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.orm import selectinload
 
@@ -110,13 +109,6 @@ def _palettes(integrations: Iterable[Integration]) -> dict[int, Palette]:
     }
 
 
-def _redis() -> Redis | None:
-    try:
-        return redis_connection()
-    except RedisError:
-        return None
-
-
 def _version(account_id: int | str) -> int:
     try:
         return changefeed.version(redis_connection(), account_id)
@@ -135,6 +127,24 @@ def _unchanged() -> bool:
         return changefeed.version(redis_connection(), account_id) == known
     except RedisError:
         return True  # cannot tell: the page stays as it is, and the next poll asks again
+
+
+def _poll_start() -> ResponseReturnValue | None:
+    """How a poll starts: 204 while the page is current (no database), the sign-in answer when the
+    seller is signed out; None when the poll goes on to read what changed."""
+    if _unchanged():
+        return "", 204
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    return None
+
+
+def _feed() -> changefeed.Changes | None:
+    """The orders changed since the page's version; None when Redis cannot tell (the page waits)."""
+    try:
+        return changefeed.since(redis_connection(), current_user.id, request.args.get("v", 0, type=int))
+    except RedisError:
+        return None
 
 
 # -- The list ------------------------------------------------------------------------------------------
@@ -159,7 +169,7 @@ def list_orders() -> ResponseReturnValue:
         marketplaces={integration.id: integration.marketplace.label for integration in integrations},
         palettes=palettes,
         colors_version=fingerprint(palettes.values()),
-        counts=counts(current_user.id, filters, _redis(), version),
+        counts=counts(current_user.id, filters, redis_connection(), version),
         version=version,
         statuses=list(CanonicalStatus),
         transfer_states=list(TransferState),
@@ -172,13 +182,9 @@ def list_orders() -> ResponseReturnValue:
 def changes() -> ResponseReturnValue:
     """The list's poll. Nothing changed: 204 from the account's version in Redis, no database query.
     Otherwise the changed rows (and the counts) go out of band: replaced, added on top, or removed."""
-    if _unchanged():
-        return "", 204
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
-    try:
-        feed = changefeed.since(redis_connection(), current_user.id, request.args.get("v", 0, type=int))
-    except RedisError:
+    if (answer := _poll_start()) is not None:
+        return answer
+    if (feed := _feed()) is None:
         return "", 204
     if feed.order_ids is None:
         return "", 200, {"HX-Refresh": "true"}  # too far behind to catch up row by row
@@ -206,7 +212,7 @@ def changes() -> ResponseReturnValue:
         names={integration.id: integration.name for integration in integrations},
         marketplaces={integration.id: integration.marketplace.label for integration in integrations},
         palettes=_palettes(integrations),
-        counts=counts(current_user.id, filters, _redis(), feed.version),
+        counts=counts(current_user.id, filters, redis_connection(), feed.version),
         version=feed.version,
         statuses=list(CanonicalStatus),
         transfer_states=list(TransferState),
@@ -221,7 +227,7 @@ def count_view() -> ResponseReturnValue:
         "orders/_counts.html",
         oob=False,
         filters=filters,
-        counts=counts(current_user.id, filters, _redis(), _version(current_user.id)),
+        counts=counts(current_user.id, filters, redis_connection(), _version(current_user.id)),
         statuses=list(CanonicalStatus),
         transfer_states=list(TransferState),
     )
@@ -338,14 +344,10 @@ def detail(order_id: int) -> ResponseReturnValue:
 def detail_live(order_id: int) -> ResponseReturnValue:
     """The detail page's poll: 204 from Redis while the account's orders are unchanged, else the live
     part of the page again (actions in progress, statuses, history)."""
-    if _unchanged():
-        return "", 204
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    if (answer := _poll_start()) is not None:
+        return answer
     order = _get_order(order_id)
-    try:
-        feed = changefeed.since(redis_connection(), current_user.id, request.args.get("v", 0, type=int))
-    except RedisError:
+    if (feed := _feed()) is None:
         return "", 204
     if feed.order_ids is not None and order.id not in feed.order_ids:
         # Other orders of the account changed: only the page's version moves on.
