@@ -167,38 +167,34 @@ def job_state(job_id: str) -> JobState:
 
 def post(notification_ids: list[int]) -> None:
     """Hand the mails to RQ; if Redis is away, the sweeper hands them out later."""
-    if not notification_ids:
-        return
-    try:
-        for notification_id in notification_ids:
-            _enqueue(
-                ACTIONS,
-                f"mail-{notification_id}",
-                send_notification,
-                notification_id,
-                timeout=current_app.config["MAIL_JOB_TIMEOUT"],
-            )
-    except RedisError as error:
-        log.warning("could not queue %d mail(s), the sweeper will: %s", len(notification_ids), error)
-        return
-    db.session.execute(
-        sa.update(Notification).where(Notification.id.in_(notification_ids)).values(enqueued_at=utcnow())
+    _hand_out(
+        Notification, "mail", send_notification, notification_ids, current_app.config["MAIL_JOB_TIMEOUT"]
     )
-    db.session.commit()
 
 
 def dispatch(rows: Iterable[OrderAction]) -> None:
     """After commit: hand the outbox rows to RQ. If Redis is away, the sweeper hands them out later."""
-    ids = [row.id for row in rows]
+    _hand_out(OrderAction, "action", run_action, [row.id for row in rows])
+
+
+def _hand_out(
+    model: type[OrderAction] | type[Notification],
+    prefix: str,
+    function: Callable[[int], object],
+    ids: list[int],
+    timeout: int | None = None,
+) -> None:
+    """Queue one job per row under a fixed id (`<prefix>-<id>`), then note on the rows that they were
+    handed out; if Redis is away nothing is noted, and the sweeper hands them out later."""
     if not ids:
         return
     try:
-        for action_id in ids:
-            _enqueue(ACTIONS, f"action-{action_id}", run_action, action_id)
+        for row_id in ids:
+            _enqueue(ACTIONS, f"{prefix}-{row_id}", function, row_id, timeout=timeout)
     except RedisError as error:
-        log.warning("could not queue %d action(s), the sweeper will: %s", len(ids), error)
+        log.warning("could not queue %d %s job(s), the sweeper will: %s", len(ids), prefix, error)
         return
-    db.session.execute(sa.update(OrderAction).where(OrderAction.id.in_(ids)).values(enqueued_at=utcnow()))
+    db.session.execute(sa.update(model).where(model.id.in_(ids)).values(enqueued_at=utcnow()))
     db.session.commit()
 
 
