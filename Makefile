@@ -18,7 +18,7 @@ COMPILED := $(CATALOGS:.po=.mo)
 .PHONY: run test setup lint typecheck chromium screenshots translations-update clean
 
 run: setup
-	@mkdir -p instance
+	@mkdir -m 700 -p instance
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo
 	@echo ""

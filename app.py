@@ -11,9 +11,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_url
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import BaseConverter, IntegerConverter, Map
+from werkzeug.routing import BaseConverter, IntegerConverter, ValidationError
 from werkzeug.wrappers import Response
 
+from blueprints.params import parse_id
 from config import INSTANCE, Config, config_from_env
 from extensions import babel, csrf, db, htmx, hx, limiter, login_manager, mail, migrate
 
@@ -33,10 +34,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 class IdConverter(IntegerConverter):
-    """A database id in a URL: 1 to 2**31 - 1, so a huge number is a 404 rather than a database error."""
+    """A database id in a URL, read as every id is (blueprints/params.py): a huge number or a digit of
+    another script is a 404, never a database error or another order."""
 
-    def __init__(self, url_map: Map) -> None:
-        super().__init__(url_map, min=1, max=2**31 - 1)
+    regex = "[0-9]+"  # not `\d`, which matches the digits of every script
+
+    def to_python(self, value: str) -> int:
+        if (number := parse_id(value)) is None:
+            raise ValidationError()
+        return number
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -75,6 +81,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(orders_bp)
     app.register_blueprint(products_bp)
 
+    import blueprints.errors
+
+    blueprints.errors.init_app(app)
     import sync.changefeed  # noqa: F401 (its session events feed the live pages)
     from commands import register_commands
 

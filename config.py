@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -25,13 +27,21 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def private_directory(path: Path) -> None:
+    """Create `path` for its owner's eyes only (it holds keys, the database, mails), and close one that an
+    earlier version left open to others."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
 def _local_keys() -> dict[str, str]:
     """Secret keys kept in instance/ so a local restart can still read what it encrypted."""
     path = INSTANCE / "secret-keys.json"
+    private_directory(INSTANCE)
     if path.exists():
         return json.loads(path.read_text())
     keys = {"SECRET_KEY": secrets.token_urlsafe(48), "CREDENTIALS_KEY": Fernet.generate_key().decode()}
-    INSTANCE.mkdir(parents=True, exist_ok=True)
     # Created readable by the owner only, and never overwritten: two processes starting at once agree.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -52,6 +62,14 @@ def _database_url(url: str | None) -> str:
     return url
 
 
+SANDBOX_URL_DEFAULT = os.environ.get("SANDBOX_URL", "http://127.0.0.1:5050")
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 80}" if parts.hostname else ""
+
+
 class Config:
     """Local defaults: everything runs on this machine."""
 
@@ -61,7 +79,8 @@ class Config:
     CREDENTIALS_KEY: str | None = os.environ.get("CREDENTIALS_KEY")
     # SQLAlchemy URL; unset: SQLite in instance/hub.sqlite3. postgres:// URLs are accepted.
     SQLALCHEMY_DATABASE_URI = _database_url(os.environ.get("DATABASE_URL"))
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {"pool_pre_ping": True}
+    # hide_parameters: a database error names the statement, never the values (identity numbers, totals).
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {"pool_pre_ping": True, "hide_parameters": True}
     # Redis for RQ and the rate limiter; unset: the embedded Redis that `make run` starts.
     REDIS_URL: str | None = os.environ.get("REDIS_URL")
     # Port of the embedded Redis (used only when REDIS_URL is unset).
@@ -87,6 +106,8 @@ class Config:
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024)))
     # CSRF tokens last the whole session: a panel left open all day must still save.
     WTF_CSRF_TIME_LIMIT = None
+    # Integrations one account may have (a limit against scripted abuse, well above real use).
+    MAX_INTEGRATIONS_PER_ACCOUNT = int(os.environ.get("MAX_INTEGRATIONS_PER_ACCOUNT", "50"))
     # How many settings changes the General page lists.
     SETTINGS_HISTORY_LENGTH = int(os.environ.get("SETTINGS_HISTORY_LENGTH", "15"))
     # -- The pipeline -------------------------------------------------------------------------------
@@ -98,14 +119,25 @@ class Config:
     PULL_OVERLAP_SECONDS = int(os.environ.get("PULL_OVERLAP_SECONDS", "300"))
     # How far back the first pull of a new integration reads (hours; Trendyol keeps three months).
     PULL_FIRST_WINDOW_HOURS = int(os.environ.get("PULL_FIRST_WINDOW_HOURS", "24"))
-    # Packages per listing request (Trendyol allows up to 200).
+    # Packages per listing request (Trendyol allows up to 200); each page is ingested in one transaction.
     PULL_PAGE_SIZE = int(os.environ.get("PULL_PAGE_SIZE", "200"))
-    # Packages per database transaction while ingesting.
-    INGEST_BATCH = int(os.environ.get("INGEST_BATCH", "200"))
+    # One sync cycle or import run reads at most this many pages, for at most this long (seconds), then
+    # yields the worker to others and goes on from where it stopped in its next run.
+    SYNC_PAGE_BUDGET = int(os.environ.get("SYNC_PAGE_BUDGET", "25"))
+    SYNC_TIME_BUDGET = float(os.environ.get("SYNC_TIME_BUDGET", "30"))
     # A sync cycle that ran longer than this is taken as dead and may be started again (seconds).
     PULL_LEASE_SECONDS = int(os.environ.get("PULL_LEASE_SECONDS", "300"))
-    # Seconds one HTTP call to a marketplace or shop may take.
+    # Seconds any one step of an HTTP call to a marketplace or shop may take (connect, each read).
     CONNECTOR_TIMEOUT = float(os.environ.get("CONNECTOR_TIMEOUT", "15"))
+    # -- The door out (connectors/http.py) ------------------------------------------------------------
+    # Call plain http:// addresses at all (never in production; the allowlist below aside).
+    OUTBOUND_HTTPS_ONLY = _env_bool("OUTBOUND_HTTPS_ONLY", False)
+    # Hosts ("host" or "host:port", comma separated) that may be called although they are private or plain
+    # http; unset: the sandbox's host and port in development, nothing in production.
+    OUTBOUND_ALLOWLIST = os.environ.get("OUTBOUND_ALLOWLIST", _host_port(SANDBOX_URL_DEFAULT))
+    # The largest answer read from a platform (bytes), and the longest one call may take in all (seconds).
+    OUTBOUND_MAX_BYTES = int(os.environ.get("OUTBOUND_MAX_BYTES", str(16 * 1024 * 1024)))
+    OUTBOUND_DEADLINE = float(os.environ.get("OUTBOUND_DEADLINE", "60"))
     # Tries of an action before its order goes to the error queue.
     ACTION_MAX_ATTEMPTS = int(os.environ.get("ACTION_MAX_ATTEMPTS", "8"))
     # Backoff of a retried action: base × 2^attempt seconds, capped, with jitter.
@@ -113,6 +145,9 @@ class Config:
     ACTION_BACKOFF_MAX = float(os.environ.get("ACTION_BACKOFF_MAX", "600"))
     # An action running longer than this is taken as dead (its worker was killed) and run again (seconds).
     ACTION_LEASE_SECONDS = int(os.environ.get("ACTION_LEASE_SECONDS", "120"))
+    # Actions of one integration queued or running at once; the rest wait their turn in the outbox, so one
+    # seller's slow platform or long backlog holds this many workers at most.
+    ACTIONS_IN_FLIGHT = int(os.environ.get("ACTIONS_IN_FLIGHT", "2"))
     # A pending action queued this long ago and still not run is queued again by the sweeper (seconds).
     OUTBOX_REQUEUE_SECONDS = int(os.environ.get("OUTBOX_REQUEUE_SECONDS", "60"))
     OUTBOX_SWEEP_BATCH = int(os.environ.get("OUTBOX_SWEEP_BATCH", "1000"))
@@ -132,6 +167,28 @@ class Config:
     BACKFILL_MAX_DAYS = int(os.environ.get("BACKFILL_MAX_DAYS", "90"))
     # Seconds an import may run before RQ stops it (it is then marked failed; run a shorter range).
     BACKFILL_JOB_TIMEOUT = int(os.environ.get("BACKFILL_JOB_TIMEOUT", "3600"))
+    # -- Accounts and sessions ------------------------------------------------------------------------
+    # A sign-in lasts at most this long, on the server and in the "Keep me signed in" cookie (days).
+    REMEMBER_COOKIE_DURATION = timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", "14")))
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    # Sign-ups per client address (flask-limiter syntax; every attempt counts).
+    SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "5 per hour")
+    # Password reset requests per client address, and per account email.
+    PASSWORD_RESET_RATE_LIMIT = os.environ.get("PASSWORD_RESET_RATE_LIMIT", "5 per hour")
+    # Password changes tried per account: the current password is what a stolen session would guess.
+    PASSWORD_CHANGE_RATE_LIMIT = os.environ.get("PASSWORD_CHANGE_RATE_LIMIT", "5 per 15 minutes")
+    # Confirmation mails per account, and per address they go to (the address may be a stranger's).
+    CONFIRMATION_RATE_LIMIT = os.environ.get("CONFIRMATION_RATE_LIMIT", "3 per hour")
+    # How long a password reset link works (seconds); it works once.
+    PASSWORD_RESET_MAX_AGE = int(os.environ.get("PASSWORD_RESET_MAX_AGE", "3600"))
+    # How long a link confirming the notification address works (seconds).
+    CONFIRMATION_MAX_AGE = int(os.environ.get("CONFIRMATION_MAX_AGE", str(7 * 24 * 3600)))
+    # Tries of an account mail (confirmation, reset) the SMTP server did not take, with MAIL_BACKOFF_*.
+    ACCOUNT_MAIL_ATTEMPTS = int(os.environ.get("ACCOUNT_MAIL_ATTEMPTS", "5"))
+    # Notification mails one account may send in 24 hours; more wait, gathered, until there is room.
+    MAIL_DAILY_CAP = int(os.environ.get("MAIL_DAILY_CAP", "200"))
+    # The longest error reason a notification mail quotes (characters); the panel shows it whole.
+    MAIL_REASON_LENGTH = int(os.environ.get("MAIL_REASON_LENGTH", "300"))
     # -- Order Notifications ------------------------------------------------------------------------
     # The SMTP server the notification mails go through; the default is the local sink `make run` starts.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
@@ -159,7 +216,7 @@ class Config:
     DEMO_EMAIL = os.environ.get("DEMO_EMAIL", "demo@example.com")
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo1234")
     # Where the demo integration finds the local sandbox marketplace and shop.
-    SANDBOX_URL = os.environ.get("SANDBOX_URL", "http://127.0.0.1:5050")
+    SANDBOX_URL = SANDBOX_URL_DEFAULT
     # How often the demo integration pulls (seconds); a new integration pulls every 60.
     DEMO_PULL_INTERVAL = int(os.environ.get("DEMO_PULL_INTERVAL", "10"))
 
@@ -178,6 +235,8 @@ class ProductionConfig(Config):
     """Real secrets, a real database and Redis; no demo data."""
 
     DEMO_SEED_ALLOWED = False
+    OUTBOUND_HTTPS_ONLY = _env_bool("OUTBOUND_HTTPS_ONLY", True)
+    OUTBOUND_ALLOWLIST = os.environ.get("OUTBOUND_ALLOWLIST", "")
     MAIL_SINK_DIR = os.environ.get("MAIL_SINK_DIR")  # no mail viewer unless asked for
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -203,6 +262,8 @@ class TestConfig(Config):
     RATELIMIT_STORAGE_URI = "memory://"
     PUBLIC_URL = "http://hub.test"
     MAIL_SINK_DIR = None
+    # The sandbox and the tests' fake platforms listen on loopback ports chosen at random.
+    OUTBOUND_ALLOWLIST = "127.0.0.1"
 
 
 CONFIGS: dict[str, type[Config]] = {"development": Config, "production": ProductionConfig}

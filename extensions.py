@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import sqlalchemy as sa
@@ -63,5 +65,32 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
         dbapi_connection.execute("PRAGMA busy_timeout=30000")
-        if dbapi_connection.execute("PRAGMA database_list").fetchone()[2]:  # a file, not :memory:
+        # Reads stay outside any transaction, so they never wait; a transaction starts at its first write
+        # with BEGIN IMMEDIATE, which waits for the lock. A deferred one would start reading and then fail
+        # at once ("database is locked") when its first write finds another writer ahead of it.
+        dbapi_connection.isolation_level = "IMMEDIATE"
+        if path := dbapi_connection.execute("PRAGMA database_list").fetchone()[2]:  # a file, not :memory:
+            _private(Path(path))
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+
+@sa.event.listens_for(sa.Engine, "savepoint")
+def _sqlite_savepoint(connection: sa.Connection, _name: str) -> None:
+    """The sqlite3 module begins a transaction before INSERT, UPDATE and DELETE only: a SAVEPOINT outside
+    one would start a deferred transaction (see above), so the write lock is taken first."""
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, sqlite3.Connection) and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+def _private(database: Path) -> None:
+    """The database and its WAL files are readable by the owner only (the WAL files take the database's
+    mode when SQLite creates them); files another user owns are theirs to guard."""
+    for path in (
+        database,
+        database.with_name(database.name + "-wal"),
+        database.with_name(database.name + "-shm"),
+    ):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)

@@ -20,6 +20,8 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from config import private_directory
+
 
 class MailSink:
     """aiosmtpd handler: every mail becomes `<time>-<id>.eml`, written whole or not at all."""
@@ -27,7 +29,7 @@ class MailSink:
     def __init__(self, directory: Path, refuse: Iterable[str] = ()) -> None:
         self.directory = directory
         self.refuse = {address.lower() for address in refuse}
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)  # mails hold customers' orders; each file is 0600 (mkstemp)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

@@ -17,34 +17,59 @@ from sync.statuses import CanonicalStatus
 
 
 class ConnectorError(Exception):
-    """A remote call failed; `retryable` says whether trying again later can help."""
+    """A remote call failed; `retryable` says whether trying again later can help.
+
+    The message is short and safe to show a seller (the platform, the status, the platform's error code);
+    `category` groups it (blocked, auth, refused, unavailable, rate_limited, invalid_answer).
+    """
 
     retryable = False
+    default_category = "refused"
 
-    def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str = "", category: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.body = body
+        self.code = code
+        self.category = category or self.default_category
 
 
 class Retryable(ConnectorError):
     """Timeouts, connection errors, 5xx: try again with backoff."""
 
     retryable = True
+    default_category = "unavailable"
 
 
 class RateLimited(Retryable):
     """429: try again after `retry_after` seconds."""
 
-    def __init__(
-        self, message: str, *, retry_after: float, status: int | None = 429, body: str | None = None
-    ) -> None:
-        super().__init__(message, status=status, body=body)
+    default_category = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, status: int | None = 429, code: str = "") -> None:
+        super().__init__(message, status=status, code=code)
         self.retry_after = retry_after
+
+
+class InvalidAnswer(Retryable):
+    """The platform answered, but not in a shape the hub can read (not JSON, the wrong type, too large)."""
+
+    default_category = "invalid_answer"
 
 
 class Permanent(ConnectorError):
     """The platform refused the request as it is (4xx other than 429): retrying the same thing cannot help."""
+
+
+class Blocked(Permanent):
+    """The hub does not call this address (private, not https, not the platform's host, unreadable)."""
+
+    default_category = "blocked"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -164,7 +189,7 @@ class MarketplaceConnector(Protocol):
     def close(self) -> None: ...
 
     def list_packages(self, start: datetime, end: datetime, page: int, size: int) -> PackagePage:
-        """One page of packages modified in [start, end], newest first."""
+        """One page of packages modified in [start, end], oldest first."""
         ...
 
     def get_package(self, package_id: str) -> MarketplaceOrder | None:

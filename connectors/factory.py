@@ -1,17 +1,21 @@
 """The connector for an integration's side, built from its kind, address and decrypted credentials.
 
-Both are context managers: `with shop_for(integration) as shop:` closes the HTTP client afterwards.
+Both are context managers: `with shop_for(integration) as shop:` closes the HTTP client afterwards. Every
+connector gets the outbound guard built from the config, and its address is checked against it (and
+against the hosts its kind is pinned to) before anything is sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import current_app
 
-from connectors.base import MarketplaceConnector, ShopConnector
-from connectors.registry import Side
+from connectors.base import MarketplaceConnector, Permanent, ShopConnector
+from connectors.http import Guard
+from connectors.registry import KINDS, Side
 from connectors.trendyol import TrendyolConnector
 from connectors.woocommerce import WooCommerceConnector
 from models import Integration
@@ -20,26 +24,33 @@ MARKETPLACE_CONNECTORS = {"trendyol": TrendyolConnector}
 SHOP_CONNECTORS = {"woocommerce": WooCommerceConnector}
 
 
+def guard() -> Guard:
+    return Guard.from_config(current_app.config)
+
+
 @contextmanager
 def marketplace_for(integration: Integration) -> Iterator[MarketplaceConnector]:
-    connector = MARKETPLACE_CONNECTORS[integration.marketplace_kind](
-        integration.marketplace_base_url,
-        integration.credentials(Side.MARKETPLACE),
-        timeout=current_app.config["CONNECTOR_TIMEOUT"],
-    )
-    try:
+    with _connector(integration, Side.MARKETPLACE, MARKETPLACE_CONNECTORS) as connector:
         yield connector
-    finally:
-        connector.close()
 
 
 @contextmanager
 def shop_for(integration: Integration) -> Iterator[ShopConnector]:
-    connector = SHOP_CONNECTORS[integration.shop_kind](
-        integration.shop_base_url,
-        integration.credentials(Side.SHOP),
-        timeout=current_app.config["CONNECTOR_TIMEOUT"],
-    )
+    with _connector(integration, Side.SHOP, SHOP_CONNECTORS) as connector:
+        yield connector
+
+
+@contextmanager
+def _connector(integration: Integration, side: Side, classes: dict[str, Any]) -> Iterator[Any]:
+    kind = integration.marketplace_kind if side is Side.MARKETPLACE else integration.shop_kind
+    base_url = integration.marketplace_base_url if side is Side.MARKETPLACE else integration.shop_base_url
+    outbound = guard()
+    outbound.check_url(base_url, base=True, pinned=KINDS[side][kind].pinned_hosts)
+    try:
+        credentials = integration.credentials(side)
+        connector = classes[kind](base_url, credentials, outbound)
+    except KeyError as missing:
+        raise Permanent(f"the {side} credential {missing} is not set", category="auth") from None
     try:
         yield connector
     finally:

@@ -26,6 +26,10 @@ class CredentialField:
     name: str
     label: LazyString
     secret: bool = True
+    # What a value looks like (a regular expression); every value is printable ASCII, since it travels
+    # in an HTTP header.
+    pattern: str = r"[\x21-\x7e]+"
+    pattern_help: LazyString | str = ""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class ConnectorKind:
     side: Side
     credential_fields: tuple[CredentialField, ...]
     default_base_url: str = ""
+    # The only hosts a marketplace kind may be reached at (the allowlist aside); empty: any public host.
+    pinned_hosts: tuple[str, ...] = ()
     base_url_help: LazyString | str = ""
     status_colors: Mapping[S, str] = field(default_factory=dict)
     # Shops: the statuses the shop knows, and which one each canonical status becomes (Statuses tab).
@@ -62,9 +68,16 @@ TRENDYOL = ConnectorKind(
     label="Trendyol",
     side=Side.MARKETPLACE,
     default_base_url="https://apigw.trendyol.com/integration",
+    pinned_hosts=("apigw.trendyol.com", "stageapigw.trendyol.com"),
     base_url_help=_l("Trendyol's API gateway; change it only for the stage environment or the sandbox."),
     credential_fields=(
-        CredentialField("seller_id", _l("Seller ID"), secret=False),
+        CredentialField(
+            "seller_id",
+            _l("Seller ID"),
+            secret=False,
+            pattern=r"[0-9]{1,20}",
+            pattern_help=_l("Enter digits only."),
+        ),
         CredentialField("api_key", _l("API Key")),
         CredentialField("api_secret", _l("API Secret")),
     ),

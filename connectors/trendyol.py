@@ -16,18 +16,31 @@ import httpx
 
 from connectors.base import (
     Address,
+    InvalidAnswer,
     Line,
     MarketplaceOrder,
     PackagePage,
     Permanent,
     Shipment,
 )
-from connectors.http import request
+from connectors.http import Guard, Outbound, json_body, sanitised
 from sync.statuses import CanonicalStatus as S
 
 INTEGRATOR = "OrderHub"
 ISTANBUL_OFFSET = timedelta(hours=3)
 MAX_PAGE_SIZE = 200
+# What a package's fields may hold, as the hub stores them: ids, codes and links at most this long,
+# amounts below a billion (the column holds 12 digits), a quantity a seller could really ship.
+ID_LENGTH = 64
+CODE_LENGTH = 120
+LINK_LENGTH = 500
+MAX_AMOUNT = Decimal(10) ** 9
+MAX_VAT_RATE = Decimal(100)
+MAX_QUANTITY = 100_000
+MAX_PAGES = 100_000
+CENT = Decimal("0.01")
+# How far ahead of the hub's clock a platform's clock may run before its times are taken as wrong.
+CLOCK_SKEW = timedelta(hours=1)
 
 # Trendyol's package statuses in the hub's words. UnPacked / Repack (a split in progress) and the
 # legacy Verified keep the package where it was rather than cancel anything.
@@ -77,21 +90,24 @@ class TrendyolConnector:
         self,
         base_url: str,
         credentials: Mapping[str, str],
+        guard: Guard,
         *,
-        timeout: float = 15.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.seller_id = credentials["seller_id"]
+        if not self.seller_id.isascii() or not self.seller_id.isdigit():
+            raise Permanent("the Trendyol seller ID must be a number", category="auth")
         self.base = f"{base_url.rstrip('/')}/order/sellers/{self.seller_id}"
-        self.client = httpx.Client(
+        self.http = Outbound(
+            guard,
+            platform="Trendyol",
             auth=(credentials["api_key"], credentials["api_secret"]),
             headers={"User-Agent": f"{self.seller_id} - {INTEGRATOR}", "storeFrontCode": "TR"},
-            timeout=timeout,
             transport=transport,
         )
 
     def close(self) -> None:
-        self.client.close()
+        self.http.close()
 
     def list_packages(
         self, start: datetime, end: datetime, page: int, size: int = MAX_PAGE_SIZE
@@ -102,21 +118,29 @@ class TrendyolConnector:
             "page": page,
             "size": min(size, MAX_PAGE_SIZE),
             "orderByField": "PackageLastModifiedDate",
-            "orderByDirection": "DESC",
+            # Oldest first: what a run has read is then everything up to a point it can go on from.
+            "orderByDirection": "ASC",
         }
-        payload = request(self.client, "GET", f"{self.base}/orders", params=params).json()
+        payload = json_body(self.http.request("GET", f"{self.base}/orders", params=params), dict, "Trendyol")
+        content = payload.get("content")
+        if content is None:
+            content = []
+        if not isinstance(content, list):
+            raise InvalidAnswer("Trendyol's order list has no list of packages (content)")
         orders, unreadable = [], []
-        for raw in payload.get("content") or []:
+        for raw in content:
             try:
                 orders.append(parse_package(raw))
             except UnreadablePackage as error:
+                # Filed under its id if it has one; ingest's broken() judges whether it can be one.
                 package_id = raw.get("shipmentPackageId", raw.get("id")) if isinstance(raw, dict) else None
-                unreadable.append((str(package_id or "?"), str(error), raw if isinstance(raw, dict) else {}))
+                filed_as = str(package_id).strip() if isinstance(package_id, str | int) else "?"
+                unreadable.append((filed_as, str(error), raw if isinstance(raw, dict) else {}))
         return PackagePage(
             orders=tuple(orders),
             unreadable=tuple(unreadable),
-            page=int(payload.get("page", page)),
-            total_pages=int(payload.get("totalPages", 1)),
+            page=page,
+            total_pages=_count(payload.get("totalPages", 1), "totalPages"),
         )
 
     def get_package(self, package_id: str) -> MarketplaceOrder | None:
@@ -130,9 +154,14 @@ class TrendyolConnector:
             "page": 0,
             "size": 1,
         }
-        payload = request(self.client, "GET", f"{self.base}/orders", params=params).json()
+        payload = json_body(self.http.request("GET", f"{self.base}/orders", params=params), dict, "Trendyol")
         content = payload.get("content") or []
-        return parse_package(content[0]) if content else None
+        if not isinstance(content, list):
+            raise InvalidAnswer("Trendyol's order list has no list of packages (content)")
+        try:
+            return parse_package(content[0]) if content else None
+        except UnreadablePackage as error:
+            raise InvalidAnswer(f"Trendyol's copy of package {package_id} cannot be read: {error}") from None
 
     def approve(self, package_id: str, lines: Sequence[tuple[str, int]]) -> None:
         self.push_status(package_id, lines, S.PICKING)
@@ -142,7 +171,7 @@ class TrendyolConnector:
             # The seller cancels by declaring the lines unsupplied (reason 500: out of stock).
             cancel = {"lines": [{"lineId": int(i), "quantity": q} for i, q in lines], "reasonId": 500}
             url = f"{self.base}/shipment-packages/{package_id}/items/unsupplied"
-            request(self.client, "PUT", url, json=cancel)
+            self.http.request("PUT", url, json=cancel)
             return
         if status not in SETTABLE:
             # Invoiced is the seller's too, but needs the real invoice number.
@@ -152,12 +181,11 @@ class TrendyolConnector:
             "params": {},
             "status": SETTABLE[status],
         }
-        request(self.client, "PUT", f"{self.base}/shipment-packages/{package_id}", json=body)
+        self.http.request("PUT", f"{self.base}/shipment-packages/{package_id}", json=body)
 
     def push_tracking(self, package_id: str, tracking_number: str) -> None:
         """Only for carriers on the seller's own contract; Trendyol's carriers set their own numbers."""
-        request(
-            self.client,
+        self.http.request(
             "PUT",
             f"{self.base}/shipment-packages/{package_id}/update-tracking-number",
             json={"trackingNumber": tracking_number},
@@ -168,38 +196,42 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
     """One package as the hub sees it; raises UnreadablePackage naming the field that is wrong."""
     if not isinstance(raw, Mapping):
         raise UnreadablePackage("the package is not a JSON object")
+    _no_nul(raw, "package")
     native = _text(raw, "status") or _text(raw, "shipmentPackageStatus")
     if native not in STATUSES:
-        raise UnreadablePackage(f"unknown package status {native!r}")
+        raise UnreadablePackage(f"unknown package status {_shown(native)}")
     lines = raw.get("lines")
     if not isinstance(lines, list) or not lines:
         raise UnreadablePackage("the package has no lines")
-    tracking = _text(raw, "cargoTrackingNumber")
+    tracking = _text(raw, "cargoTrackingNumber", limit=CODE_LENGTH)
+    modified = _time(raw, "lastModifiedDate") if raw.get("lastModifiedDate") else None
+    if modified is not None and modified > datetime.now(UTC) + CLOCK_SKEW:
+        # Taken as it is, it would carry the pull's cursor into the future and every pull would read nothing.
+        raise UnreadablePackage("lastModifiedDate is in the future")
     return MarketplaceOrder(
-        package_id=_required(raw, "shipmentPackageId", "id"),
-        order_number=_required(raw, "orderNumber"),
+        package_id=_required(raw, "shipmentPackageId", "id", limit=ID_LENGTH),
+        order_number=_required(raw, "orderNumber", limit=ID_LENGTH),
         status=STATUSES[native],
         native_status=native,
         # Trendyol gives orderDate as Istanbul wall-clock time in epoch form (GMT+3); the rest is GMT.
         ordered_at=_time(raw, "orderDate") - ISTANBUL_OFFSET,
-        modified_at=_time(raw, "lastModifiedDate")
-        if raw.get("lastModifiedDate")
-        else _time(raw, "orderDate") - ISTANBUL_OFFSET,
+        modified_at=modified or _time(raw, "orderDate") - ISTANBUL_OFFSET,
         customer_name=" ".join(
             filter(None, (_text(raw, "customerFirstName"), _text(raw, "customerLastName")))
         ),
         customer_email=_text(raw, "customerEmail"),
-        currency=_text(raw, "currencyCode") or "TRY",
+        currency=_currency(raw),
         total=_money(raw, "packageTotalPrice", "totalPrice"),
         shipping_address=_address(raw.get("shipmentAddress")),
         billing_address=_address(raw.get("invoiceAddress") or raw.get("shipmentAddress")),
         lines=tuple(_line(line) for line in lines),
         shipment=Shipment(
-            carrier=_text(raw, "cargoProviderName") or CARRIER_PREFIXES.get(tracking[:3], ""),
+            carrier=_text(raw, "cargoProviderName")[:CODE_LENGTH] or CARRIER_PREFIXES.get(tracking[:3], ""),
             tracking_number=tracking,
-            shipment_barcode=_text(raw, "cargoSenderNumber"),
+            shipment_barcode=_text(raw, "cargoSenderNumber", limit=CODE_LENGTH),
             package_number=_text(raw, "shipmentPackageId", "id"),
-            tracking_link=_text(raw, "cargoTrackingLink"),
+            # A link the panel cannot hold is no link: the tracking number still finds the parcel.
+            tracking_link=link if len(link := _text(raw, "cargoTrackingLink")) <= LINK_LENGTH else "",
         ),
         raw=dict(raw),
         origin_package_ids=tuple(str(value) for value in raw.get("originPackageIds") or ()),
@@ -210,18 +242,18 @@ def _line(raw: Any) -> Line:
     if not isinstance(raw, Mapping):
         raise UnreadablePackage("a line is not a JSON object")
     quantity = raw.get("quantity")
-    if not isinstance(quantity, int) or quantity < 1:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
         raise UnreadablePackage(
-            f"line {raw.get('lineId', raw.get('id'))}: quantity {quantity!r} is not a count"
+            f"line {_shown(raw.get('lineId', raw.get('id')))}: quantity {_shown(quantity)} is not a count"
         )
     return Line(
-        line_id=_required(raw, "lineId", "id"),
-        barcode=_text(raw, "barcode"),
-        stock_code=_text(raw, "stockCode", "merchantSku"),
+        line_id=_required(raw, "lineId", "id", limit=ID_LENGTH),
+        barcode=_text(raw, "barcode", limit=ID_LENGTH),
+        stock_code=_text(raw, "stockCode", "merchantSku", limit=CODE_LENGTH),
         name=_text(raw, "productName"),
         quantity=quantity,
         unit_price=_money(raw, "lineUnitPrice", "price"),
-        vat_rate=_money(raw, "vatRate", "vatBaseAmount"),
+        vat_rate=_money(raw, "vatRate", "vatBaseAmount", ceiling=MAX_VAT_RATE),
     )
 
 
@@ -241,40 +273,83 @@ def _address(raw: Any) -> Address:
     )
 
 
-def _text(raw: Mapping[str, Any], *names: str) -> str:
+def _text(raw: Mapping[str, Any], *names: str, limit: int | None = None) -> str:
+    """The first of the fields that is set, as text; longer than `limit` it cannot be the value meant."""
     for name in names:
         value = raw.get(name)
         if value is not None and value != "":
-            return str(value).strip()
+            if isinstance(value, dict | list):
+                raise UnreadablePackage(f"{name} is not a single value")
+            text = str(value).strip()
+            if limit is not None and len(text) > limit:
+                raise UnreadablePackage(f"{name} is longer than {limit} characters")
+            return text
     return ""
 
 
-def _required(raw: Mapping[str, Any], *names: str) -> str:
-    value = _text(raw, *names)
+def _required(raw: Mapping[str, Any], *names: str, limit: int | None = None) -> str:
+    value = _text(raw, *names, limit=limit)
     if not value:
         raise UnreadablePackage(f"{names[0]} is missing")
     return value
 
 
-def _money(raw: Mapping[str, Any], *names: str) -> Decimal:
+def _money(raw: Mapping[str, Any], *names: str, ceiling: Decimal = MAX_AMOUNT) -> Decimal:
+    """An amount as the platform wrote it: finite, not negative, below `ceiling`, in cents."""
     value = next((raw[name] for name in names if raw.get(name) is not None), None)
     if value is None:
         raise UnreadablePackage(f"{names[0]} is missing")
+    if isinstance(value, bool | dict | list):
+        raise UnreadablePackage(f"{names[0]} is not an amount")
     try:
         # Through str: a JSON float such as 25.99 must not become 25.989999….
-        return Decimal(str(value))
+        amount = Decimal(str(value).strip())
     except InvalidOperation:
-        raise UnreadablePackage(f"{names[0]} {value!r} is not an amount") from None
+        raise UnreadablePackage(f"{names[0]} is not an amount") from None
+    if not amount.is_finite() or not 0 <= amount < ceiling:
+        raise UnreadablePackage(f"{names[0]} is out of range (0 to {ceiling})")
+    return amount.quantize(CENT)
+
+
+def _currency(raw: Mapping[str, Any]) -> str:
+    currency = _text(raw, "currencyCode") or "TRY"
+    if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+        raise UnreadablePackage("currencyCode is not a currency code")
+    return currency.upper()
+
+
+def _no_nul(value: Any, where: str) -> None:
+    """PostgreSQL keeps no NUL character in text: a payload carrying one is refused whole, by name."""
+    if isinstance(value, str) and "\x00" in value:
+        raise UnreadablePackage(f"{where} contains a NUL character")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _no_nul(str(key), where)
+            _no_nul(item, str(key))
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item, where)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PAGES:
+        raise InvalidAnswer(f"Trendyol's {name} is not a page count")
+    return value
 
 
 def _time(raw: Mapping[str, Any], name: str) -> datetime:
     value = raw.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnreadablePackage(f"{name} {value!r} is not a time in epoch milliseconds")
+        raise UnreadablePackage(f"{name} {_shown(value)} is not a time in epoch milliseconds")
     try:
         return datetime.fromtimestamp(value / 1000, UTC)
     except (OverflowError, OSError, ValueError):
-        raise UnreadablePackage(f"{name} {value!r} is out of range") from None
+        raise UnreadablePackage(f"{name} {_shown(value)} is out of range") from None
+
+
+def _shown(value: Any) -> str:
+    """A value quoted in a reason: short, one line."""
+    return sanitised(repr(value), 40)
 
 
 def _ms(moment: datetime) -> int:

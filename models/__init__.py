@@ -1,6 +1,6 @@
 """SQLAlchemy models, one module per aggregate."""
 
-from models.account import Account
+from models.account import Account, LoginSession
 from models.integration import Integration, IntegrationSettings, SettingsChange, StatusColor, StatusMap
 from models.notification import MailState, NoticeKind, Notification, OrderNotice
 from models.order import (
@@ -22,6 +22,7 @@ __all__ = [
     "BackfillState",
     "Integration",
     "IntegrationSettings",
+    "LoginSession",
     "MailState",
     "NoticeKind",
     "Notification",

@@ -52,10 +52,13 @@ class Integration(Model):
     # The pull: every `pull_interval` seconds, from `pull_cursor` (the newest lastModified seen).
     pull_interval: Mapped[int] = mapped_column(default=60)
     pull_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Where a pull that ran out of its budget (or failed half way) goes on from, oldest first, no overlap.
+    pull_resume_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
     shop_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the reverse flow's
     next_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_pull_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_pull_error_category: Mapped[str | None] = mapped_column(sa.String(32))
     pull_failures: Mapped[int] = mapped_column(default=0)
     # While one worker syncs this integration, no other does.
     pull_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -25,6 +25,8 @@ class MailState(StrEnum):
     REJECTED = "rejected"  # the mail server refused the recipient: the seller must fix the address
     FAILED = "failed"  # the hub could not write the mail (a bug): logged, not tried again
     SKIPPED = "skipped"  # the setting was turned off, or the address removed, before it went
+    UNCONFIRMED = "unconfirmed"  # not sent: nobody confirmed the address (it may be a stranger's)
+    HELD = "held"  # over the account's daily cap: goes out, with whatever joins it, once there is room
 
 
 class OrderNotice(Model):
@@ -62,6 +64,7 @@ class Notification(Model):
         sa.Index("ix_notifications_account_recent", "account_id", "id"),
         sa.Index("ix_notifications_integration_kind", "integration_id", "kind", "created_at"),
         sa.Index("ix_notifications_due", "state", "next_attempt_at"),
+        sa.Index("ix_notifications_account_claimed", "account_id", "claimed_at"),  # the daily cap
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -158,7 +158,11 @@ class OrderAction(Model):
     """The outbox: an action decided in the same transaction as the change that caused it, run by RQ."""
 
     __tablename__ = "order_actions"
-    __table_args__ = (sa.Index("ix_order_actions_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_order_actions_due", "state", "next_attempt_at"),
+        # An integration's actions in flight and waiting their turn (the fair share of the workers).
+        sa.Index("ix_order_actions_integration_state", "integration_id", "state", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
@@ -188,7 +192,17 @@ class Backfill(Model):
     """Import orders from a date range: one run, its progress and its summary."""
 
     __tablename__ = "backfills"
-    __table_args__ = (sa.Index("ix_backfills_integration_recent", "integration_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_backfills_integration_recent", "integration_id", "id"),
+        # One import at a time per integration: a second one waiting or running is refused by the database.
+        sa.Index(
+            "uq_backfills_one_live",
+            "integration_id",
+            unique=True,
+            sqlite_where=sa.text("state IN ('queued', 'running')"),
+            postgresql_where=sa.text("state IN ('queued', 'running')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -201,5 +215,7 @@ class Backfill(Model):
     updated: Mapped[int] = mapped_column(default=0)
     errors: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # Where the next run goes on from (each run has a time budget; a new run resumes, oldest first).
+    resume_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -80,7 +80,8 @@ def create_sandbox(world: World | None = None) -> Flask:
         ids = {
             int(value) for value in request.args.get("shipmentPackageIds", "").split(",") if value.isdigit()
         }
-        return jsonify(world.listing(start, end, statuses, page, size, ids))
+        newest_first = request.args.get("orderByDirection", "DESC").upper() != "ASC"
+        return jsonify(world.listing(start, end, statuses, page, size, ids, newest_first))
 
     @app.put(f"{TRENDYOL}/shipment-packages/<int:package_id>")
     def update_package(seller_id: str, package_id: int) -> ResponseReturnValue:

@@ -229,7 +229,14 @@ class World:
                     self.set_shop_status(order, "on-hold")
 
     def listing(
-        self, start: int, end: int, statuses: set[str], page: int, size: int, ids: set[int] | None = None
+        self,
+        start: int,
+        end: int,
+        statuses: set[str],
+        page: int,
+        size: int,
+        ids: set[int] | None = None,
+        newest_first: bool = True,
     ) -> dict[str, Any]:
         with self.lock:
             matching = sorted(
@@ -244,7 +251,7 @@ class World:
                     and (not statuses or package["status"] in statuses)
                 ),
                 key=lambda package: (package["lastModifiedDate"], package["shipmentPackageId"]),
-                reverse=True,
+                reverse=newest_first,
             )
             content = matching[page * size : (page + 1) * size]
             if page > 0 and self.rng.random() < self.faults.duplicate_rate:

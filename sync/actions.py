@@ -8,7 +8,7 @@ the remote call and the local commit does nothing twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -35,7 +35,7 @@ from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
 from sync import changefeed, notifications
-from sync.guards import backoff, changed
+from sync.guards import INTERNAL_ERROR, backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import has_successor, tracking_code
 from sync.rules import Action, Event, Facts, decide, tracking_link
@@ -47,6 +47,7 @@ CENT = Decimal("0.01")
 # What the reverse flow may set on the marketplace. Invoiced needs the real invoice number, which the shop
 # does not give; Picking says the seller has started on the order.
 REVERSE_STEPS = (CanonicalStatus.PICKING,)
+INTERNAL = f"{INTERNAL_ERROR}; Retry once it is fixed"
 COMPLETED_THEN_CANCELLED = (
     "Cancelled on the marketplace after the shop completed it: check the shipment and refund by hand."
 )
@@ -55,9 +56,14 @@ COMPLETED_THEN_CANCELLED = (
 class Deferred(Exception):
     """The action cannot run yet (its order is busy, or waits for its transfer); try again shortly."""
 
+    def __init__(self, why: str, seconds: float = 3) -> None:
+        super().__init__(why)
+        self.seconds = seconds
+
 
 @dataclass
 class Outcome:
+    integration_id: int | None = None
     ran: bool = False
     retry_at: datetime | None = None
     follow_ups: list[OrderAction] = field(default_factory=list)
@@ -80,6 +86,7 @@ def run(action_id: int) -> Outcome:
         return Outcome()  # done, running elsewhere, or superseded
     claim = Claim(action_id, now)
     action = db.session.get_one(OrderAction, action_id)
+    integration_id = action.integration_id
     changefeed.touch(action.order.account_id, action.order_id)  # the page shows it running
     lease_until = now + timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"])
     leased = changed(
@@ -89,9 +96,13 @@ def run(action_id: int) -> Outcome:
     )
     db.session.commit()
     if not leased:
-        return _later(claim, "the order is busy with another action", seconds=2)
+        outcome = _later(claim, "the order is busy with another action", seconds=2)
+        outcome.integration_id = integration_id
+        return outcome
     try:
-        return _attempt(action, claim)
+        outcome = _attempt(action, claim)
+        outcome.integration_id = integration_id
+        return outcome
     finally:
         db.session.rollback()
         db.session.execute(
@@ -137,23 +148,21 @@ def _attempt(action: OrderAction, claim: Claim) -> Outcome:
         return Outcome(ran=True, follow_ups=follow_ups)
     except Deferred as wait:
         db.session.rollback()
-        return _later(claim, str(wait), seconds=3)
+        return _later(claim, str(wait), seconds=wait.seconds)
     except RateLimited as error:
         db.session.rollback()
-        return _retry(
-            claim, order_id, kind, attempts, error, max(error.retry_after, 1.0), "rate_limited", exchanges
-        )
+        return _retry(claim, order_id, kind, attempts, error, max(error.retry_after, 1.0), exchanges)
     except Retryable as error:
         db.session.rollback()
-        return _retry(claim, order_id, kind, attempts, error, backoff(attempts), "unavailable", exchanges)
+        return _retry(claim, order_id, kind, attempts, error, backoff(attempts), exchanges)
     except Permanent as error:
         db.session.rollback()
-        _fail(claim, order_id, kind, _category(kind, error), str(error), error.body, exchanges)
-    except Exception as error:  # a bug must not leave the row running until its lease runs out
+        _fail(claim, order_id, kind, _category(kind, error), str(error), exchanges)
+    except Exception:  # a bug must not leave the row running until its lease runs out
+        # The exception's text may hold SQL or a payload: the log gets it, the seller a plain sentence.
         log.exception("action %s (%s) failed", claim.action_id, kind)
         db.session.rollback()
-        reason = f"internal error: {type(error).__name__}: {error}"
-        _fail(claim, order_id, kind, "internal", reason, None, exchanges)
+        _fail(claim, order_id, kind, "internal", INTERNAL, exchanges)
     return Outcome(ran=True)
 
 
@@ -178,12 +187,11 @@ def _retry(
     attempts: int,
     error: ConnectorError,
     delay: float,
-    category: str,
     exchanges: list[dict[str, Any]],
 ) -> Outcome:
     if attempts >= current_app.config["ACTION_MAX_ATTEMPTS"]:
         reason = f"gave up after {attempts} attempts: {error}"
-        _fail(claim, order_id, kind, category, reason, error.body, exchanges)
+        _fail(claim, order_id, kind, error.category, reason, exchanges)
         return Outcome(ran=True)
     retry_at = utcnow() + timedelta(seconds=delay)
     if claim.settle(
@@ -201,13 +209,12 @@ def _fail(
     kind: str,
     category: str,
     reason: str,
-    body: str | None,
     exchanges: list[dict[str, Any]],
 ) -> None:
     if claim.settle(state=ActionState.FAILED, finished_at=utcnow(), last_error=reason):
         order = db.session.get_one(Order, order_id)
         order.fail(category, reason)
-        record(order, "failed", f"{kind} failed: {reason}", payload=exchanges or None, response=body)
+        record(order, "failed", f"{kind} failed: {reason}", payload=exchanges or None)
         notifications.order_failed(order)
     db.session.commit()
 
@@ -220,8 +227,10 @@ def _calls(exchanges: list[dict[str, Any]]) -> str:
 
 
 def _category(kind: str, error: Permanent) -> str:
-    text = f"{error} {error.body or ''}"
-    if "invalid_product" in text or "No product with SKU" in text:
+    """The error queue's group: the guard's and the credentials' own, else who refused and why."""
+    if error.category != "refused":
+        return error.category
+    if "invalid_product" in error.code or "No product with SKU" in error.code:
         return "unknown_product"
     if kind in (Action.APPROVE, Action.MARKETPLACE_STATUS, Action.MARKETPLACE_TRACKING):
         return "marketplace_refused"
@@ -397,6 +406,9 @@ def shop_cancel(
     _require_transfer(order)
     if not order.transferred or order.shop_id is None:
         return
+    if integration.pull_resume_from is not None:
+        # A pull is still catching up: the package that carries on some of these lines may be further on.
+        raise Deferred("waiting for the pull to catch up before cancelling the whole shop order", seconds=15)
     if has_successor(order):
         # Only some lines were cancelled; the rest live on in a new package of the same shop order.
         shop_note(order, integration, settings, action)
@@ -600,6 +612,63 @@ def retry(order: Order) -> list[OrderAction]:
     return failed
 
 
+def fair_share(rows: Iterable[OrderAction], now: datetime) -> list[OrderAction]:
+    """Of the rows to hand to the workers, those within their integration's share: at most
+    ACTIONS_IN_FLIGHT per integration queued or running at once. The others wait in the outbox and go
+    when one of their integration's actions ends (`waiting`), so a seller whose platform is slow, or who
+    has ten thousand actions, holds that many workers at most and never queues ahead of everyone else."""
+    wanted: dict[int, list[OrderAction]] = {}
+    for row in {row.id: row for row in rows}.values():
+        wanted.setdefault(row.integration_id, []).append(row)
+    if not wanted:
+        return []
+    counts = db.session.execute(
+        sa.select(OrderAction.integration_id, sa.func.count())
+        .where(
+            OrderAction.integration_id.in_(list(wanted)),
+            sa.or_(
+                OrderAction.state == ActionState.RUNNING,
+                sa.and_(OrderAction.state == ActionState.PENDING, OrderAction.enqueued_at >= _handed(now)),
+            ),
+            OrderAction.id.not_in([row.id for group in wanted.values() for row in group]),
+        )
+        .group_by(OrderAction.integration_id)
+    ).tuples()
+    busy = {integration_id: count for integration_id, count in counts}
+    share = current_app.config["ACTIONS_IN_FLIGHT"]
+    return [
+        row
+        for integration_id, group in wanted.items()
+        for row in sorted(group, key=lambda row: row.id)[: max(share - busy.get(integration_id, 0), 0)]
+    ]
+
+
+def waiting(integration_id: int, now: datetime) -> list[OrderAction]:
+    """An integration's due actions that wait for their turn."""
+    return list(
+        db.session.scalars(
+            sa.select(OrderAction)
+            .where(OrderAction.integration_id == integration_id, _awaiting_turn(now))
+            .order_by(OrderAction.id)
+            .limit(current_app.config["ACTIONS_IN_FLIGHT"])
+        )
+    )
+
+
+def _handed(now: datetime) -> datetime:
+    """A row handed to RQ after this is taken as queued; one handed out before, as lost."""
+    return now - timedelta(seconds=current_app.config["OUTBOX_REQUEUE_SECONDS"])
+
+
+def _awaiting_turn(now: datetime) -> sa.ColumnElement[bool]:
+    """Pending, due, and not handed out (or handed out so long ago that its job was lost)."""
+    return sa.and_(
+        OrderAction.state == ActionState.PENDING,
+        OrderAction.next_attempt_at <= now,
+        sa.or_(OrderAction.enqueued_at.is_(None), OrderAction.enqueued_at < _handed(now)),
+    )
+
+
 def stale_and_due(now: datetime) -> list[OrderAction]:
     """The sweeper: running rows whose worker died go back to pending; pending rows nobody picked up are
     handed out again."""
@@ -610,15 +679,19 @@ def stale_and_due(now: datetime) -> list[OrderAction]:
         .where(OrderAction.state == ActionState.RUNNING, OrderAction.claimed_at < now - lease)
         .values(state=ActionState.PENDING, next_attempt_at=now, enqueued_at=None)
     )
-    requeue = now - timedelta(seconds=config["OUTBOX_REQUEUE_SECONDS"])
+    # At most each integration's share, so one seller's backlog of thousands never fills the batch and
+    # leaves another seller's rows unswept.
+    turn = (
+        sa.func.row_number()
+        .over(partition_by=OrderAction.integration_id, order_by=OrderAction.id)
+        .label("turn")
+    )
+    candidates = sa.select(OrderAction.id, turn).where(_awaiting_turn(now)).subquery()
     due = list(
         db.session.scalars(
             sa.select(OrderAction)
-            .where(
-                OrderAction.state == ActionState.PENDING,
-                OrderAction.next_attempt_at <= now,
-                sa.or_(OrderAction.enqueued_at.is_(None), OrderAction.enqueued_at < requeue),
-            )
+            .join(candidates, candidates.c.id == OrderAction.id)
+            .where(candidates.c.turn <= config["ACTIONS_IN_FLIGHT"])
             .order_by(OrderAction.id)
             .limit(config["OUTBOX_SWEEP_BATCH"])
         )

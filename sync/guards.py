@@ -10,6 +10,9 @@ from flask import current_app
 
 from extensions import db
 
+# What a seller reads when the hub itself failed: the exception's text (SQL, a payload) is for the log.
+INTERNAL_ERROR = "an internal error of the hub (its log has the details)"
+
 
 def changed(statement: sa.Update) -> bool:
     """Run a guarded UPDATE; true when it changed a row, i.e. this worker won the claim."""

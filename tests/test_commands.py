@@ -23,6 +23,7 @@ def test_seed_demo_creates_the_demo_account_and_sandbox_integration(app: Flask) 
     account = db.session.scalar(sa.select(Account))
     assert account is not None and account.check_password("demo1234")
     assert account.notification_email == "demo@example.com"  # so Order Notifications can be switched on
+    assert account.notification_email_confirmed  # the demo's own address in the local sink: mails go
     integrations = db.session.scalars(sa.select(Integration)).all()
     assert len(integrations) == 1
     sandbox = app.config["SANDBOX_URL"]

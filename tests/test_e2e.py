@@ -6,14 +6,21 @@ duplicated pages thrown in and the worker killed mid-run.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.wrappers import Request, Response
 
+from connectors.registry import Side
 from extensions import db
 from models import ActionState, Integration, OrderAction, TransferState
+from sandbox.state import World
+from tests.conftest import make_account, make_integration
+from tests.fake_platform import serve_fake
 from tests.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,3 +139,43 @@ def test_nothing_lost_or_doubled_under_faults_and_a_killed_worker(stack: Stack) 
     )
     assert failed == 0
     assert db.session.get(Integration, stack.integration_id) is not None
+
+
+def test_a_slow_marketplace_does_not_hold_up_another_seller(stack: Stack) -> None:
+    """A marketplace answering every page in 1.5 s, with pages without end, next to a fast one, one
+    worker: the fast seller's new order reaches its shop within its pull interval plus a few seconds."""
+    template = World(seed=3).create_package()
+
+    def slow_page(request: Request) -> Response:
+        time.sleep(1.5)
+        page = int(request.args.get("page", "0"))
+        start = int(request.args["startDate"])
+        package = {**template, "shipmentPackageId": 7_000_000 + start // 1000 % 100_000 * 100 + page}
+        package["lastModifiedDate"] = start + (page + 1) * 1000
+        body = {"page": page, "totalPages": 100_000, "content": [package]}
+        return Response(json.dumps(body), mimetype="application/json")
+
+    with serve_fake(slow_page) as slow:
+        other = make_account("slow@example.com")
+        integration = make_integration(other, marketplace_base_url=f"{slow.url}/integration", pull_interval=1)
+        integration.set_credentials(Side.MARKETPLACE, {"seller_id": "1", "api_key": "k", "api_secret": "s"})
+        integration.settings.auto_transfer = False
+        db.session.commit()
+        stack.wait_for("the slow marketplace being read", lambda: len(slow.requests) >= 3, timeout=30)
+
+        waits = []
+        for _ in range(3):
+            package = stack.sandbox.order()
+            placed = time.monotonic()
+            stack.wait_for(
+                "the fast seller's order in its shop",
+                lambda p=package: stack.sandbox.shop_order_for(p["shipmentPackageId"]) is not None,  # type: ignore[misc]
+                timeout=60,
+            )
+            waits.append(time.monotonic() - placed)
+        assert len(slow.requests) >= 6  # the slow one was served all along, in budgets
+    interval = db.session.get_one(Integration, stack.integration_id).pull_interval
+    # One slow run at most (SYNC_TIME_BUDGET=3 s plus the page in flight) stands between a due pull and
+    # the worker, then the tick, the pull and the transfer.
+    print(f"fast seller, order placed → in its shop: {[round(w, 1) for w in waits]} s")
+    assert max(waits) < interval + 3 + 1.5 + 4, waits

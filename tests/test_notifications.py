@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import smtplib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,10 +18,19 @@ from flask import Flask
 
 from extensions import db
 from mailsink import serve
-from models import Account, Integration, MailState, Notification, Order, OrderNotice, TransferState
+from models import (
+    Account,
+    Integration,
+    MailState,
+    NoticeKind,
+    Notification,
+    Order,
+    OrderNotice,
+    TransferState,
+)
 from models.base import utcnow
 from sync import actions, notifications, pull
-from tests.conftest import Client, make_account, make_integration, running_app
+from tests.conftest import Client, make_account, make_integration, make_order, running_app
 from tests.pipeline import configure, cycle, drain, free_port, order_for
 from tests.sandbox_server import Sandbox
 
@@ -73,7 +83,7 @@ def inbox(smtp_port: int, tmp_path: Path) -> Iterator[Inbox]:
 
 @pytest.fixture
 def account(app: Flask) -> Account:
-    return make_account(notification_email="alerts@shop.example")
+    return make_account(notification_email="alerts@shop.example", notification_email_confirmed_at=utcnow())
 
 
 def send_all(now: object = None) -> list[Notification]:
@@ -248,14 +258,20 @@ def test_actions_retried_by_the_hub_alert_only_when_they_give_up(
 # -- SMTP trouble --------------------------------------------------------------------------------------
 
 
-def test_smtp_down_then_up_the_mail_arrives_once(
-    hub: Integration, sandbox: Sandbox, inbox: Inbox, client: Client
-) -> None:
+def waiting_for_smtp(hub: Integration, sandbox: Sandbox, inbox: Inbox) -> Notification:
+    """A new order's mail, gathered while the SMTP server is down."""
     configure(hub, notify_new_orders=True)
     inbox.stop()
     sandbox.order()
     cycle(hub)
     [notification] = notifications.gather(utcnow())
+    return notification
+
+
+def test_smtp_down_then_up_the_mail_arrives_once(
+    hub: Integration, sandbox: Sandbox, inbox: Inbox, client: Client
+) -> None:
+    notification = waiting_for_smtp(hub, sandbox, inbox)
     retry_at = notifications.send(notification.id)
     db.session.expire_all()
     assert retry_at is not None and retry_at > utcnow()
@@ -269,6 +285,19 @@ def test_smtp_down_then_up_the_mail_arrives_once(
     db.session.expire_all()
     assert notification.state == MailState.SENT and notification.attempts == 2
     assert len(inbox.mails()) == 1
+
+
+def test_a_mail_waiting_for_smtp_goes_nowhere_once_the_address_changed(
+    hub: Integration, sandbox: Sandbox, inbox: Inbox, account: Account
+) -> None:
+    notification = waiting_for_smtp(hub, sandbox, inbox)
+    assert notifications.send(notification.id) is not None  # SMTP down: it waits
+    account.change_notification_email("someone-else@example.com")
+    db.session.commit()
+    inbox.start()
+    assert notifications.send(notification.id) is None
+    db.session.expire_all()
+    assert notification.state == MailState.SKIPPED and inbox.mails() == []
 
 
 def test_a_mail_whose_worker_died_is_sent_again_by_the_sweeper(
@@ -348,7 +377,7 @@ def test_the_mailbox_shows_the_sinks_mails_to_the_account_only(
     )
     db.session.add(theirs)
     db.session.commit()
-    stranger = inbox.directory / "0-stranger.eml"
+    stranger = inbox.directory / "0-00000000.eml"  # the sink's shape: only ownership refuses it
     stranger.write_bytes(
         b"To: alerts@shop.example\r\nSubject: Not yours\r\n"
         + f"Message-ID: <notification-{theirs.id}@orderhub.local>\r\n\r\nhello\r\n".encode()
@@ -363,7 +392,7 @@ def test_the_mailbox_shows_the_sinks_mails_to_the_account_only(
     html = seller.get(f"/notifications/mailbox/{name}/html")
     assert html.status_code == 200 and "default-src 'none'" in html.headers["Content-Security-Policy"]
     assert "sandbox" in html.headers["Content-Security-Policy"]
-    assert seller.get("/notifications/mailbox/0-stranger").status_code == 404
+    assert seller.get("/notifications/mailbox/0-00000000").status_code == 404
     assert seller.get("/notifications/mailbox/..%2Fsecret-keys").status_code == 404
 
 
@@ -401,3 +430,163 @@ def test_a_subject_stays_on_one_line(hub: Integration, sandbox: Sandbox, inbox: 
     [mail] = inbox.mails()
     assert mail["Subject"] == "1 new order on Trendyol Bcc: victim@example.com"
     assert mail["Bcc"] is None
+
+
+# -- Who gets mails, and how many ------------------------------------------------------------------------
+
+
+def error_notice(integration: Integration, number: int, reason: str) -> OrderNotice:
+    """An order in error with its notice waiting, as a failed action leaves it."""
+    order = make_order(integration, number, transfer_state=TransferState.ERROR, error_reason=reason)
+    notice = OrderNotice(
+        order=order, integration_id=integration.id, kind=NoticeKind.ERROR_ORDERS, key="k", reason=reason
+    )
+    db.session.add(notice)
+    db.session.commit()
+    return notice
+
+
+@pytest.fixture
+def errors_on(account: Account) -> Integration:
+    integration = make_integration(account)
+    integration.settings.notify_error_orders = True
+    db.session.commit()
+    return integration
+
+
+def test_a_stranger_gets_no_notification_until_the_address_is_confirmed(
+    app: Flask, account: Account, errors_on: Integration, inbox: Inbox, seller: Client
+) -> None:
+    account.notification_email, account.notification_email_confirmed_at = "stranger@elsewhere.example", None
+    db.session.commit()
+    error_notice(errors_on, 1, "the shop refused it")
+    start = utcnow()
+    assert send_all(start) == []
+    error_notice(errors_on, 2, "the shop refused it")
+    assert send_all(start + timedelta(seconds=10)) == []  # within the window: not even a second log line
+    assert inbox.mails() == []
+    [notification] = db.session.scalars(sa.select(Notification)).all()
+    assert (
+        notification.state == MailState.UNCONFIRMED and notification.recipient == "stranger@elsewhere.example"
+    )
+    assert notification.last_error == "the address is not confirmed"
+    page = seller.get("/notifications").get_data(as_text=True)
+    assert "Address not confirmed" in page and 'id="unconfirmed-address"' in page
+
+    # The stranger opens the link mailed to the address and confirms: the next mail goes.
+    assert seller.post(f"/confirm/{account.confirmation_token()}").status_code == 200
+    error_notice(errors_on, 3, "the shop refused it")
+    send_all(start + 2 * WINDOW)
+    [mail] = inbox.mails()
+    assert mail["To"] == "stranger@elsewhere.example" and "10400000003" in text(mail, "plain")
+
+
+def test_the_daily_cap_holds_mails_back_until_there_is_room(
+    app: Flask, account: Account, errors_on: Integration, inbox: Inbox, seller: Client
+) -> None:
+    app.config["MAIL_DAILY_CAP"] = 2
+    start = utcnow()
+    for _ in range(2):  # what the account sent today
+        db.session.add(
+            Notification(
+                account_id=account.id,
+                integration_id=errors_on.id,
+                kind="error_orders",
+                state=MailState.SENT,
+                claimed_at=start - timedelta(hours=1),
+                sent_at=start - timedelta(hours=1),
+                created_at=start - timedelta(hours=1),
+            )
+        )
+    db.session.commit()
+    error_notice(errors_on, 1, "refused")
+    assert send_all(start) == []
+    held = db.session.scalars(sa.select(Notification).where(Notification.state == MailState.HELD)).one()
+    assert held.order_count == 1 and "daily" in seller.get("/notifications").get_data(as_text=True)
+    # More errors meanwhile join the held mail: one mail waits, not one per window.
+    error_notice(errors_on, 2, "refused")
+    assert send_all(start + 2 * WINDOW) == []
+    db.session.refresh(held)
+    assert held.order_count == 2 and held.state == MailState.HELD
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 3
+    assert inbox.mails() == []
+
+    # A day after the earlier mails there is room: the held mail goes, with everything in it.
+    [released] = send_all(start + timedelta(hours=23, minutes=1))
+    assert released.id == held.id and released.state == MailState.SENT
+    [mail] = inbox.mails()
+    assert mail["Subject"] == f"2 orders in error on {errors_on.name}"
+
+
+def test_a_line_longer_than_smtp_allows_still_reaches_the_server(
+    app: Flask, errors_on: Integration, inbox: Inbox, smtp_port: int
+) -> None:
+    # The server really refuses such a line when it is sent as it is.
+    raw = f"From: a@b.c\r\nTo: d@e.f\r\nSubject: raw\r\n\r\n{'x' * 2000}\r\n"
+    with smtplib.SMTP("127.0.0.1", smtp_port) as smtp, pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp.sendmail("a@b.c", ["d@e.f"], raw)
+    assert refused.value.smtp_code == 500
+
+    app.config["MAIL_REASON_LENGTH"] = 10_000
+    reason = "Ürün bulunamadı:" + "ZEYTINYAGI-1L," * 200  # one word of 2,800 characters, and Turkish
+    error_notice(errors_on, 1, reason)
+    send_all()
+    [mail] = inbox.mails()
+    assert reason in text(mail, "plain") and reason in text(mail, "html")
+    notification = db.session.scalars(sa.select(Notification)).one()
+    assert notification.state == MailState.SENT
+
+
+def test_a_mail_quotes_a_reason_up_to_its_bound(app: Flask, errors_on: Integration, inbox: Inbox) -> None:
+    assert app.config["MAIL_REASON_LENGTH"] == 300
+    reason = "x" * 280 + "-kept-" + "y" * 5000
+    error_notice(errors_on, 1, reason)
+    send_all()
+    [mail] = inbox.mails()
+    for body in (text(mail, "plain"), text(mail, "html")):
+        assert "x" * 280 + "-kept-" + "y" * 13 + "…" in body and "y" * 14 not in body
+
+
+@dataclass
+class Answering:
+    """A real SMTP server (aiosmtpd) that answers every mail's DATA with `answer`."""
+
+    answer: str
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return self.answer
+
+
+def test_a_5xx_answer_to_the_mail_is_final(
+    app: Flask, errors_on: Integration, smtp_port: int, seller: Client
+) -> None:
+    controller = Controller(
+        Answering("554 5.7.1 Message refused as spam"), hostname="127.0.0.1", port=smtp_port
+    )
+    controller.start()
+    try:
+        error_notice(errors_on, 1, "refused")
+        [notification] = notifications.gather(utcnow())
+        assert notifications.send(notification.id) is None  # no retry
+    finally:
+        controller.stop()
+    db.session.expire_all()
+    assert notification.state == MailState.FAILED and notification.attempts == 1
+    assert notification.last_error == "the mail server refused the mail: 554 5.7.1 Message refused as spam"
+    assert notifications.stale_and_due(utcnow() + timedelta(days=1)) == []  # the sweeper leaves it
+    page = seller.get("/notifications").get_data(as_text=True)
+    assert "Failed" in page and "554 5.7.1 Message refused as spam" in page
+
+
+def test_a_4xx_answer_is_tried_again(app: Flask, errors_on: Integration, smtp_port: int) -> None:
+    controller = Controller(Answering("451 4.3.0 Try again later"), hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        error_notice(errors_on, 1, "refused")
+        [notification] = notifications.gather(utcnow())
+        retry_at = notifications.send(notification.id)
+    finally:
+        controller.stop()
+    db.session.expire_all()
+    assert retry_at is not None and notification.state == MailState.PENDING
+    assert "451" in (notification.last_error or "")

@@ -27,20 +27,27 @@ class LoginForm(FlaskForm):
     submit = SubmitField(_l("Sign in"))
 
 
+def _new_password(label: str = _l("Password")) -> PasswordField:
+    return PasswordField(
+        label, validators=[DataRequired(), Length(min=8, max=128, message=_l("Use at least 8 characters."))]
+    )
+
+
+def _repeat(field: str) -> PasswordField:
+    return PasswordField(
+        _l("Repeat password"),
+        validators=[DataRequired(), EqualTo(field, message=_l("The passwords do not match."))],
+    )
+
+
 class SignupForm(FlaskForm):
     email = EmailField(
         _l("Email"),
         filters=[_strip],
         validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
     )
-    password = PasswordField(
-        _l("Password"),
-        validators=[DataRequired(), Length(min=8, max=128, message=_l("Use at least 8 characters."))],
-    )
-    confirm = PasswordField(
-        _l("Repeat password"),
-        validators=[DataRequired(), EqualTo("password", message=_l("The passwords do not match."))],
-    )
+    password = _new_password()
+    confirm = _repeat("password")
     language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES, default="en")
     submit = SubmitField(_l("Create account"))
 
@@ -54,3 +61,23 @@ class UserSettingsForm(FlaskForm):
     )
     language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES)
     submit = SubmitField(_l("Save"))
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired()])
+    new_password = _new_password(_l("New password"))
+    repeat_password = _repeat("new_password")
+    submit = SubmitField(_l("Change password"))
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(
+        _l("Email"), filters=[_strip], validators=[DataRequired(), Email(check_deliverability=False)]
+    )
+    submit = SubmitField(_l("Send the link"))
+
+
+class ResetPasswordForm(FlaskForm):
+    password = _new_password(_l("New password"))
+    confirm = _repeat("password")
+    submit = SubmitField(_l("Set the password"))

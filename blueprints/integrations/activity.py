@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
 from wtforms import DateField
 from wtforms.validators import DataRequired
 
@@ -157,16 +158,11 @@ def backfill(integration_id: int) -> ResponseReturnValue:
             form.bounds(current_app.config["BACKFILL_MAX_DAYS"], zone) if form.validate_on_submit() else None
         )
         if bounds is not None:
-            run = Backfill(
-                account_id=integration.account_id,
-                integration_id=integration.id,
-                start=bounds[0],
-                end=bounds[1],
-            )
-            db.session.add(run)
-            db.session.commit()
-            start_backfill(run.id)
-            return redirect(url_for("integrations.backfill", integration_id=integration.id))
+            run = _new_backfill(integration, *bounds)
+            if run is not None:
+                start_backfill(run.id)
+                return redirect(url_for("integrations.backfill", integration_id=integration.id))
+            form.start.errors = [_("An import of this integration is already waiting or running.")]
         status = 422
     elif not form.start.data:
         today = datetime.now(zone).date()
@@ -184,6 +180,19 @@ def backfill(integration_id: int) -> ResponseReturnValue:
         runs=runs,
         max_days=current_app.config["BACKFILL_MAX_DAYS"],
     ), status
+
+
+def _new_backfill(integration: Integration, start: datetime, end: datetime) -> Backfill | None:
+    """A new import, unless one of the integration waits or runs (two at once would read the same
+    packages twice as long: the database's unique index settles a race of two requests)."""
+    run = Backfill(account_id=integration.account_id, integration_id=integration.id, start=start, end=end)
+    db.session.add(run)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return run
 
 
 @bp.get("/<id:integration_id>/import/<id:backfill_id>")

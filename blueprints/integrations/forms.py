@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
@@ -33,7 +34,9 @@ from wtforms.validators import (
 )
 from wtforms.validators import Optional as OptionalValidator
 
-from connectors.registry import KINDS, MARKETPLACES, SHOPS, CredentialField, Side
+from connectors.base import Blocked
+from connectors.http import Guard, check_base_url
+from connectors.registry import KINDS, MARKETPLACES, SHOPS, ConnectorKind, CredentialField, Side
 from sync.settings import SHIPPING_VAT_RATES, Priority, TrackingCodeSource
 from sync.statuses import CanonicalStatus
 
@@ -76,10 +79,10 @@ class IntegrationForm(FlaskForm):
     )
 
     def validate_marketplace_base_url(self, field: Field) -> None:
-        _http_url(field)
+        _outbound_url(field, MARKETPLACES.get(self.marketplace_kind.data or ""))
 
     def validate_shop_base_url(self, field: Field) -> None:
-        _http_url(field)
+        _outbound_url(field, SHOPS.get(self.shop_kind.data or ""))
 
     def credential_field(self, side: Side, credential: CredentialField) -> Field:
         return self[credential_field_name(side, credential)]
@@ -94,10 +97,15 @@ for _side, _kinds in KINDS.items():
     for _kind in _kinds.values():
         for _credential in _kind.credential_fields:
             _field_class = PasswordField if _credential.secret else StringField
+            _shape = Regexp(
+                rf"^(?:{_credential.pattern})\Z",
+                message=_credential.pattern_help
+                or _l("Letters, digits and symbols only, without spaces or other characters."),
+            )
             setattr(
                 IntegrationForm,
                 credential_field_name(_side, _credential),
-                _field_class(_credential.label, validators=[OptionalValidator(), Length(max=255)]),
+                _field_class(_credential.label, validators=[OptionalValidator(), Length(max=255), _shape]),
             )
 
 
@@ -107,9 +115,26 @@ class ActiveForm(FlaskForm):
     active = HiddenField(validators=[AnyOf(["on", "off"])])
 
 
-def _http_url(field: Field) -> None:
-    if not (field.data or "").startswith(("https://", "http://")):
-        raise ValidationError(_l("Enter an address that starts with https:// or http://."))
+# What the seller reads when the outbound guard refuses an address (connectors/http.py names the reason).
+BLOCKED_ADDRESS = {
+    "syntax": _l("This address cannot be read. Enter it as https://host/path, without spaces."),
+    "scheme": _l("Enter an address that starts with https://."),
+    "https": _l("Enter an address that starts with https://: the hub sends your keys over HTTPS only."),
+    "userinfo": _l("Leave the user name and password out of the address; enter them as the keys below."),
+    "query": _l("Leave “?” and “#” parts out of the address: enter only the site or API address."),
+    "pinned": _l("This marketplace is reached only at its own API address: %(hosts)s."),
+    "private": _l("This address is not on the public internet, so the hub cannot call it."),
+    "unresolvable": _l("This address's host cannot be found."),
+}
+
+
+def _outbound_url(field: Field, kind: ConnectorKind | None) -> None:
+    """The address is checked by the same guard that every call goes through, as far as it can be now."""
+    pinned = kind.pinned_hosts if kind else ()
+    try:
+        check_base_url((field.data or "").strip(), Guard.from_config(current_app.config), pinned=pinned)
+    except Blocked as error:
+        raise ValidationError(BLOCKED_ADDRESS[error.reason] % {"hosts": ", ".join(pinned)}) from None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
+from sqlalchemy.exc import IntegrityError
 from wtforms import Field
 
 from blueprints.auth.forms import EmptyForm
@@ -94,11 +95,17 @@ def create_integration() -> ResponseReturnValue:
     form = IntegrationForm()
     if request.method == "GET":
         form.marketplace_base_url.data = MARKETPLACES[form.marketplace_kind.data].default_base_url
-    if form.validate_on_submit() and _credentials_complete(form, None) and _name_free(form, None):
+    if (
+        form.validate_on_submit()
+        and _below_cap(form)
+        and _credentials_complete(form, None)
+        and _name_free(form, None)
+    ):
         integration = Integration(account_id=_account().id, settings=IntegrationSettings.defaults())
         _fill(integration, form)
         db.session.add(integration)
-        db.session.commit()
+        if not _committed(form):
+            return _render_form(form, None)
         flash(
             _("Integration “%(name)s” is added. Check its General settings.", name=integration.name),
             "success",
@@ -127,7 +134,8 @@ def edit_integration(integration_id: int) -> ResponseReturnValue:
         and _name_free(form, integration)
     ):
         _fill(integration, form)
-        db.session.commit()
+        if not _committed(form):
+            return _render_form(form, integration)
         flash(_("Integration “%(name)s” is saved.", name=integration.name), "success")
         return redirect(url_for("integrations.list_integrations"))
     return _render_form(form, integration)
@@ -287,6 +295,33 @@ def _host(url: str | None) -> str:
     return urlsplit(url or "").netloc.lower()
 
 
+def _committed(form: IntegrationForm) -> bool:
+    """Commit; a twin request that took the name a moment earlier gets the form back, not a 500."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        form.name.errors = [*form.name.errors, _("You already have an integration with this name.")]
+        return False
+    return True
+
+
+def _below_cap(form: IntegrationForm) -> bool:
+    """Integrations per account are capped (MAX_INTEGRATIONS_PER_ACCOUNT): a careful service's limit
+    against a stolen or scripted account, well above what a seller uses."""
+    cap = current_app.config["MAX_INTEGRATIONS_PER_ACCOUNT"]
+    count = db.session.scalar(
+        sa.select(sa.func.count(Integration.id)).where(Integration.account_id == _account().id)
+    )
+    if (count or 0) < cap:
+        return True
+    form.name.errors = [
+        *form.name.errors,
+        _("An account can have %(cap)d integrations. Delete one you no longer use first.", cap=cap),
+    ]
+    return False
+
+
 def _name_free(form: IntegrationForm, integration: Integration | None) -> bool:
     query = sa.select(Integration.id).where(
         Integration.account_id == _account().id, Integration.name == (form.name.data or "").strip()
@@ -305,8 +340,8 @@ def _fill(integration: Integration, form: IntegrationForm) -> None:
     actor = _account().email
     new = {
         "name": (form.name.data or "").strip(),
-        "marketplace_base_url": form.marketplace_base_url.data,
-        "shop_base_url": form.shop_base_url.data,
+        "marketplace_base_url": (form.marketplace_base_url.data or "").strip(),
+        "shop_base_url": (form.shop_base_url.data or "").strip(),
         "own_shipping_agreement": form.own_shipping_agreement.data,
         "active": form.active.data,
         "pull_interval": form.pull_interval.data,

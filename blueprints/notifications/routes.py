@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.notifications import bp
+from blueprints.params import parse_id
 from extensions import db
 from models import Integration, MailState, NoticeKind, Notification, Order, OrderNotice
 
@@ -31,7 +32,9 @@ MAIL_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
     "frame-ancestors 'self'; sandbox"
 )
-NOTIFICATION_ID = re.compile(r"<notification-(\d+)@[^>]+>$")
+NOTIFICATION_ID = re.compile(r"<notification-([0-9]+)@[^>]+>$")
+# The names mailsink.py gives its files: "<time in nanoseconds>-<8 hex digits>".
+MAIL_NAME = re.compile(r"[0-9]{1,20}-[0-9a-f]{8}")
 
 
 @bp.before_request
@@ -54,6 +57,8 @@ def notification_words() -> dict[str, object]:
             MailState.REJECTED: _("Address refused"),
             MailState.SKIPPED: _("Not sent"),
             MailState.FAILED: _("Failed"),
+            MailState.UNCONFIRMED: _("Address not confirmed"),
+            MailState.HELD: _("Held back (daily limit)"),
         },
     }
 
@@ -126,7 +131,8 @@ class Mail:
     @property
     def notification_id(self) -> int | None:
         match = NOTIFICATION_ID.match(str(self.message["Message-ID"] or "").strip())
-        return int(match.group(1)) if match else None
+        # Anyone who reaches the sink can send it a mail: its id is read as every id is.
+        return parse_id(match.group(1)) if match else None
 
     def part(self, subtype: str) -> str:
         body = self.message.get_body(preferencelist=(subtype,))
@@ -163,8 +169,12 @@ def _read(path: Path) -> Mail:
 
 
 def _get_mail(name: str) -> Mail:
+    # Only a name the sink gives can be one of its mails: anything else never reaches the file system
+    # (where a long one is an error of its own, and a path another place).
+    if not MAIL_NAME.fullmatch(name):
+        abort(404)
     path = _sink() / f"{name}.eml"
-    if "/" in name or name.startswith(".") or not path.is_file():
+    if not path.is_file():
         abort(404)
     mail = _read(path)
     if not _owned([mail]):

@@ -22,10 +22,19 @@ from redis import Redis
 from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 
+from blueprints.params import parse_id
 from models import Order, TransferState
 from sync.statuses import CanonicalStatus
 
 SEARCH_LENGTH = 100
+# The dates a filter can name; anything beyond is taken as the nearest of the two.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+# How much of a value a message about it repeats.
+SHOWN_LENGTH = 40
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= SHOWN_LENGTH else value[:SHOWN_LENGTH] + "…"
 
 
 @dataclass(frozen=True)
@@ -50,10 +59,10 @@ class Filters:
             raw = args.get(name, "").strip()
             if not raw:
                 return None
-            if raw.isdigit() and 0 < int(raw) < 2**31:
-                return int(raw)
+            if (found := parse_id(raw)) is not None:
+                return found
             problems.append(
-                str(_l("“%(value)s” is not a valid %(name)s; it is ignored.", value=raw, name=name))
+                str(_l("“%(value)s” is not a valid %(name)s; it is ignored.", value=_shown(raw), name=name))
             )
             return None
 
@@ -62,10 +71,15 @@ class Filters:
             if not raw:
                 return None
             try:
-                return date.fromisoformat(raw)
+                found = date.fromisoformat(raw)
             except ValueError:
-                problems.append(str(_l("“%(value)s” is not a date (YYYY-MM-DD); it is ignored.", value=raw)))
+                problems.append(
+                    str(_l("“%(value)s” is not a date (YYYY-MM-DD); it is ignored.", value=_shown(raw)))
+                )
                 return None
+            # No order is older or newer than these; an open-ended 0001-01-01 or 9999-12-31 means the same
+            # and would overflow once turned into a moment in the panel's time zone.
+            return min(max(found, FIRST_DAY), LAST_DAY)
 
         integration = number("integration")
         if integration is not None and integration not in integrations:
@@ -73,11 +87,13 @@ class Filters:
             integration = None
         status = args.get("status", "").strip() or None
         if status is not None and status not in {member.value for member in CanonicalStatus}:
-            problems.append(str(_l("Unknown status “%(value)s”; it is ignored.", value=status)))
+            problems.append(str(_l("Unknown status “%(value)s”; it is ignored.", value=_shown(status))))
             status = None
         transfer = args.get("transfer", "").strip() or None
         if transfer is not None and transfer not in {member.value for member in TransferState}:
-            problems.append(str(_l("Unknown transfer state “%(value)s”; it is ignored.", value=transfer)))
+            problems.append(
+                str(_l("Unknown transfer state “%(value)s”; it is ignored.", value=_shown(transfer)))
+            )
             transfer = None
         date_from, date_to = day("from"), day("to")
         if date_from and date_to and date_to < date_from:
@@ -89,7 +105,8 @@ class Filters:
             transfer=transfer,
             date_from=date_from,
             date_to=date_to,
-            q=args.get("q", "").strip()[:SEARCH_LENGTH],
+            # PostgreSQL refuses NUL in a text, and no order holds one.
+            q=args.get("q", "").replace("\x00", "").strip()[:SEARCH_LENGTH],
             before=number("before"),
             problems=tuple(problems),
         )

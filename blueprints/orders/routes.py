@@ -4,6 +4,7 @@ actions a seller starts by hand (each one runs as an RQ job; the pages follow it
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from blueprints.orders import bp
 from blueprints.orders.colors import Palette, fingerprint, stylesheet
 from blueprints.orders.listing import Filters, counts, matching, page
 from blueprints.orders.view import OrderView
+from blueprints.params import parse_id, parse_ids, parse_number
 from extensions import db, hx
 from jobs import redis_connection
 from jobs.tasks import dispatch
@@ -31,15 +33,10 @@ from sync.statuses import CANCELLATIONS, CanonicalStatus
 # Routes that answer from Redis alone when nothing changed: they check the session themselves.
 SELF_CHECKED = {"orders.changes", "orders.detail_live"}
 REASON_LENGTH = 500
-ERROR_CATEGORIES = {
-    "unknown_product": _l("Unknown product"),
-    "shop_refused": _l("Shop refused"),
-    "marketplace_refused": _l("Marketplace refused"),
-    "rate_limited": _l("Rate limited"),
-    "unavailable": _l("Platform unavailable"),
-    "invalid_data": _l("Invalid data"),
-    "internal": _l("Internal error"),
-}
+BACK_LENGTH = 2000
+MAX_VERSION = 2**63 - 1  # the change feed's version is a Redis counter
+# The pages of this blueprint, without dot segments or escapes a browser would resolve to another page.
+BACK_PATH = re.compile(r"/orders(?:/[A-Za-z0-9_-]+)*")
 
 
 @bp.before_request
@@ -66,7 +63,6 @@ def order_words() -> dict[str, object]:
             ActionState.FAILED: _("Failed"),
             ActionState.SUPERSEDED: _("Dropped"),
         },
-        "error_categories": ERROR_CATEGORIES,
     }
 
 
@@ -116,11 +112,17 @@ def _version(account_id: int | str) -> int:
         return 0
 
 
+def _known_version() -> int | None:
+    """The account's version the page was drawn at (`?v=`)."""
+    return parse_number(request.args.get("v"), maximum=MAX_VERSION)
+
+
 def _unchanged() -> bool:
     """Whether the page's version (`?v=`) is still the account's: read from the signed session cookie
     and Redis alone, so an idle page's polls cost no database query."""
-    account_id = session.get("_user_id")
-    known = request.args.get("v", type=int)
+    # The cookie holds the account's id, or "<id>:<sign-in token>": the id is all this needs.
+    account_id = parse_id(str(session.get("_user_id") or "").partition(":")[0])
+    known = _known_version()
     if account_id is None or known is None:
         return False
     try:
@@ -142,7 +144,7 @@ def _poll_start() -> ResponseReturnValue | None:
 def _feed() -> changefeed.Changes | None:
     """The orders changed since the page's version; None when Redis cannot tell (the page waits)."""
     try:
-        return changefeed.since(redis_connection(), current_user.id, request.args.get("v", 0, type=int))
+        return changefeed.since(redis_connection(), current_user.id, _known_version() or 0)
     except RedisError:
         return None
 
@@ -190,8 +192,9 @@ def changes() -> ResponseReturnValue:
         return "", 200, {"HX-Refresh": "true"}  # too far behind to catch up row by row
     integrations = _integrations()
     filters = Filters.parse(request.args, {integration.id for integration in integrations})
-    shown = {int(value) for value in request.args.getlist("shown") if value.isdigit()}
-    selected = {int(value) for value in request.args.getlist("order") if value.isdigit()}
+    # Only the page itself sends these: a value that is no id is no row of it.
+    shown = set(parse_ids(request.args.getlist("shown"))[0])
+    selected = set(parse_ids(request.args.getlist("order"))[0])
     found = matching(current_user.id, filters, feed.order_ids)
     found_ids = {order.id for order in found}
     newest_shown = max(shown, default=0)
@@ -254,7 +257,9 @@ def bulk() -> ResponseReturnValue:
     if not EmptyForm().validate_on_submit():
         abort(400)
     action = request.form.get("action", "")
-    ids = [int(value) for value in request.form.getlist("order") if value.isdigit()]
+    ids, invalid = parse_ids(request.form.getlist("order"))
+    if invalid:
+        abort(400)  # the page's checkboxes hold ids: this request was made by hand
     reason = request.form.get("reason", "").strip()[:REASON_LENGTH]
     if action not in BULK:
         flash(_("Choose Transfer, Retry or Ignore."), "error")
@@ -287,11 +292,14 @@ def bulk() -> ResponseReturnValue:
 
 
 def _back() -> str:
-    """Where to go after an action: the page it came from, if that is one of ours."""
+    """Where to go after an action: the Orders page it came from, checked as a browser would read it."""
     target = request.form.get("back", "")
-    parts = urlsplit(target)
-    if target and not parts.scheme and not parts.netloc and target.startswith("/orders"):
-        return target
+    # A browser drops tabs and line breaks, reads a backslash as "/" and resolves dot segments before it
+    # goes: such a target is refused rather than told apart from what the check saw.
+    if len(target) <= BACK_LENGTH and target.isprintable() and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and BACK_PATH.fullmatch(parts.path):
+            return f"{parts.path}?{parts.query}" if parts.query else parts.path
     return url_for("orders.list_orders")
 
 

@@ -27,6 +27,7 @@ FIELDS = {
     "vat_rate": ("vat", "vat_rate", "kdv", "KDV"),
 }
 MAX_BYTES = 10 * 1024 * 1024
+ERROR_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,14 @@ def read_feed(data: bytes) -> tuple[list[FeedProduct], list[str]]:
         root = ElementTree.fromstring(data)
     except (ElementTree.ParseError, DefusedXmlException) as error:
         raise FeedError(_("This is not a readable XML file (%(error)s).", error=error)) from None
+    except (LookupError, ValueError) as error:
+        # The encoding the file declares is unknown, or one the XML parser cannot read (multi-byte ones).
+        raise FeedError(
+            _(
+                "The file's character encoding cannot be read (%(error)s); save it as UTF-8.",
+                error=str(error)[:ERROR_LENGTH],
+            )
+        ) from None
     rows = [element for element in root.iter() if element.tag in ROWS]
     if not rows:
         raise FeedError(_("The file has no <product>, <item> or <urun> elements."))

@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.exc import IntegrityError
 
 from blueprints.products import bp
 from blueprints.products.feed import FeedError, read_feed
@@ -15,6 +16,7 @@ from extensions import db
 from models import Product
 
 PAGE_SIZE = 200
+SEARCH_LENGTH = 100
 
 
 @bp.before_request
@@ -40,7 +42,8 @@ def _get_product(product_id: int) -> Product:
 def list_products() -> ResponseReturnValue:
     """Products with their panel stock; search by barcode, stock code or name."""
     query = sa.select(Product).where(Product.account_id == _account_id())
-    search = request.args.get("q", "").strip()
+    # PostgreSQL refuses NUL in a text, and no product holds one.
+    search = request.args.get("q", "").replace("\x00", "").strip()[:SEARCH_LENGTH]
     if search:
         pattern = f"%{search}%"
         query = query.where(
@@ -60,9 +63,9 @@ def create_product() -> ResponseReturnValue:
         product = Product(account_id=_account_id())
         _fill(product, form)
         db.session.add(product)
-        db.session.commit()
-        flash(_("Product “%(name)s” is added.", name=product.name), "success")
-        return redirect(url_for("products.list_products"))
+        if _saved(form, None):
+            flash(_("Product “%(name)s” is added.", name=product.name), "success")
+            return redirect(url_for("products.list_products"))
     return render_template("products/form.html", form=form, product=None), 422 if form.errors else 200
 
 
@@ -75,9 +78,9 @@ def edit_product(product_id: int) -> ResponseReturnValue:
         form.vat_rate.data = product.vat_rate
     if form.validate_on_submit() and _barcode_free(form, product):
         _fill(product, form)
-        db.session.commit()
-        flash(_("Product “%(name)s” is saved.", name=product.name), "success")
-        return redirect(url_for("products.list_products"))
+        if _saved(form, product):
+            flash(_("Product “%(name)s” is saved.", name=product.name), "success")
+            return redirect(url_for("products.list_products"))
     return render_template("products/form.html", form=form, product=product), 422 if form.errors else 200
 
 
@@ -94,15 +97,39 @@ def import_products() -> ResponseReturnValue:
         else:
             if not problems:
                 added, updated = _upsert(products)
-                db.session.commit()
-                flash(
-                    _("Feed imported: %(added)d added, %(updated)d updated.", added=added, updated=updated),
-                    "success",
-                )
-                return redirect(url_for("products.list_products"))
+                try:
+                    db.session.commit()
+                except IntegrityError:
+                    # A product of the feed was added meanwhile (another import, the same file sent twice):
+                    # nothing of this one is kept, and the next try finds it and updates it.
+                    db.session.rollback()
+                    problems = [_("Some of these products were added meanwhile; import the file again.")]
+                else:
+                    flash(
+                        _(
+                            "Feed imported: %(added)d added, %(updated)d updated.",
+                            added=added,
+                            updated=updated,
+                        ),
+                        "success",
+                    )
+                    return redirect(url_for("products.list_products"))
         flash(_("Nothing was imported: correct the file and try again."), "error")
     status = 422 if form.errors or problems else 200
     return render_template("products/import.html", form=form, problems=problems), status
+
+
+def _saved(form: ProductForm, product: Product | None) -> bool:
+    """Commit; when the same barcode was saved meanwhile (the form sent twice at once), the check above
+    could not see it, and the database refuses it: the answer is the same as the check's."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if _barcode_free(form, product):
+            raise  # another constraint: a bug, not the seller's doing
+        return False
+    return True
 
 
 def _barcode_free(form: ProductForm, product: Product | None) -> bool:
