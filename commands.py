@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import time
-
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
-from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from rq import SimpleWorker, Worker
-from rq.cron import CronScheduler
-from rq.worker import DequeueStrategy
 
 from connectors.registry import TRENDYOL, WOOCOMMERCE, Side
 from extensions import db
-from jobs import PIPELINE, QUEUE_NAMES, redis_connection
+from jobs.runner import run_cron, run_worker
 from models import Account, Integration, IntegrationSettings
 from models.base import utcnow
 from models.crypto import rotate
@@ -88,27 +80,12 @@ def rotate_credentials() -> None:
 
 @click.command("cron")
 def cron() -> None:
-    """Run RQ's cron scheduler: the tick that starts due pulls and sweeps the outbox.
+    """Queue the tick that starts due pulls and sweeps the outbox, every TICK_SECONDS.
 
-    One is enough; a second (for availability) is harmless, since every tick claims its work.
+    One is enough; a second (for availability) is harmless: a tick still waiting is not queued again, and
+    every tick claims its work.
     """
-    from jobs.tasks import tick
-
-    connection = _wait_for_redis()
-    scheduler = CronScheduler(connection=connection, name=f"hub-cron-{os.getpid()}")
-    scheduler.register(tick, PIPELINE, interval=current_app.config["TICK_SECONDS"], result_ttl=60)
-    scheduler.start()
-
-
-def _wait_for_redis() -> Redis:
-    connection = redis_connection()
-    for _ in range(50):  # the embedded Redis may still be starting
-        try:
-            connection.ping()
-            break
-        except RedisConnectionError:
-            time.sleep(0.2)
-    return connection
+    run_cron(current_app.config["TICK_SECONDS"])
 
 
 @click.command("worker")
@@ -119,14 +96,5 @@ def _wait_for_redis() -> Redis:
     help="Each job in a forked work horse (isolated, slower) or in the worker (default: WORKER_FORK).",
 )
 def worker(burst: bool, fork: bool | None) -> None:
-    """Run an RQ worker with the scheduler, inside the app context."""
-    connection = _wait_for_redis()
-    fork = current_app.config["WORKER_FORK"] if fork is None else fork
-    # Jobs here are short database-and-HTTP steps; in-process they reuse the connection pool and the
-    # compiled statements, which makes them ten times cheaper than a fork per job.
-    worker_class = Worker if fork else SimpleWorker
-    # Round robin between the pipeline and the actions: a pipeline that is never empty (a big or slow
-    # seller's pulls, run a budget at a time) must not starve the actions, nor a long outbox the pulls.
-    worker_class(list(QUEUE_NAMES), connection=connection).work(
-        with_scheduler=True, burst=burst, dequeue_strategy=DequeueStrategy.ROUND_ROBIN
-    )
+    """Run an RQ worker with the scheduler, inside the app context; it outlives Redis outages."""
+    run_worker(fork=current_app.config["WORKER_FORK"] if fork is None else fork, burst=burst)

@@ -125,7 +125,13 @@ class Config:
     # yields the worker to others and goes on from where it stopped in its next run.
     SYNC_PAGE_BUDGET = int(os.environ.get("SYNC_PAGE_BUDGET", "25"))
     SYNC_TIME_BUDGET = float(os.environ.get("SYNC_TIME_BUDGET", "30"))
-    # A sync cycle that ran longer than this is taken as dead and may be started again (seconds).
+    # A page that failed in a way the platform may get over (5xx, timeout, short 429) is tried this many
+    # times within the cycle, with backoff between PULL_PAGE_BACKOFF_BASE and _MAX (seconds).
+    PULL_PAGE_ATTEMPTS = int(os.environ.get("PULL_PAGE_ATTEMPTS", "3"))
+    PULL_PAGE_BACKOFF_BASE = float(os.environ.get("PULL_PAGE_BACKOFF_BASE", "0.5"))
+    PULL_PAGE_BACKOFF_MAX = float(os.environ.get("PULL_PAGE_BACKOFF_MAX", "4"))
+    # A sync cycle that has not renewed its lease for this long (each page renews it) is taken as dead
+    # and may be started again (seconds).
     PULL_LEASE_SECONDS = int(os.environ.get("PULL_LEASE_SECONDS", "300"))
     # Seconds any one step of an HTTP call to a marketplace or shop may take (connect, each read).
     CONNECTOR_TIMEOUT = float(os.environ.get("CONNECTOR_TIMEOUT", "15"))

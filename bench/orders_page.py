@@ -13,26 +13,20 @@ and 95th percentile over the requests.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 
-from app import create_app
-from config import TestConfig
+from bench.common import bench_app, database_url, redis
 from extensions import db
-from jobs.embedded_redis import throwaway
 from models import Account, Integration, IntegrationSettings
 from sync import changefeed
 
-BENCH_REDIS_PORT = 6399
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orderhub_bench"
 STATUSES = ["Created", "Picking", "Invoiced", "Shipped", "Delivered", "Cancelled"]
 
 
@@ -43,12 +37,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=200)
     arguments = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL).replace("postgresql://", "postgresql+psycopg://")
-    _create_database(url)
-    with _redis() as redis_url:
+    url = database_url()
+    with redis() as redis_url:
         print(f"{'orders':>10}  {'request':<34} {'median ms':>10} {'p95 ms':>8}")
         for size in arguments.sizes:
-            app = _app(url, redis_url)
+            app = bench_app(url, redis_url)
             with app.app_context():
                 account_id = _fill(size)
                 for name, seconds in _measure(app, account_id, arguments.requests):
@@ -108,14 +101,6 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
-def _app(url: str, redis_url: str) -> Flask:
-    config = TestConfig()
-    config.SQLALCHEMY_DATABASE_URI = url
-    config.REDIS_URL = redis_url
-    config.TESTING = False
-    return create_app(config)
-
-
 def _fill(size: int) -> int:
     """A fresh schema with one seller, three integrations and `size` orders (set-based, in the database)."""
     db.drop_all()
@@ -164,27 +149,6 @@ def _fill(size: int) -> int:
         connection.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("VACUUM ANALYZE orders"))
     print(f"# {size:,} orders written in {time.perf_counter() - started:.1f} s")
     return account.id
-
-
-def _create_database(url: str) -> None:
-    target = sa.make_url(url)
-    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        exists = connection.scalar(
-            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-        )
-        if not exists:
-            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    engine.dispose()
-
-
-@contextmanager
-def _redis() -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    with throwaway(BENCH_REDIS_PORT) as url:
-        yield url
 
 
 if __name__ == "__main__":

@@ -211,7 +211,8 @@ class ShopConnector(Protocol):
     def close(self) -> None: ...
 
     def find_order(self, reference: str, since: datetime | None = None) -> ShopOrder | None:
-        """The shop order carrying the hub's reference, if one was created already (since `since`)."""
+        """The shop order carrying the hub's reference, if one was created already (since `since`: the
+        first create that may have reached the shop, less a margin for the shop's clock)."""
         ...
 
     def create_order(self, plan: ShopOrderPlan) -> ShopOrder: ...

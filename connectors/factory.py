@@ -1,8 +1,9 @@
 """The connector for an integration's side, built from its kind, address and decrypted credentials.
 
-Both are context managers: `with shop_for(integration) as shop:` closes the HTTP client afterwards. Every
-connector gets the outbound guard built from the config, and its address is checked against it (and
-against the hosts its kind is pinned to) before anything is sent.
+Both are context managers: `with shop_for(integration) as shop:`. Every connector gets the outbound guard
+built from the config, and its address is checked against it (and against the hosts its kind is pinned
+to) before anything is sent. Building one is cheap: it sends through the process's HTTP client for its
+platform and guard (`connectors.http.shared_client`), which outlives it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ Hosts on the allowlist (the local sandbox) skip the address and https checks, no
 Failures come back as the hub's errors (`connectors.base`), each with a category and a short message the
 seller may read: the status and the platform's error code, never a remote body verbatim. The body goes to
 the log, cut short.
+
+A process keeps one HTTP client per platform and guard (`shared_client`) and every connector sends through
+it, its seller's credentials and headers on each request: building a client and opening a connection per
+action cost more than the action's own work. Nothing of a seller lives on the shared client.
 """
 
 from __future__ import annotations
@@ -19,16 +23,20 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import re
 import socket
 import ssl
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -53,6 +61,9 @@ SECRET_PARAMS = frozenset(
 LOCAL_NAMES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa", ".intranet", ".lan")
 # IPv6 ranges that carry an IPv4 address inside: the IPv4 address is what would be reached.
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Shared clients a process keeps (one per platform and guard; a process normally has one guard, the tests
+# build many); the least recently used one is closed beyond this.
+MAX_CLIENTS = 8
 _exchanges: ContextVar[list[dict[str, Any]] | None] = ContextVar("exchanges", default=None)
 T = TypeVar("T")
 
@@ -224,17 +235,75 @@ class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, guard: Guard) -> None:
         # No proxy from the environment (it would connect past the guard); the process's one SSL context.
         super().__init__(verify=_ssl_context(), trust_env=False)
+        # One pool serves every seller of the platform: room to keep a few shops' connections open.
         self._pool = httpcore.ConnectionPool(
             ssl_context=_ssl_context(),
-            max_connections=10,
-            max_keepalive_connections=5,
+            max_connections=20,
+            max_keepalive_connections=10,
             keepalive_expiry=5.0,
             network_backend=_GuardedBackend(guard),
         )
 
 
+def _client(guard: Guard, transport: httpx.BaseTransport) -> httpx.Client:
+    return httpx.Client(
+        timeout=guard.timeout,
+        follow_redirects=False,
+        trust_env=False,
+        # Sellers share the client, and every Trendyol seller calls the same host: a cookie set in answer
+        # to one seller must never ride on another's request, so none is kept.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        transport=transport,
+    )
+
+
+@dataclass
+class _Clients:
+    """The shared clients of one process, least recently used first."""
+
+    pid: int = field(default_factory=os.getpid)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    clients: OrderedDict[tuple[str, Guard], httpx.Client] = field(default_factory=OrderedDict)
+
+
+_clients = _Clients()
+
+
+def shared_client(platform: str, guard: Guard) -> httpx.Client:
+    """This process's client for the platform behind this guard, built on first use.
+
+    Keyed by the guard as well: an app with other OUTBOUND_* settings never reuses a connection vetted
+    under these. A process forked from the one that built it (RQ's work horse) builds its own: the
+    parent's sockets are left to the parent, neither used nor closed.
+    """
+    global _clients
+    if _clients.pid != os.getpid():
+        _clients = _Clients()
+    state = _clients
+    key = (platform, guard)
+    with state.lock:
+        client = state.clients.get(key)
+        if client is None:
+            client = state.clients[key] = _client(guard, _GuardedTransport(guard))
+            if len(state.clients) > MAX_CLIENTS:
+                state.clients.popitem(last=False)[1].close()
+        state.clients.move_to_end(key)
+        return client
+
+
+def close_clients() -> None:
+    """Close this process's shared clients; the next connector builds new ones."""
+    global _clients
+    state, _clients = _clients, _Clients()
+    if state.pid == os.getpid():
+        with state.lock:
+            for client in state.clients.values():
+                client.close()
+
+
 class Outbound:
-    """One connector's HTTP client behind the guard. `transport` is a seam for tests only."""
+    """One connector's way out: the process's client for its platform, with this seller's credentials and
+    headers on every request. `transport` is a seam for tests only: it gets a client of its own."""
 
     def __init__(
         self,
@@ -248,23 +317,21 @@ class Outbound:
         self.guard = guard
         self.platform = platform
         try:
-            self.client = httpx.Client(
-                auth=auth,
-                headers=dict(headers or {}),
-                timeout=guard.timeout,
-                follow_redirects=False,
-                trust_env=False,
-                transport=transport or _GuardedTransport(guard),
-            )
+            self.headers = httpx.Headers(dict(headers or {}))
+            self.auth = httpx.BasicAuth(*auth) if auth else None
         except (UnicodeError, ValueError) as error:
             # A header httpx cannot send (a credential with characters outside ASCII): the keys are wrong.
-            log.warning("%s client could not be built: %s", platform, error)
+            log.warning("%s credentials cannot be sent: %s", platform, error)
             raise Permanent(
                 f"the {platform} credentials contain characters that cannot be sent", category="auth"
             ) from None
+        self._own = transport is not None
+        self.client = _client(guard, transport) if transport is not None else shared_client(platform, guard)
 
     def close(self) -> None:
-        self.client.close()
+        """Close a client of its own; the shared one stays open for the next connector."""
+        if self._own:
+            self.client.close()
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send one request; 2xx comes back (read in full, within the byte cap); everything else raises."""
@@ -293,7 +360,7 @@ class Outbound:
     def _read(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """The whole answer, streamed: past the byte cap or the deadline the call stops."""
         started = time.monotonic()
-        with self.client.stream(method, url, **kwargs) as response:
+        with self.client.stream(method, url, auth=self.auth, headers=self.headers, **kwargs) as response:
             declared = response.headers.get("Content-Length", "")
             if declared.isascii() and declared.isdigit() and int(declared) > self.guard.max_bytes:
                 raise self._too_large(method, url)

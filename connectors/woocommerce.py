@@ -1,10 +1,10 @@
 """WooCommerce REST API v3: shop orders created by SKU, found again by the hub's reference in meta_data.
 
-Before creating an order the connector looks for one carrying the same reference, so a retry after a lost
-answer never creates a second order. WooCommerce has no tracking field: the code and the link go into the
-order's meta_data (`hub_tracking_number`, `hub_tracking_url`, `hub_carrier`) and into a note the customer
-sees. Tracking numbers the seller enters through the Shipment Tracking extension
-(`_wc_shipment_tracking_items`) are read back for the reverse flow.
+Every shop order carries the hub's reference in its meta_data, so a retry after a lost answer finds the
+order the first attempt created (`find_order`) instead of creating a second. WooCommerce has no tracking
+field: the code and the link go into the order's meta_data (`hub_tracking_number`, `hub_tracking_url`,
+`hub_carrier`) and into a note the customer sees. Tracking numbers the seller enters through the Shipment
+Tracking extension (`_wc_shipment_tracking_items`) are read back for the reverse flow.
 """
 
 from __future__ import annotations
@@ -54,15 +54,16 @@ class WooCommerceConnector:
 
     def find_order(self, reference: str, since: datetime | None = None) -> ShopOrder | None:
         """The shop order carrying the reference. `search` first (only an exact meta match counts); many
-        stores' search does not look into custom meta, so then the orders changed since `since` are read
-        and matched one by one."""
+        stores' search does not look into custom meta, so then the orders created since `since` are read,
+        oldest first, and matched one by one: a create that went out just after `since` is on the first
+        page, however many orders the shop took or changed since."""
         found = self._json("GET", "/orders", list, params={"search": reference, "per_page": PER_PAGE})
         for raw in _objects(found):
             if _meta(raw).get(REFERENCE_KEY) == reference:
                 return parse_order(raw)
         if since is None:
             return None
-        for raw in self._changed_raw(since):
+        for raw in self._pages({"after": _gmt(since), "orderby": "date"}):
             if _meta(raw).get(REFERENCE_KEY) == reference:
                 return parse_order(raw)
         return None
@@ -130,27 +131,23 @@ class WooCommerceConnector:
         )
 
     def changed_since(self, since: datetime) -> Sequence[ShopOrder]:
-        return [parse_order(raw) for raw in self._changed_raw(since) if _meta(raw).get(REFERENCE_KEY)]
+        orders = self._pages({"modified_after": _gmt(since), "orderby": "modified"})
+        return [parse_order(raw) for raw in orders if _meta(raw).get(REFERENCE_KEY)]
 
-    def _changed_raw(self, since: datetime) -> Iterator[dict[str, Any]]:
+    def _pages(self, window: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """The orders in a date window, oldest first, a page at a time as they are read."""
         page = 1
         while True:
-            response = self.http.request(
-                "GET",
-                f"{self.base}/orders",
-                params={
-                    "modified_after": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                    "dates_are_gmt": "true",
-                    "per_page": PER_PAGE,
-                    "page": page,
-                    "orderby": "modified",
-                    "order": "asc",
-                },
-            )
+            params = {**window, "dates_are_gmt": "true", "per_page": PER_PAGE, "page": page, "order": "asc"}
+            response = self.http.request("GET", f"{self.base}/orders", params=params)
             yield from _objects(json_body(response, list, "WooCommerce"))
             if page >= _total_pages(response):
                 return
             page += 1
+
+
+def _gmt(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _line_item(line: ShopLine) -> dict[str, Any]:

@@ -27,7 +27,7 @@ WAITING = (JobStatus.QUEUED,)
 
 @job
 def tick() -> None:
-    """Every few seconds (rq cron): start the integrations' sync cycles that are due, sweep the outbox."""
+    """Every few seconds (flask cron): start the integrations' sync cycles that are due, sweep the outbox."""
     now = utcnow()
     due = db.session.scalars(
         sa.select(Integration.id)
@@ -76,7 +76,7 @@ def tick() -> None:
 @job
 def sync_integration(integration_id: int) -> dict[str, object]:
     """One integration's cycle: pull the marketplace, read the shop's changes, dispatch what follows."""
-    outcome = pull.sync_integration(integration_id)
+    outcome = pull.sync_integration(integration_id, dispatch)
     dispatch(outcome.actions)
     result = outcome.result
     return {
@@ -145,6 +145,12 @@ def start_backfill(backfill_id: int) -> None:
         )
     except RedisError as error:  # the sweeper queues it once Redis is back
         log.warning("could not queue import %s: %s", backfill_id, error)
+
+
+def queue_tick() -> None:
+    """Queue the tick under one job id: while a tick waits (behind a long sync), the next is not queued
+    behind it. Raises RedisError."""
+    _enqueue(PIPELINE, "tick", tick)
 
 
 def sync_now(integration_id: int) -> None:

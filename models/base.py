@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 # The largest id a 32-bit integer column holds: ids beyond it are no ids (blueprints/params.py).
@@ -28,3 +30,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def draw_ids(session: Session) -> None:
+    """Give the session's new rows their ids before the flush, on PostgreSQL: one statement per table
+    draws them from its sequence, and the flush then writes plain multi-row INSERTs, without the
+    RETURNING and the bookkeeping of ids coming back. Elsewhere (SQLite) the flush fetches them."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    waiting: dict[sa.Table, list[Any]] = {}
+    for row in session.new:
+        table = sa.inspect(row).mapper.local_table
+        if isinstance(table, sa.Table) and "id" in table.c and getattr(row, "id", 0) is None:
+            waiting.setdefault(table, []).append(row)
+    for table, rows in waiting.items():
+        ids = session.scalars(
+            sa.select(sa.func.nextval(sa.func.pg_get_serial_sequence(table.name, "id"))).select_from(
+                sa.func.generate_series(1, len(rows))
+            )
+        )
+        for row, id_ in zip(rows, ids, strict=True):
+            row.id = id_

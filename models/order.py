@@ -64,6 +64,9 @@ class Order(Model):
     marketplace_echo: Mapped[str | None] = mapped_column(sa.String(32))
     transfer_state: Mapped[str] = mapped_column(sa.String(16), default=TransferState.WAITING)
     shop_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # When the hub first sent a create that may have reached the shop (committed before it goes out): only
+    # then can the shop hold the order without the hub knowing its id, and a transfer looks it up first.
+    shop_create_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     shop_status: Mapped[str | None] = mapped_column(sa.String(32))  # last written or seen
     shop_tracking: Mapped[str] = mapped_column(sa.String(120), default="")  # last written or seen
 

@@ -156,6 +156,7 @@ def create_sandbox(world: World | None = None) -> Flask:
         page = request.args.get("page", 1, type=int)
         search = request.args.get("search", "")
         modified_after = request.args.get("modified_after", "")
+        created_after = request.args.get("after", "")
         with world.lock:
             orders = [
                 order
@@ -169,6 +170,7 @@ def create_sandbox(world: World | None = None) -> Flask:
                     or search in str(order["id"])
                 )
                 and (not modified_after or order["date_modified_gmt"] > modified_after)
+                and (not created_after or order["date_created_gmt"] > created_after)
             ]
             orders.sort(key=lambda order: order["id"])
             chunk = [shop_public(order) for order in orders[(page - 1) * per_page : page * per_page]]

@@ -1,8 +1,9 @@
 """Running one outbox action: claim it, talk to the platform, record the answer, decide what follows.
 
-Every remote effect is idempotent: a transfer looks the order up by the hub's reference before creating
-it, a status or tracking push compares with what the shop holds first. So a retry after a crash between
-the remote call and the local commit does nothing twice.
+Every remote effect is idempotent: a transfer whose create may have reached the shop already looks the
+order up by the hub's reference before creating it again, a status or tracking push compares with what
+the shop holds first. So a retry after a crash between the remote call and the local commit does nothing
+twice.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from connectors.base import (
+    Blocked,
     ConnectorError,
     Permanent,
     RateLimited,
@@ -26,6 +28,7 @@ from connectors.base import (
     ShippingCharge,
     ShopConnector,
     ShopLine,
+    ShopOrder,
     ShopOrderPlan,
 )
 from connectors.carriers import tracking_page
@@ -35,7 +38,7 @@ from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
 from sync import changefeed, notifications
-from sync.guards import INTERNAL_ERROR, backoff, changed
+from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import has_successor, tracking_code
 from sync.rules import Action, Event, Facts, decide, tracking_link
@@ -51,6 +54,9 @@ INTERNAL = f"{INTERNAL_ERROR}; Retry once it is fixed"
 COMPLETED_THEN_CANCELLED = (
     "Cancelled on the marketplace after the shop completed it: check the shipment and refund by hand."
 )
+# How far behind the hub's clock a shop's clock may run: a lookup after a lost answer reads the orders
+# created since the first create went out, less this.
+SHOP_CLOCK_MARGIN = timedelta(minutes=10)
 
 
 class Deferred(Exception):
@@ -158,6 +164,10 @@ def _attempt(action: OrderAction, claim: Claim) -> Outcome:
     except Permanent as error:
         db.session.rollback()
         _fail(claim, order_id, kind, _category(kind, error), str(error), exchanges)
+    except NOT_CONTAINED:
+        # The job's time limit, the database gone: not this action's fault. The job fails, and the
+        # sweeper puts the row back to pending once its lease has run out.
+        raise
     except Exception:  # a bug must not leave the row running until its lease runs out
         # The exception's text may hold SQL or a payload: the log gets it, the seller a plain sentence.
         log.exception("action %s (%s) failed", claim.action_id, kind)
@@ -258,23 +268,29 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
     if reason:
         record(order, "decided", f"not transferred: {reason}", rule=action.rule)
         return []
+    plan = shop_plan(order, integration, settings)
+    sent_at = _create_sent_at(order)
     with shop_for(integration) as shop:
-        # A lost answer can only have created the order after the hub first saw it.
-        found = shop.find_order(order.reference, since=order.created_at - timedelta(hours=1))
+        # Only a create that may have reached the shop can have made the order there: until one went out,
+        # there is nothing to look for, however big the shop.
+        found = None
+        if sent_at is not None:
+            found = shop.find_order(order.reference, since=sent_at - SHOP_CLOCK_MARGIN)
         if found is not None:
             record(
                 order,
                 "sent",
-                f"already in the shop as #{found.shop_id} (found by reference {order.reference})",
+                f"already in the shop as #{found.shop_id} (found by reference {order.reference}: "
+                "an earlier attempt created it)",
             )
             created = found
         else:
-            plan = shop_plan(order, integration, settings)
-            created = shop.create_order(plan)
+            created = _create(shop, order, plan, first=sent_at is None)
+            looked = "" if sent_at is None else f"; no order with reference {order.reference} was there yet"
             record(
                 order,
                 "sent",
-                f"created in the shop as #{created.shop_id} ({plan.status})",
+                f"created in the shop as #{created.shop_id} ({plan.status}{looked})",
                 rule=action.rule,
                 payload=_plan_summary(plan),
             )
@@ -296,6 +312,59 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
     if behind and settings.status_change_transfer:
         follow_ups += enqueue(order, decide(settings, _status_facts(order, integration)))
     return follow_ups
+
+
+def _create_sent_at(order: Order) -> datetime | None:
+    """When a create of the order's shop order first went out, from this package or another of its chain:
+    a package split off carries the same reference, and its origin's lost create may be in the shop."""
+    return db.session.scalar(
+        sa.select(sa.func.min(Order.shop_create_sent_at)).where(
+            Order.integration_id == order.integration_id, Order.reference == order.reference
+        )
+    )
+
+
+def _create(shop: ShopConnector, order: Order, plan: ShopOrderPlan, *, first: bool) -> ShopOrder:
+    """Create the shop order, noting first that a create goes out. The note is committed before the
+    request leaves, so a worker killed while it waits for the answer leaves it too, and whoever tries next
+    looks the order up. A first create that surely made nothing (see `_not_taken`) takes the note back."""
+    sent_at = utcnow()
+    # A Core UPDATE of one row: no history line, nothing for the live pages to redraw.
+    db.session.execute(
+        sa.update(Order)
+        .where(Order.id == order.id, Order.shop_create_sent_at.is_(None))
+        .values(shop_create_sent_at=sent_at)
+    )
+    _commit_keeping_loaded()
+    try:
+        return shop.create_order(plan)
+    except ConnectorError as error:
+        if first and _not_taken(error):
+            db.session.execute(
+                sa.update(Order)
+                .where(Order.id == order.id, Order.shop_create_sent_at == sent_at)
+                .values(shop_create_sent_at=None)
+            )
+            db.session.commit()
+        raise
+
+
+def _commit_keeping_loaded() -> None:
+    """Commit, leaving what the session has loaded as it is: only the note changed, and reloading the
+    order, its integration and its action afterwards cost more than the note (measured on PostgreSQL)."""
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
+def _not_taken(error: ConnectorError) -> bool:
+    """The create made nothing: it never left (the guard stopped it), or the shop turned it down with a
+    4xx (an unknown SKU, the keys, 429). A 5xx, a lost answer or an unreadable one may have made it."""
+    return isinstance(error, Blocked) or (error.status is not None and 400 <= error.status < 500)
 
 
 def _not_transferable(order: Order) -> str | None:
@@ -661,11 +730,17 @@ def _handed(now: datetime) -> datetime:
 
 
 def _awaiting_turn(now: datetime) -> sa.ColumnElement[bool]:
-    """Pending, due, and not handed out (or handed out so long ago that its job was lost)."""
+    """Pending, due, and not handed out, or handed out and lost: due for OUTBOX_REQUEUE_SECONDS and
+    still pending. (A retry handed to RQ's scheduler long before it is due is not lost while it waits:
+    handing it out again would run it twice.)"""
+    handed = _handed(now)
     return sa.and_(
         OrderAction.state == ActionState.PENDING,
         OrderAction.next_attempt_at <= now,
-        sa.or_(OrderAction.enqueued_at.is_(None), OrderAction.enqueued_at < _handed(now)),
+        sa.or_(
+            OrderAction.enqueued_at.is_(None),
+            sa.and_(OrderAction.enqueued_at < handed, OrderAction.next_attempt_at < handed),
+        ),
     )
 
 

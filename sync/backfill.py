@@ -21,7 +21,7 @@ from connectors.factory import marketplace_for
 from extensions import db
 from models import Backfill, BackfillState, Integration, OrderAction
 from models.base import utcnow
-from sync.guards import INTERNAL_ERROR, changed
+from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, changed
 from sync.ingest import ingest
 from sync.pull import Budget, newest, read
 
@@ -90,6 +90,12 @@ def run(backfill_id: int, dispatch: Callable[[list[OrderAction]], None]) -> floa
         db.session.rollback()
         backfill.error = str(error)
         again = error.retry_after if isinstance(error, RateLimited) else FAILURE_WAIT
+    except NOT_CONTAINED:
+        # The job's time limit or the database: not the import's fault. The job fails; the sweeper
+        # queues the import again, and it goes on from its last page.
+        db.session.rollback()
+        again = FAILURE_WAIT
+        raise
     except Exception as error:
         db.session.rollback()
         if isinstance(error, ConnectorError | LeaseLost):

@@ -7,11 +7,21 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
+from rq.timeouts import JobTimeoutException
 
 from extensions import db
 
 # What a seller reads when the hub itself failed: the exception's text (SQL, a payload) is for the log.
 INTERNAL_ERROR = "an internal error of the hub (its log has the details)"
+
+# Failures that are not one order's or one package's fault, so no `except Exception` that contains a
+# failure to its order may swallow them: the job's time limit (RQ raises it inside the job), and a
+# database that went away or broke the transaction off. The job fails; the cycle comes back.
+NOT_CONTAINED: tuple[type[Exception], ...] = (
+    JobTimeoutException,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+)
 
 
 def changed(statement: sa.Update) -> bool:

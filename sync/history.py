@@ -38,13 +38,18 @@ def open_actions(order: Order, kinds: frozenset[Action] | set[Action]) -> list[O
     )
 
 
-def enqueue(order: Order, plan: Plan) -> list[OrderAction]:
+def enqueue(order: Order, plan: Plan, known: list[OrderAction] | None = None) -> list[OrderAction]:
     """Write the plan's remote actions as outbox rows (one open row per kind and order is enough: an
-    action reads the order as it is when it runs) and retire what the plan supersedes."""
+    action reads the order as it is when it runs) and retire what the plan supersedes.
+
+    `known`: the order's open actions, when the caller has them at hand (the ingest reads a whole page's
+    at once); the rows written here join it. Otherwise they are read.
+    """
     from sync.stock import give_back, take
 
-    for action in open_actions(order, set(plan.supersede)):
-        if action.state == ActionState.PENDING:
+    current = known if known is not None else open_actions(order, set(Action))
+    for action in current:
+        if action.kind in plan.supersede and action.state == ActionState.PENDING:
             action.state = ActionState.SUPERSEDED
             record(order, "decided", f"{action.kind} dropped", rule="priority")
     if plan.note:
@@ -57,12 +62,17 @@ def enqueue(order: Order, plan: Plan) -> list[OrderAction]:
         if decision.action is Action.RESTORE_STOCK:
             give_back(order, rule=decision.rule)
             continue
-        if open_actions(order, {decision.action}):
+        if any(action.kind == decision.action and action.state in OPEN for action in current):
             continue
         action = OrderAction(
-            order=order, integration_id=order.integration_id, kind=decision.action.value, rule=decision.rule
+            order=order,
+            integration_id=order.integration_id,
+            kind=decision.action.value,
+            rule=decision.rule,
+            state=ActionState.PENDING,
         )
         db.session.add(action)
+        current.append(action)
         created.append(action)
         record(order, "decided", f"{decision.action.value} queued", rule=decision.rule)
     return created

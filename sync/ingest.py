@@ -20,8 +20,10 @@ import sqlalchemy as sa
 from connectors.base import MarketplaceOrder
 from extensions import db
 from models import Integration, Order, OrderAction, OrderLine, TransferState
+from models.base import draw_ids
 from sync import notifications
-from sync.history import enqueue, open_actions, record
+from sync.guards import NOT_CONTAINED
+from sync.history import OPEN, enqueue, record
 from sync.rules import TO_MARKETPLACE, Event, Facts, decide
 from sync.settings import GeneralSettings, TrackingCodeSource
 from sync.statuses import CANCELLATIONS, CanonicalStatus, moves_forward
@@ -36,9 +38,11 @@ class IngestResult:
     updated: int = 0
     unchanged: int = 0
     errors: int = 0
+    pages: int = 0
     actions: list[OrderAction] = field(default_factory=list)
 
     def add(self, other: IngestResult) -> None:
+        self.pages += other.pages
         self.new += other.new
         self.updated += other.updated
         self.unchanged += other.unchanged
@@ -56,26 +60,103 @@ def ingest(
 ) -> IngestResult:
     """Upsert the packages; one that fails becomes an order in error, and the rest go on.
 
+    The page goes in at once: what the database holds about its packages is read in a few queries, and
+    what changes is written in one flush (batched INSERTs), so a page costs a handful of round trips
+    rather than a dozen per package. If that fails (a package the database refuses), the page is done
+    again package by package, each in its own savepoint, and only the one that fails is kept as broken.
+
     `announce`: whether first-seen orders are news for *Newly Added Orders* (an import of past orders
     is not).
     """
-    result = IngestResult()
     # A package split from another first, so its origin knows it has a successor; then oldest first.
-    for package in sorted(packages, key=lambda p: (not p.origin_package_ids, p.modified_at)):
-        try:
-            with db.session.begin_nested():
-                _ingest_one(integration, settings, package, result, announce)
-        except Exception:  # one bad package must never stop the page
-            # The exception's text may carry SQL and the payload: the log has it, the seller a sentence.
-            log.exception(
-                "package %s of integration %s could not be ingested", package.package_id, integration.id
-            )
-            _keep_broken(integration, package.package_id, NOT_STORED, package.raw)
-            result.errors += 1
+    ordered = sorted(packages, key=lambda p: (not p.origin_package_ids, p.modified_at))
+    result = IngestResult(pages=1)
+    try:
+        with db.session.begin_nested():
+            _ingest_page(integration, settings, ordered, result, announce)
+    except NOT_CONTAINED:
+        raise
+    except Exception:
+        log.info("page of integration %s: one package failed, ingesting one by one", integration.id)
+        result = IngestResult(pages=1)
+        for package in ordered:
+            part = IngestResult()
+            try:
+                with db.session.begin_nested():
+                    _ingest_page(integration, settings, [package], part, announce)
+            except NOT_CONTAINED:
+                raise
+            except Exception:  # one bad package must never stop the page
+                # The exception's text may carry SQL and the payload: the log has it, the seller a sentence.
+                log.exception(
+                    "package %s of integration %s could not be ingested", package.package_id, integration.id
+                )
+                _keep_broken(integration, package.package_id, NOT_STORED, package.raw)
+                part = IngestResult(errors=1)
+            result.add(part)
     for package_id, reason, raw in unreadable:
         _keep_broken(integration, package_id, reason, raw)
         result.errors += 1
     return result
+
+
+def _ingest_page(
+    integration: Integration,
+    settings: GeneralSettings,
+    packages: Sequence[MarketplaceOrder],
+    result: IngestResult,
+    announce: bool,
+) -> None:
+    known = Known.read(integration, packages)
+    for package in packages:
+        _ingest_one(integration, settings, package, result, announce, known)
+    draw_ids(db.session())
+    db.session.flush()
+
+
+@dataclass
+class Known:
+    """What the database holds about a page's packages, read before any is ingested: their orders (and
+    the orders they were split from) by package id, their lines by line id, and the orders' open actions
+    by package id. What the page adds joins it, so a package twice on a page is seen the second time."""
+
+    orders: dict[str, Order]
+    lines: dict[str, OrderLine]
+    actions: dict[str, list[OrderAction]]
+
+    @classmethod
+    def read(cls, integration: Integration, packages: Sequence[MarketplaceOrder]) -> Known:
+        package_ids = {p.package_id for p in packages} | {o for p in packages for o in p.origin_package_ids}
+        orders = {
+            order.package_id: order
+            for order in db.session.scalars(
+                sa.select(Order).where(
+                    Order.integration_id == integration.id, Order.package_id.in_(package_ids)
+                )
+            )
+        }
+        line_ids = {line.line_id for package in packages for line in package.lines}
+        lines = {
+            line.line_id: line
+            for line in db.session.scalars(
+                sa.select(OrderLine).where(
+                    OrderLine.integration_id == integration.id, OrderLine.line_id.in_(line_ids)
+                )
+            )
+        }
+        actions: dict[str, list[OrderAction]] = {package_id: [] for package_id in orders}
+        by_id = {order.id: order.package_id for order in orders.values()}
+        if by_id:
+            for action in db.session.scalars(
+                sa.select(OrderAction).where(OrderAction.order_id.in_(by_id), OrderAction.state.in_(OPEN))
+            ):
+                actions[by_id[action.order_id]].append(action)
+        return cls(orders, lines, actions)
+
+    def origin(self, package: MarketplaceOrder) -> Order | None:
+        """The first known order of those the package was split from."""
+        found = [self.orders[p] for p in package.origin_package_ids if p in self.orders]
+        return min(found, key=lambda order: (order.id is None, order.id or 0), default=None)
 
 
 def _keep_broken(integration: Integration, package_id: str, reason: str, raw: dict[str, Any]) -> None:
@@ -83,6 +164,8 @@ def _keep_broken(integration: Integration, package_id: str, reason: str, raw: di
     try:
         with db.session.begin_nested():
             broken(integration, package_id, "invalid_data", reason, raw)
+    except NOT_CONTAINED:
+        raise
     except Exception:
         log.exception("package %r of integration %s could not even be filed", package_id, integration.id)
 
@@ -171,17 +254,23 @@ def _ingest_one(
     package: MarketplaceOrder,
     result: IngestResult,
     announce: bool,
+    known: Known,
 ) -> None:
-    order = _find(integration, package.package_id)
+    order = known.orders.get(package.package_id)
     origin = None
     if order is None:
-        origin = _origin(integration, package)
+        origin = known.origin(package)
+        if origin is not None and origin.id is None:
+            db.session.flush()  # the origin came in on this very page: it needs its id
         order = Order(
             account_id=integration.account_id,
             integration_id=integration.id,
             package_id=package.package_id,
             reference=origin.reference if origin else reference(integration, package.package_id),
             origin_id=origin.id if origin else None,
+            status=None,
+            transfer_state=TransferState.WAITING,
+            shop_tracking="",
         )
         if origin is not None:
             order.shop_id, order.shop_status, order.shop_tracking = (
@@ -191,6 +280,8 @@ def _ingest_one(
             )
             order.transfer_state = origin.transfer_state
         db.session.add(order)
+        known.orders[package.package_id] = order
+        known.actions[package.package_id] = []
         previous: CanonicalStatus | None = None
         first_sight = True
     elif order.marketplace_modified_at and package.modified_at < order.marketplace_modified_at:
@@ -208,9 +299,7 @@ def _ingest_one(
     _copy(order, package, forward)
     if first_sight and order.transfer_state == TransferState.ERROR and order.error_category == "invalid_data":
         order.transfer_state, order.error_category, order.error_reason = TransferState.WAITING, None, None
-    db.session.flush()
-    _upsert_lines(integration, order, package)
-    db.session.flush()
+    _upsert_lines(integration, order, package, known.lines)
     record(
         order,
         "received",
@@ -245,6 +334,7 @@ def _ingest_one(
     new_code = tracking_code(order, settings.tracking_code_source)
     if not first_sight and new_code and new_code != old_code:
         events.append(Event.TRACKING_CHANGED)
+    pending = known.actions[package.package_id]
     for event in events:
         facts = Facts(
             event=event,
@@ -252,9 +342,9 @@ def _ingest_one(
             own_shipping=integration.own_shipping_agreement,
             transferred=order.transferred,
             has_tracking_code=bool(new_code),
-            other_side_pending=bool(open_actions(order, TO_MARKETPLACE)),
+            other_side_pending=any(action.kind in TO_MARKETPLACE for action in pending),
         )
-        result.actions.extend(enqueue(order, decide(settings, facts)))
+        result.actions.extend(enqueue(order, decide(settings, facts), pending))
 
 
 def _copy(order: Order, package: MarketplaceOrder, forward: bool) -> None:
@@ -288,23 +378,23 @@ def _same(order: Order, package: MarketplaceOrder) -> bool:
     )
 
 
-def _upsert_lines(integration: Integration, order: Order, package: MarketplaceOrder) -> None:
-    existing = {
-        line.line_id: line
-        for line in db.session.scalars(
-            sa.select(OrderLine).where(
-                OrderLine.integration_id == integration.id,
-                OrderLine.line_id.in_([line.line_id for line in package.lines]),
-            )
-        )
-    }
+def _upsert_lines(
+    integration: Integration, order: Order, package: MarketplaceOrder, known: dict[str, OrderLine]
+) -> None:
     cancelled = package.status in CANCELLATIONS
     for incoming in package.lines:
-        line = existing.get(incoming.line_id)
+        line = known.get(incoming.line_id)
         if line is None:
-            line = OrderLine(integration_id=integration.id, line_id=incoming.line_id)
+            line = known[incoming.line_id] = OrderLine(
+                integration_id=integration.id,
+                line_id=incoming.line_id,
+                cancelled=False,
+                stock_taken=False,
+                stock_returned=False,
+            )
             db.session.add(line)
-        line.order_id = order.id  # a split moves the line to its new package
+        if line.order is not order:
+            line.order = order  # a split moves the line to its new package
         line.barcode = incoming.barcode
         line.stock_code = incoming.stock_code
         line.name = incoming.name[:300]
@@ -312,18 +402,6 @@ def _upsert_lines(integration: Integration, order: Order, package: MarketplaceOr
         line.unit_price = incoming.unit_price
         line.vat_rate = incoming.vat_rate
         line.cancelled = line.cancelled or cancelled
-    db.session.expire(order, ["lines"])
-
-
-def _origin(integration: Integration, package: MarketplaceOrder) -> Order | None:
-    if not package.origin_package_ids:
-        return None
-    return db.session.scalar(
-        sa.select(Order)
-        .where(Order.integration_id == integration.id, Order.package_id.in_(package.origin_package_ids))
-        .order_by(Order.id)
-        .limit(1)
-    )
 
 
 def has_successor(order: Order) -> bool:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from connectors.base import ConnectorError, MarketplaceConnector, PackagePage, RateLimited
+from connectors.base import ConnectorError, MarketplaceConnector, PackagePage, RateLimited, Retryable
 from connectors.factory import marketplace_for, shop_for
 from extensions import db
 from models import Integration, Order, OrderAction
@@ -39,8 +39,16 @@ class SyncOutcome:
     actions: list[OrderAction] = field(default_factory=list)
 
 
-def sync_integration(integration_id: int) -> SyncOutcome:
-    """One cycle for one integration; a second worker arriving meanwhile leaves at once."""
+Dispatch = Callable[[list[OrderAction]], None]
+
+
+def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> SyncOutcome:
+    """One cycle for one integration; a second worker arriving meanwhile leaves at once.
+
+    `dispatch` hands each page's actions to the workers as soon as the page is committed, so a long
+    pull moves orders to the shop while it reads, and keeps nothing per order from page to page;
+    without it the actions are kept on the outcome for the caller.
+    """
     config = current_app.config
     now = utcnow()
     lease = timedelta(seconds=config["PULL_LEASE_SECONDS"])
@@ -60,7 +68,7 @@ def sync_integration(integration_id: int) -> SyncOutcome:
     try:
         settings = integration.settings.to_domain()
         if integration.active and settings.retrieve_orders:
-            _pull(integration, outcome)
+            _pull(integration, outcome, dispatch)
         if (
             integration.active
             and integration.own_shipping_agreement
@@ -98,6 +106,10 @@ class Budget:
     def exhausted(self) -> bool:
         return self.spent(times=4)
 
+    def allows(self, wait: float) -> bool:
+        """Whether waiting this long still fits in the run's time."""
+        return time.monotonic() + wait - self.started < self.seconds
+
 
 def read(
     marketplace: MarketplaceConnector,
@@ -126,7 +138,7 @@ def read(
         while True:
             if budget.spent() and (reached > start or budget.exhausted()):
                 return False
-            listing = marketplace.list_packages(at, window_end, page, size)
+            listing = _page(marketplace, at, window_end, page, size, budget)
             budget.used += 1
             on_page(listing)
             newest_here = newest(listing, None)
@@ -140,24 +152,49 @@ def read(
     return True
 
 
+def _page(
+    marketplace: MarketplaceConnector, start: datetime, end: datetime, page: int, size: int, budget: Budget
+) -> PackagePage:
+    """One page, tried again after a failure the platform may get over (a 5xx, a timeout, a 429 that
+    asks for a short wait), with backoff, while the budget's time allows; then the failure stands, and
+    the next cycle goes on from the last page read."""
+    attempts = current_app.config["PULL_PAGE_ATTEMPTS"]
+    for attempt in range(1, attempts + 1):
+        try:
+            return marketplace.list_packages(start, end, page, size)
+        except Retryable as error:
+            wait = error.retry_after if isinstance(error, RateLimited) else backoff(attempt, "PULL_PAGE")
+            if attempt == attempts or not budget.allows(wait):
+                raise
+            log.info("page %s of a pull failed (%s), again in %.1f s", page, error.category, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
 def newest(listing: PackagePage, since: datetime | None) -> datetime | None:
     """The newest modification on a page, or `since` if nothing on it is newer."""
     return max([package.modified_at for package in listing.orders] + ([since] if since else []), default=None)
 
 
-def _pull(integration: Integration, outcome: SyncOutcome) -> None:
+def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | None) -> None:
     config = current_app.config
     now = utcnow()
     overlap = timedelta(seconds=config["PULL_OVERLAP_SECONDS"])
     first = now - timedelta(hours=config["PULL_FIRST_WINDOW_HOURS"])
     start = integration.pull_resume_from or (integration.pull_cursor or first) - overlap
     settings = integration.settings.to_domain()
+    lease = timedelta(seconds=config["PULL_LEASE_SECONDS"])
 
     def keep(listing: PackagePage) -> None:
-        """One page: ingested and its progress noted in one transaction."""
+        """One page: ingested, its progress noted and the lease renewed, in one transaction; then its
+        actions go to the workers."""
         part = ingest(integration, settings, listing.orders, listing.unreadable)
         integration.pull_resume_from = newest(listing, integration.pull_resume_from)
+        integration.pull_lease_until = utcnow() + lease
         db.session.commit()
+        if dispatch is not None:
+            dispatch(part.actions)
+            part.actions = []
         outcome.result.add(part)
 
     try:
@@ -165,7 +202,7 @@ def _pull(integration: Integration, outcome: SyncOutcome) -> None:
             complete = read(marketplace, start, now, Budget.from_config(), keep)
     except Exception as error:
         db.session.rollback()
-        _pull_failed(integration, error)
+        _pull_failed(integration, error, progressed=outcome.result.pages > 0)
         outcome.error = integration.last_pull_error
         outcome.actions.extend(outcome.result.actions)
         outcome.pulled = True
@@ -192,10 +229,12 @@ def _pull(integration: Integration, outcome: SyncOutcome) -> None:
     outcome.pulled = True
 
 
-def _pull_failed(integration: Integration, error: Exception) -> None:
+def _pull_failed(integration: Integration, error: Exception, *, progressed: bool) -> None:
     """Keep the cursor (and what was read: the resume point); come back after the platform's
-    Retry-After, or with backoff and jitter. The seller reads the category and a short sentence."""
-    integration.pull_failures += 1
+    Retry-After, or with backoff and jitter (short again after a cycle that read pages before it
+    failed: a platform that fails one page in five still gets read). The seller reads the category and a
+    short sentence."""
+    integration.pull_failures = 1 if progressed else integration.pull_failures + 1
     if isinstance(error, ConnectorError):
         integration.last_pull_error = str(error)
         integration.last_pull_error_category = error.category

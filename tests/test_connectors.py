@@ -241,3 +241,32 @@ def test_woocommerce_finds_by_reference_when_search_ignores_meta(sandbox: Sandbo
     assert connector.find_order("hub-1-6") is None  # search alone misses it on such a store
     assert connector.find_order("hub-1-6", since=before) == created
     assert connector.find_order("hub-1-7", since=before) is None
+
+
+def test_connectors_send_through_their_platforms_one_client(sandbox: Sandbox) -> None:
+    """Built per action, they share the process's client, which outlives each of them."""
+    first, second = woo(sandbox), woo(sandbox)
+    assert first.http.client is second.http.client
+    assert trendyol(sandbox).http.client is not first.http.client  # one per platform
+    first.close()
+    second.create_order(plan("hub-1-8"))
+    assert len(sandbox.shop_orders()) == 1
+
+
+def test_a_connector_on_a_transport_of_its_own_keeps_its_client_to_itself() -> None:
+    """The seam for tests: a transport of their own gets a client of its own, closed with the connector."""
+    paths: list[str] = []
+
+    def shop(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return httpx.Response(200, json=[])
+
+    guard = Guard(timeout=5)
+    connector = WooCommerceConnector(
+        "https://shop.example.com", WOO_CREDENTIALS, guard, transport=httpx.MockTransport(shop)
+    )
+    assert connector.find_order("hub-1-9") is None
+    assert paths == ["/wp-json/wc/v3/orders"]
+    connector.close()
+    assert connector.http.client.is_closed
+    assert not WooCommerceConnector("https://shop.example.com", WOO_CREDENTIALS, guard).http.client.is_closed

@@ -120,16 +120,16 @@ def test_packages_of_one_millisecond_beyond_the_budget_are_read_in_one_go(
 
 
 def test_a_failed_page_keeps_the_pages_before_it(app: Flask, hub: Integration, sandbox: Sandbox) -> None:
-    app.config.update(PULL_PAGE_SIZE=2)
+    app.config.update(PULL_PAGE_SIZE=2, PULL_PAGE_BACKOFF_BASE=0.01, PULL_PAGE_BACKOFF_MAX=0.02)
     for _ in range(5):
         sandbox.order()
-    calls = 0
+    calls, attempts = 0, app.config["PULL_PAGE_ATTEMPTS"]
     original = sandbox.world.listing
 
     def second_page_fails(*args: Any, **kwargs: Any) -> dict[str, Any]:
         nonlocal calls
         calls += 1
-        if calls == 2:
+        if 2 <= calls <= 1 + attempts:  # the second page, every time it is tried within the cycle
             raise RuntimeError("the platform fell over")  # the sandbox answers 500
         return original(*args, **kwargs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from flask import Flask
 from werkzeug.wrappers import Request, Response
 
 from connectors.base import Blocked, InvalidAnswer, Permanent, RateLimited, Retryable
-from connectors.http import Guard, Outbound, check_base_url
+from connectors.http import Guard, Outbound, check_base_url, shared_client
 from connectors.registry import Side
 from extensions import db
 from models import Account, Integration
@@ -274,6 +275,75 @@ def test_retry_after_is_bounded(fake: FakePlatform, value: str, seconds: float) 
     with pytest.raises(RateLimited) as limited:
         Outbound(LOCAL, platform="Trendyol").request("GET", f"{fake.url}/orders")
     assert limited.value.retry_after == seconds
+
+
+# -- One client per process and platform, shared by every seller ----------------------------------
+
+
+def test_sellers_share_the_client_not_their_credentials_or_cookies(fake: FakePlatform) -> None:
+    """Every Trendyol seller calls the same host: what one sends or gets must not ride on another's call."""
+    seen: list[tuple[str | None, str | None, str | None]] = []
+
+    def answer(request: Request) -> Response:
+        user = request.authorization.username if request.authorization else None
+        seen.append((user, request.headers.get("User-Agent"), request.headers.get("Cookie")))
+        return Response("{}", headers={"Set-Cookie": f"session=seller-{len(seen)}; Path=/"})
+
+    fake.answer = answer
+    first = Outbound(LOCAL, platform="Trendyol", auth=("key-1", "s1"), headers={"User-Agent": "1 - OrderHub"})
+    second = Outbound(
+        LOCAL, platform="Trendyol", auth=("key-2", "s2"), headers={"User-Agent": "2 - OrderHub"}
+    )
+    assert first.client is second.client
+    first.request("GET", f"{fake.url}/orders")
+    first.close()  # a connector done with its action leaves the shared client open for the next
+    second.request("GET", f"{fake.url}/orders")
+    Outbound(LOCAL, platform="Trendyol").request("GET", f"{fake.url}/orders")
+    assert seen[:2] == [("key-1", "1 - OrderHub", None), ("key-2", "2 - OrderHub", None)]
+    user, agent, cookie = seen[2]
+    assert user is None and cookie is None and agent and agent.startswith("python-httpx")
+
+
+def test_a_connection_vetted_under_one_guard_is_not_used_under_another(
+    monkeypatch: pytest.MonkeyPatch, fake: FakePlatform
+) -> None:
+    """Apps (and tests) with other OUTBOUND_* settings get other clients: a connection the allowlist let
+    through stays with the guard that allowed it."""
+    port = int(fake.url.rsplit(":", 1)[1])
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda *args, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))],
+    )
+    url = f"http://shop.example.com:{port}/orders"
+    lenient = Guard(https_only=False, allowlist=frozenset({"shop.example.com"}))
+    Outbound(lenient, platform="Shop").request("GET", url)  # its connection stays open in the pool
+    with pytest.raises(Blocked):
+        Outbound(Guard(https_only=False), platform="Shop").request("GET", url)
+    assert len(fake.requests) == 1
+
+
+def test_a_forked_work_horse_builds_its_own_client(fake: FakePlatform) -> None:
+    """RQ's forking worker: the parent's client (and its open sockets) is not the child's to use."""
+    parent = shared_client("Shop", LOCAL)
+    Outbound(LOCAL, platform="Shop").request("GET", f"{fake.url}/orders")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        verdict = b"failed"
+        try:
+            child = Outbound(LOCAL, platform="Shop")
+            child.request("GET", f"{fake.url}/orders")
+            verdict = b"inherited" if child.client is parent else b"own"
+        finally:
+            os.write(write, verdict)
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as answer:
+        assert answer.read() == b"own"
+    assert shared_client("Shop", LOCAL) is parent and not parent.is_closed
+    assert len(fake.requests) == 2
 
 
 # -- Broken marketplace answers: a category and backoff, never a traceback --------------------------

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +27,13 @@ from models import (
     TransferState,
 )
 from models.base import utcnow
+from sandbox.state import now_ms, woo_time
 from sync import actions, pull
 from sync.settings import Priority, TrackingCodeSource
 from sync.statuses import CanonicalStatus
+from tests.conftest import join_sandbox, make_account, running_app
 from tests.pipeline import configure, cycle, drain, order_for
-from tests.sandbox_server import Sandbox
+from tests.sandbox_server import Sandbox, serve_sandbox
 
 TSHIRT = "8680001000011"  # TS-BEYAZ-M, 149.90, VAT 10
 OIL = "8680001000097"  # ZEYTINYAGI-1L, 389.00, VAT 1
@@ -35,6 +41,31 @@ OIL = "8680001000097"  # ZEYTINYAGI-1L, 389.00, VAT 1
 
 def history(order: Order) -> list[tuple[str, str | None, str]]:
     return [(event.kind, event.rule, event.summary) for event in db.session.scalars(order.events.select())]
+
+
+def shop_calls(sandbox: Sandbox, since: int) -> list[tuple[str, str]]:
+    """The calls the shop got after the first `since` requests of the sandbox: (method, path under v3)."""
+    return [
+        (method, path.split("/wc/v3", 1)[1])
+        for method, path, _ in sandbox.world.requests[since:]
+        if path.startswith("/woocommerce/")
+    ]
+
+
+def fill_shop(sandbox: Sandbox, count: int, *, days_ago: int = 0) -> None:
+    """The seller's own orders in the shop, taken `days_ago`: what a lookup would read through."""
+    modified = woo_time(now_ms() - days_ago * 24 * 3600 * 1000)
+    for _ in range(count):
+        order = sandbox.world.create_shop_order({"line_items": [{"sku": "TS-BEYAZ-M", "total": "149.90"}]})
+        order["date_created_gmt"] = order["date_modified_gmt"] = modified
+
+
+def transfer_of(integration: Integration) -> OrderAction:
+    """Pull, and the transfer it queued (not run yet)."""
+    (transfer,) = [
+        action for action in pull.sync_integration(integration.id).actions if action.kind == "transfer"
+    ]
+    return transfer
 
 
 def listing_calls(sandbox: Sandbox) -> int:
@@ -326,6 +357,17 @@ def test_a_cancellation_puts_the_stock_back_once(
     assert tshirt.stock == 10
 
 
+def cancel_oil_line(sandbox: Sandbox, package: dict[str, Any]) -> dict[str, Any]:
+    """Trendyol's line cancellation: the oil line cancelled, the rest moved to a new package (returned)."""
+    oil_line = next(line for line in package["lines"] if line["barcode"] == OIL)
+    with sandbox.world.lock:
+        successor = sandbox.world.cancel_lines(
+            sandbox.package(package["shipmentPackageId"]), {oil_line["lineId"]}
+        )
+    assert successor is not None
+    return successor
+
+
 def test_a_cancelled_line_splits_the_package_without_a_second_shop_order(
     hub: Integration, sandbox: Sandbox, account: Account
 ) -> None:
@@ -333,12 +375,7 @@ def test_a_cancelled_line_splits_the_package_without_a_second_shop_order(
     tshirt, oil = _products(account)
     package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 2}, {"barcode": OIL, "quantity": 1}])
     cycle(hub)
-    oil_line = next(line for line in package["lines"] if line["barcode"] == OIL)
-    with sandbox.world.lock:
-        successor = sandbox.world.cancel_lines(
-            sandbox.package(package["shipmentPackageId"]), {oil_line["lineId"]}
-        )
-    assert successor is not None
+    successor = cancel_oil_line(sandbox, package)
     cycle(hub)
     assert len(sandbox.shop_orders()) == 1
     (shop_order,) = sandbox.shop_orders()
@@ -397,13 +434,16 @@ def test_an_unknown_sku_is_an_error_until_the_shop_has_it(hub: Integration, sand
     assert order.transfer_state == TransferState.ERROR and order.error_category == "unknown_product"
     assert "ZEYTINYAGI-1L" in (order.error_reason or "")
     assert order_for(other).transfer_state == TransferState.TRANSFERRED
+    assert order.shop_create_sent_at is None  # the shop turned the create down: nothing to look for
     sandbox.world.shop_products["ZEYTINYAGI-1L"] = 999
     actions.retry(order)
     db.session.commit()
+    before = len(sandbox.world.requests)
     drain()
     db.session.expire_all()
     assert order_for(package).transfer_state == TransferState.TRANSFERRED
     assert len(sandbox.shop_orders()) == 2
+    assert shop_calls(sandbox, before) == [("POST", "/orders")]
 
 
 # -- Idempotency ----------------------------------------------------------------------------------
@@ -426,28 +466,165 @@ def test_replayed_and_duplicated_pages_change_nothing(app: Flask, hub: Integrati
     assert transfers == 7
 
 
+def test_a_transfer_is_one_create_however_big_the_shop(hub: Integration, sandbox: Sandbox) -> None:
+    """Nothing of the order can be in the shop before the hub's first create: no lookup before it."""
+    sandbox.world.faults.update({"search_covers_meta": False})  # the store a lookup costs most
+    fill_shop(sandbox, 250)  # changed just now: three pages to read for a lookup
+    package = sandbox.order()
+    transfer = transfer_of(hub)
+    before = len(sandbox.world.requests)
+    actions.run(transfer.id)
+    assert shop_calls(sandbox, before) == [("POST", "/orders")]
+    order = order_for(package)
+    assert order.transfer_state == TransferState.TRANSFERRED and order.shop_create_sent_at is not None
+    (_, _, summary) = next(event for event in history(order) if event[0] == "sent")
+    assert summary == f"created in the shop as #{order.shop_id} (processing)"
+
+
 @pytest.mark.parametrize("search_covers_meta", [True, False])
 def test_a_lost_answer_never_creates_twice(
     app: Flask, hub: Integration, sandbox: Sandbox, search_covers_meta: bool
 ) -> None:
     app.config["CONNECTOR_TIMEOUT"] = 0.5
     sandbox.world.faults.update({"search_covers_meta": search_covers_meta})
+    fill_shop(sandbox, 150, days_ago=2)  # two pages of history a lookup has no reason to read
     package = sandbox.order()
-    outcome = pull.sync_integration(hub.id)
-    (transfer,) = [action for action in outcome.actions if action.kind == "transfer"]
+    transfer = transfer_of(hub)
     # The shop creates the order, but its answer never arrives.
     sandbox.world.faults.update({"timeout_rate": 1, "timeout_method": "POST", "timeout_seconds": 1})
     assert actions.run(transfer.id).retry_at is not None
-    assert len(sandbox.shop_orders()) == 1
+    assert len(sandbox.shop_orders()) == 151
     db.session.expire_all()
-    assert order_for(package).transfer_state == TransferState.WAITING
+    order = order_for(package)
+    assert order.transfer_state == TransferState.WAITING
+    assert (
+        order.shop_create_sent_at is not None
+    )  # committed before the create went out: no rollback undoes it
     sandbox.world.faults.update({"timeout_rate": 0})
+    before = len(sandbox.world.requests)
+    actions.run(transfer.id)
+    # Found by its reference: by the search where it reads meta, else among the orders changed since
+    # the create went out (one page), never by a second create.
+    lookup = [("GET", "/orders")] if search_covers_meta else [("GET", "/orders"), ("GET", "/orders")]
+    assert shop_calls(sandbox, before) == lookup
     drain()
     db.session.expire_all()
+    assert len(sandbox.shop_orders()) == 151
+    order = order_for(package)
+    assert order.transfer_state == TransferState.TRANSFERRED
+    assert order.shop_id == str(sandbox.shop_order_for(package["shipmentPackageId"])["id"])  # type: ignore[index]
+    assert any("found by reference" in summary for _, _, summary in history(order))
+
+
+@pytest.mark.parametrize(
+    ("fault", "lookup"),
+    [
+        ({"rate_limit_rate": 1}, []),  # a 429 made nothing: nothing to look for
+        ({"error_rate": 1}, [("GET", "/orders"), ("GET", "/orders")]),  # a 5xx may have made it
+    ],
+)
+def test_only_a_create_that_may_have_reached_the_shop_is_looked_up(
+    hub: Integration, sandbox: Sandbox, fault: dict[str, int], lookup: list[tuple[str, str]]
+) -> None:
+    package = sandbox.order()
+    transfer = transfer_of(hub)
+    sandbox.world.faults.update(fault)
+    assert actions.run(transfer.id).retry_at is not None
+    sandbox.world.faults.update({"rate_limit_rate": 0, "error_rate": 0})
+    before = len(sandbox.world.requests)
+    actions.run(transfer.id)
+    assert shop_calls(sandbox, before) == [*lookup, ("POST", "/orders")]
     assert len(sandbox.shop_orders()) == 1
     order = order_for(package)
     assert order.transfer_state == TransferState.TRANSFERRED
-    assert any("found by reference" in summary for _, _, summary in history(order))
+    summaries = [summary for kind, _, summary in history(order) if kind == "sent"]
+    assert ("was there yet" in summaries[-1]) == bool(lookup)
+
+
+def test_a_lost_create_is_found_by_the_package_split_from_it(
+    app: Flask, hub: Integration, sandbox: Sandbox
+) -> None:
+    """The package that goes in its origin's place carries the same reference, and so the same question."""
+    app.config["CONNECTOR_TIMEOUT"] = 0.5
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 2}, {"barcode": OIL, "quantity": 1}])
+    transfer = transfer_of(hub)
+    sandbox.world.faults.update({"timeout_rate": 1, "timeout_method": "POST", "timeout_seconds": 1})
+    actions.run(transfer.id)
+    sandbox.world.faults.update({"timeout_rate": 0})
+    successor = cancel_oil_line(sandbox, package)
+    cycle(hub)
+    (shop_order,) = sandbox.shop_orders()
+    follower = order_for(successor)
+    assert follower.transfer_state == TransferState.TRANSFERRED and follower.shop_id == str(shop_order["id"])
+    assert any("found by reference" in summary for _, _, summary in history(follower))
+
+
+def test_a_lost_create_is_found_on_the_first_page_however_busy_the_shop_since(
+    app: Flask, hub: Integration, sandbox: Sandbox
+) -> None:
+    """On a store whose search ignores meta, the lookup reads the orders created since the first create,
+    oldest first: the lost one is on the first page, though the seller changed hundreds of older orders
+    and took hundreds of new ones since."""
+    app.config["CONNECTOR_TIMEOUT"] = 0.5
+    fill_shop(sandbox, 250, days_ago=1)
+    package = sandbox.order()
+    transfer = transfer_of(hub)
+    sandbox.world.faults.update(
+        {"timeout_rate": 1, "timeout_method": "POST", "timeout_seconds": 1, "search_covers_meta": False}
+    )
+    assert actions.run(transfer.id).retry_at is not None  # the answer was lost; the order is there
+    sandbox.world.faults.update({"timeout_rate": 0})
+    with sandbox.world.lock:
+        for shop_order in sandbox.world.shop_orders.values():  # the seller works through older orders
+            shop_order["date_modified_gmt"] = woo_time(now_ms())
+    fill_shop(sandbox, 250)  # and the shop goes on selling
+    before = len(sandbox.world.requests)
+    actions.run(transfer.id)
+    assert shop_calls(sandbox, before) == [("GET", "/orders"), ("GET", "/orders")]  # search, first page
+    order = order_for(package)
+    assert order.transfer_state == TransferState.TRANSFERRED
+    assert [o["id"] for o in sandbox.shop_orders() if str(o["id"]) == order.shop_id]
+
+
+@pytest.fixture
+def shared_db(tmp_path: Path) -> dict[str, str]:
+    """A database two threads reach on connections of their own: the test PostgreSQL, or a SQLite file."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return {}
+    return {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'hub.sqlite3'}"}
+
+
+def test_the_create_is_noted_before_it_goes_out(shared_db: dict[str, str]) -> None:
+    """A worker killed while the shop works on its create leaves the note behind, so the next attempt
+    looks the order up: another connection sees it while the create is still on its way."""
+    with running_app(**shared_db) as app, serve_sandbox() as sandbox:
+        hub = join_sandbox(make_account(), sandbox)
+        package = sandbox.order()
+        transfer_id = transfer_of(hub).id
+        order_id = order_for(package).id
+        db.session.commit()
+        sandbox.world.faults.update({"latency_ms": 1000})  # the shop takes a second before it creates
+        failures: list[BaseException] = []
+
+        def worker() -> None:
+            with app.app_context():
+                try:
+                    actions.run(transfer_id)
+                except BaseException as error:  # read below: the thread must not die with it
+                    failures.append(error)
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        noted, shop_orders_then, deadline = None, -1, time.monotonic() + 10
+        while noted is None and time.monotonic() < deadline:
+            with db.engine.connect() as other:
+                noted = other.scalar(sa.select(Order.shop_create_sent_at).where(Order.id == order_id))
+            shop_orders_then = len(sandbox.shop_orders())
+            time.sleep(0.01)
+        thread.join()
+        assert failures == []
+        assert noted is not None and shop_orders_then == 0
+        assert len(sandbox.shop_orders()) == 1
 
 
 def test_every_step_is_in_the_history(hub: Integration, sandbox: Sandbox) -> None:
@@ -505,7 +682,7 @@ def test_the_sweeper_revives_actions_whose_worker_died(
     stuck, forgotten = outcome.actions[0], outcome.actions[1]
     long_ago = utcnow() - timedelta(seconds=app.config["ACTION_LEASE_SECONDS"] + 1)
     stuck.state, stuck.claimed_at, stuck.attempts = ActionState.RUNNING, long_ago, 1
-    forgotten.enqueued_at = long_ago
+    forgotten.enqueued_at = forgotten.next_attempt_at = long_ago  # handed out, due, and never run
     db.session.commit()
     due = actions.stale_and_due(utcnow())
     assert {action.id for action in due} == {stuck.id, forgotten.id}
@@ -535,12 +712,7 @@ def test_a_split_before_the_transfer_sends_the_lines_that_are_left(
 ) -> None:
     package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 2}, {"barcode": OIL, "quantity": 1}])
     pull.sync_integration(hub.id)
-    oil_line = next(line for line in package["lines"] if line["barcode"] == OIL)
-    with sandbox.world.lock:
-        successor = sandbox.world.cancel_lines(
-            sandbox.package(package["shipmentPackageId"]), {oil_line["lineId"]}
-        )
-    assert successor is not None
+    successor = cancel_oil_line(sandbox, package)
     cycle(hub)
     (shop_order,) = sandbox.shop_orders()
     assert [item["sku"] for item in shop_order["line_items"]] == ["TS-BEYAZ-M"]
