@@ -202,9 +202,7 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
             complete = read(marketplace, start, now, Budget.from_config(), keep)
     except Exception as error:
         db.session.rollback()
-        # Progress is a resume point past where the cycle started, not a page read again.
-        progressed = (integration.pull_resume_from or start) > start
-        _pull_failed(integration, error, progressed=progressed)
+        _pull_failed(integration, error, progressed=outcome.result.pages > 0)
         outcome.error = integration.last_pull_error
         outcome.actions.extend(outcome.result.actions)
         outcome.pulled = True
