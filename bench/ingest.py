@@ -23,7 +23,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from bench.common import bench_app, database_url, peak_mb, redis
-from connectors.base import MarketplaceOrder
+from connectors.base import PackagePage
 from connectors.trendyol import parse_package
 from extensions import db
 from models import Account, Integration, IntegrationSettings, Order, OrderAction, OrderEvent, OrderLine
@@ -86,21 +86,21 @@ def _fresh_schema() -> int:
     return integration.id
 
 
-def _pages(size: int, page_size: int) -> Iterator[list[MarketplaceOrder]]:
+def _pages(size: int, page_size: int) -> Iterator[PackagePage]:
     """The packages a page at a time, as the connector hands them over; nothing kept in between."""
     world = World(seed=5)
     made = 0
     while made < size:
         count = min(page_size, size - made)
-        page = [parse_package(world.create_package()) for _ in range(count)]
+        orders = tuple(parse_package(world.create_package()) for _ in range(count))
         world.packages.clear()
         made += count
-        yield page
+        yield PackagePage(orders=orders, unreadable=(), page=0, total_pages=1)
 
 
 def _ingest(integration_id: int, size: int, page_size: int) -> float:
     """Ingest the pages as a pull does; print the rate per quarter. The rate of the whole run."""
-    quarter, done, spent, quarter_spent, statements = max(size // 4, 1), 0, 0.0, 0.0, 0
+    quarter, done, spent, quarter_spent = max(size // 4, 1), 0, 0.0, 0.0
     counter = _StatementCounter()
     # Without autovacuum (some test set-ups turn it off) the planner keeps the empty tables' statistics
     # and reads a growing table from start to end: analysed every tenth of the run, as autovacuum would.
@@ -112,14 +112,14 @@ def _ingest(integration_id: int, size: int, page_size: int) -> float:
         with counter:
             integration = db.session.get_one(Integration, integration_id)
             settings = integration.settings.to_domain()
-            result = ingest(integration, settings, page)
-            integration.pull_resume_from = newest_of(page, integration.pull_resume_from)
+            result = ingest(integration, settings, page.orders)
+            integration.pull_resume_from = newest(page, integration.pull_resume_from)
             db.session.commit()
         elapsed = time.perf_counter() - started
-        assert result.new == len(page) and not result.errors, result
+        assert result.new == len(page.orders) and not result.errors, result
         spent += elapsed
         quarter_spent += elapsed
-        before, done = done, done + len(page)
+        before, done = done, done + len(page.orders)
         if analyse and done // max(size // 10, 1) != before // max(size // 10, 1):
             db.session.execute(sa.text("ANALYZE orders, order_lines, order_events, order_actions"))
             db.session.commit()
@@ -129,15 +129,8 @@ def _ingest(integration_id: int, size: int, page_size: int) -> float:
                 f"this quarter  peak {peak_mb():.0f} MB"
             )
             quarter_spent = 0.0
-    statements = counter.count
-    print(f"  {statements / size:.2f} statements per order; {spent:.1f} s in all")
+    print(f"  {counter.count / size:.2f} statements per order; {spent:.1f} s in all")
     return size / spent
-
-
-def newest_of(page: list[MarketplaceOrder], since: Any) -> Any:
-    from connectors.base import PackagePage
-
-    return newest(PackagePage(orders=tuple(page), unreadable=(), page=0, total_pages=1), since)
 
 
 class _StatementCounter:

@@ -159,16 +159,16 @@ def _page(
     asks for a short wait), with backoff, while the budget's time allows; then the failure stands, and
     the next cycle goes on from the last page read."""
     attempts = current_app.config["PULL_PAGE_ATTEMPTS"]
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, attempts):
         try:
             return marketplace.list_packages(start, end, page, size)
         except Retryable as error:
             wait = error.retry_after if isinstance(error, RateLimited) else backoff(attempt, "PULL_PAGE")
-            if attempt == attempts or not budget.allows(wait):
+            if not budget.allows(wait):
                 raise
             log.info("page %s of a pull failed (%s), again in %.1f s", page, error.category, wait)
             time.sleep(wait)
-    raise AssertionError("unreachable")
+    return marketplace.list_packages(start, end, page, size)  # the last attempt: its failure stands
 
 
 def newest(listing: PackagePage, since: datetime | None) -> datetime | None:
