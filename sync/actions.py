@@ -55,7 +55,7 @@ COMPLETED_THEN_CANCELLED = (
     "Cancelled on the marketplace after the shop completed it: check the shipment and refund by hand."
 )
 # How far behind the hub's clock a shop's clock may run: a lookup after a lost answer reads the orders
-# created since the first create went out, less this.
+# created since the latest create went out, less this.
 SHOP_CLOCK_MARGIN = timedelta(minutes=10)
 
 
@@ -285,7 +285,7 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
             )
             created = found
         else:
-            created = _create(shop, order, plan, first=sent_at is None)
+            created = _create(shop, order, plan)
             looked = "" if sent_at is None else f"; no order with reference {order.reference} was there yet"
             record(
                 order,
@@ -315,31 +315,29 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
 
 
 def _create_sent_at(order: Order) -> datetime | None:
-    """When a create of the order's shop order first went out, from this package or another of its chain:
-    a package split off carries the same reference, and its origin's lost create may be in the shop."""
+    """When the latest create of the order's shop order went out, from this package or another of its
+    chain (a package split off carries the same reference, and its origin's lost create may be in the
+    shop). The latest is enough: a create goes out only after a lookup found none of the earlier ones."""
     return db.session.scalar(
-        sa.select(sa.func.min(Order.shop_create_sent_at)).where(
+        sa.select(sa.func.max(Order.shop_create_sent_at)).where(
             Order.integration_id == order.integration_id, Order.reference == order.reference
         )
     )
 
 
-def _create(shop: ShopConnector, order: Order, plan: ShopOrderPlan, *, first: bool) -> ShopOrder:
+def _create(shop: ShopConnector, order: Order, plan: ShopOrderPlan) -> ShopOrder:
     """Create the shop order, noting first that a create goes out. The note is committed before the
     request leaves, so a worker killed while it waits for the answer leaves it too, and whoever tries next
-    looks the order up. A first create that surely made nothing (see `_not_taken`) takes the note back."""
+    looks the order up from then. A create that surely made nothing (see `_not_taken`) takes the note
+    back: the lookup before it found none of the earlier ones either."""
     sent_at = utcnow()
     # A Core UPDATE of one row: no history line, nothing for the live pages to redraw.
-    db.session.execute(
-        sa.update(Order)
-        .where(Order.id == order.id, Order.shop_create_sent_at.is_(None))
-        .values(shop_create_sent_at=sent_at)
-    )
+    db.session.execute(sa.update(Order).where(Order.id == order.id).values(shop_create_sent_at=sent_at))
     _commit_keeping_loaded()
     try:
         return shop.create_order(plan)
     except ConnectorError as error:
-        if first and _not_taken(error):
+        if _not_taken(error):
             db.session.execute(
                 sa.update(Order)
                 .where(Order.id == order.id, Order.shop_create_sent_at == sent_at)
@@ -673,6 +671,7 @@ def retry(order: Order) -> list[OrderAction]:
         action.state = ActionState.PENDING
         action.attempts = 0
         action.next_attempt_at = utcnow()
+        action.enqueued_at = None  # not handed out: the sweeper or the dispatch hands it out now
         action.last_error = None
     if order.status is not None:
         order.transfer_state = TransferState.TRANSFERRED if order.transferred else TransferState.WAITING

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from extensions import db
 from models import ActionState, Order, OrderAction, OrderEvent
+from sync.guards import changed
 from sync.rules import Action, Plan
 
 OPEN = (ActionState.PENDING, ActionState.RUNNING)
@@ -49,8 +51,7 @@ def enqueue(order: Order, plan: Plan, known: list[OrderAction] | None = None) ->
 
     current = known if known is not None else open_actions(order, set(Action))
     for action in current:
-        if action.kind in plan.supersede and action.state == ActionState.PENDING:
-            action.state = ActionState.SUPERSEDED
+        if action.kind in plan.supersede and action.state == ActionState.PENDING and _supersede(action):
             record(order, "decided", f"{action.kind} dropped", rule="priority")
     if plan.note:
         record(order, "decided", plan.note, rule="priority")
@@ -76,3 +77,19 @@ def enqueue(order: Order, plan: Plan, known: list[OrderAction] | None = None) ->
         created.append(action)
         record(order, "decided", f"{decision.action.value} queued", rule=decision.rule)
     return created
+
+
+def _supersede(action: OrderAction) -> bool:
+    """Retire a pending action, unless a worker claimed it meanwhile (the caller may hold a copy read a
+    while ago): guarded like a claim, so a running action is never overwritten."""
+    if action.id is None:  # written in this very transaction: nobody else can have it
+        action.state = ActionState.SUPERSEDED
+        return True
+    if not changed(
+        sa.update(OrderAction)
+        .where(OrderAction.id == action.id, OrderAction.state == ActionState.PENDING)
+        .values(state=ActionState.SUPERSEDED)
+    ):
+        return False
+    set_committed_value(action, "state", ActionState.SUPERSEDED)
+    return True

@@ -342,7 +342,7 @@ def _ingest_one(
             own_shipping=integration.own_shipping_agreement,
             transferred=order.transferred,
             has_tracking_code=bool(new_code),
-            other_side_pending=any(action.kind in TO_MARKETPLACE for action in pending),
+            other_side_pending=any(a.kind in TO_MARKETPLACE and a.state in OPEN for a in pending),
         )
         result.actions.extend(enqueue(order, decide(settings, facts), pending))
 
@@ -405,7 +405,10 @@ def _upsert_lines(
 
 
 def has_successor(order: Order) -> bool:
-    """Whether the order's lines live on in a newer package (Trendyol's line cancellation)."""
+    """Whether the order's lines live on in a newer package (Trendyol's line cancellation). An order not
+    written yet (new on the page being ingested) has none: a successor gets its origin's id first."""
+    if order.id is None:
+        return False
     return (
         db.session.scalar(
             sa.select(Order.id).where(Order.origin_id == order.id, Order.status.not_in(list(CANCELLATIONS)))

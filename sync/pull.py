@@ -202,7 +202,9 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
             complete = read(marketplace, start, now, Budget.from_config(), keep)
     except Exception as error:
         db.session.rollback()
-        _pull_failed(integration, error, progressed=outcome.result.pages > 0)
+        # Progress is a resume point past where the cycle started, not a page read again.
+        progressed = (integration.pull_resume_from or start) > start
+        _pull_failed(integration, error, progressed=progressed)
         outcome.error = integration.last_pull_error
         outcome.actions.extend(outcome.result.actions)
         outcome.pulled = True

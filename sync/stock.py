@@ -41,6 +41,8 @@ def take(order: Order, rule: str) -> None:
 
 
 def give_back(order: Order, rule: str) -> None:
+    if order.id is None:
+        db.session.flush()  # new on the page being ingested: its lines are matched by its id
     for line in db.session.scalars(
         sa.select(OrderLine).where(
             OrderLine.integration_id == order.integration_id,

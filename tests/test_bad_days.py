@@ -21,7 +21,9 @@ from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderEvent, OrderLine, TransferState
 from models.base import utcnow
 from sync import actions, pull
-from sync.ingest import NOT_STORED, ingest
+from sync.history import enqueue
+from sync.ingest import NOT_STORED, has_successor, ingest
+from sync.rules import TO_MARKETPLACE, Action, Plan
 from tests.conftest import Client, make_action, make_order
 from tests.fake_platform import FakePlatform, serve_fake
 from tests.sandbox_server import Sandbox
@@ -207,3 +209,29 @@ def test_a_retry_waiting_for_its_time_is_handed_out_once(app: Flask, hub: Integr
     assert action not in actions.stale_and_due(due)  # due: RQ's scheduler queues it now
     assert action not in actions.stale_and_due(due + requeue / 2)
     assert action in actions.stale_and_due(due + requeue * 2)  # lost after all: handed out again
+
+
+def test_an_order_new_on_the_page_has_no_successor(hub: Integration) -> None:
+    """Asked before the page is written (the same package twice on a page, cancelled the second time),
+    an order without an id is no origin: not every live order without an origin."""
+    make_order(hub)  # a live order of its own, no origin
+    assert has_successor(Order(integration_id=hub.id, account_id=hub.account_id)) is False
+
+
+def test_a_superseded_action_a_worker_claimed_meanwhile_is_left_running(hub: Integration) -> None:
+    """The ingest holds the page's open actions from its start; a worker may claim one before the page
+    decides to drop it: the running action is never overwritten, and the history does not say dropped."""
+    order = make_order(hub)
+    pushed = make_action(order, kind=Action.MARKETPLACE_STATUS, state=ActionState.PENDING)
+    waiting = make_action(order, kind=Action.MARKETPLACE_TRACKING, state=ActionState.PENDING)
+    known = [pushed, waiting]
+    db.session.execute(  # a worker's claim, on the database, behind the session's back
+        sa.text("UPDATE order_actions SET state = 'running' WHERE id = :id"), {"id": pushed.id}
+    )
+    enqueue(order, Plan((), supersede=TO_MARKETPLACE), known)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get_one(OrderAction, pushed.id).state == ActionState.RUNNING
+    assert db.session.get_one(OrderAction, waiting.id).state == ActionState.SUPERSEDED
+    dropped = db.session.scalars(sa.select(OrderEvent.summary).where(OrderEvent.order_id == order.id)).all()
+    assert dropped == ["marketplace_tracking dropped"]
