@@ -114,6 +114,10 @@ def _security_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "same-origin"
     # Pages answer HTMX requests with a fragment and others with the whole page.
     response.vary.add("HX-Request")
+    # A page is a seller's own (orders, customers, a form showing back the keys just typed): no cache
+    # keeps it, not even the browser's after signing out.
+    if response.mimetype == "text/html" and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 

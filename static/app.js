@@ -31,3 +31,66 @@ document.addEventListener("change", (event) => {
     row.checked = box.checked;
   });
 });
+
+// A refused form: the first marked field takes the focus (and scrolls into view), so the seller starts
+// at the first thing to correct rather than at the top of a long page.
+document.addEventListener("DOMContentLoaded", () => {
+  const first = document.querySelector('form[data-focus-error] [aria-invalid="true"]');
+  if (first instanceof HTMLElement) first.focus();
+});
+
+// The General page: what is changed but not saved is marked per section and in the Save bar, and the
+// browser asks before leaving with it. A section saved through HTMX is clean again and keeps the focus
+// (its Save button, or its first field to correct).
+(() => {
+  const form = () => document.querySelector("form[data-unsaved]");
+
+  function mark(section, dirty) {
+    section.toggleAttribute("data-dirty", dirty);
+    const marker = section.querySelector(".unsaved");
+    if (marker) marker.hidden = !dirty;
+    const page = form();
+    if (!page) return;
+    const any = page.querySelector(".settings-section[data-dirty]") !== null;
+    page.querySelectorAll(".save-bar .unsaved").forEach((element) => {
+      element.hidden = !any;
+    });
+  }
+
+  function changed(event) {
+    const page = form();
+    const section = event.target instanceof Element && event.target.closest(".settings-section");
+    if (page && section && page.contains(section)) mark(section, true);
+  }
+  document.addEventListener("input", changed);
+  document.addEventListener("change", changed);
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const page = form();
+    if (page && page.hasAttribute("data-focus-error")) {
+      page.querySelectorAll(".settings-section").forEach((section) => mark(section, true));
+    }
+  });
+
+  let leaving = false;
+  document.addEventListener("submit", (event) => {
+    if (event.target === form()) leaving = true; // the whole page is being saved
+  });
+  window.addEventListener("beforeunload", (event) => {
+    const page = form();
+    if (leaving || !page || !page.querySelector(".settings-section[data-dirty]")) return;
+    event.preventDefault();
+    event.returnValue = ""; // older browsers ask only when a value is set
+  });
+
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const section = event.target; // the section that came back (an outerHTML swap: a new element)
+    if (!(section instanceof Element) || !section.matches(".settings-section")) return;
+    const refused = event.detail.xhr && event.detail.xhr.status === 422;
+    mark(section, refused);
+    const focus = refused
+      ? section.querySelector('[aria-invalid="true"]')
+      : section.querySelector("footer button");
+    if (focus instanceof HTMLElement) focus.focus();
+  });
+})();

@@ -74,6 +74,29 @@ def test_create_refuses_bad_input_and_creates_nothing(seller: Client, integratio
     assert count(Integration) == 1
 
 
+def test_a_refused_submit_shows_every_message_at_once_and_keeps_what_was_typed(
+    seller: Client, integration: Integration
+) -> None:
+    data = {**NEW, "name": integration.name, "shop_base_url": "ftp://shop", "marketplace_api_secret": ""}
+    response = seller.post("/integrations/new", data=data)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    for message in ("starts with https://", "Required.", "already have an integration with this name"):
+        assert message in page, message
+    # The secrets typed in this submit come back (masked in the browser); the page is kept by no cache.
+    for typed in ("new-api-key", "ck_new", "cs_new"):
+        assert f'value="{typed}"' in page, typed
+    assert response.headers["Cache-Control"] == "no-store"
+    assert count(Integration) == 1
+
+
+def test_saving_the_connection_stays_on_the_integration(seller: Client, integration: Integration) -> None:
+    response = seller.post(f"/integrations/{integration.id}/edit", data={**NEW, "name": "Renamed"})
+    assert response.headers["Location"] == f"/integrations/{integration.id}/edit"
+    page = seller.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Integration “Renamed” is saved." in page
+
+
 def test_secrets_are_never_rendered_back(seller: Client, integration: Integration) -> None:
     page = seller.get(f"/integrations/{integration.id}/edit").get_data(as_text=True)
     for secret in ("KEY-1", "S3CRET-1", "ck_abc", "cs_xyz"):
@@ -274,6 +297,7 @@ def test_security_headers(seller: Client) -> None:
     assert "frame-ancestors 'none'" in csp
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"  # a seller's page, in no cache
 
 
 def test_pages_have_no_inline_script(seller: Client, integration: Integration) -> None:

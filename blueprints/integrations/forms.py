@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from flask import current_app
@@ -33,6 +34,7 @@ from wtforms.validators import (
     ValidationError,
 )
 from wtforms.validators import Optional as OptionalValidator
+from wtforms.widgets import PasswordInput
 
 from connectors.base import Blocked
 from connectors.http import Guard, check_base_url
@@ -96,7 +98,13 @@ def credential_field_name(side: Side, credential: CredentialField) -> str:
 for _side, _kinds in KINDS.items():
     for _kind in _kinds.values():
         for _credential in _kind.credential_fields:
-            _field_class = PasswordField if _credential.secret else StringField
+            # A secret holds only what the seller typed in this very submit (a stored one is never put
+            # in the form): a refused submit shows it back, masked, rather than asking for it again.
+            _field_class = (
+                partial(PasswordField, widget=PasswordInput(hide_value=False))
+                if _credential.secret
+                else StringField
+            )
             _shape = Regexp(
                 rf"^(?:{_credential.pattern})\Z",
                 message=_credential.pattern_help

@@ -95,11 +95,9 @@ def create_integration() -> ResponseReturnValue:
     form = IntegrationForm()
     if request.method == "GET":
         form.marketplace_base_url.data = MARKETPLACES[form.marketplace_kind.data].default_base_url
-    if (
-        form.validate_on_submit()
-        and _below_cap(form)
-        and _credentials_complete(form, None)
-        and _name_free(form, None)
+    if form.is_submitted() and all(
+        # Every check runs, so one submit shows every message at once.
+        [form.validate(), _below_cap(form), _credentials_complete(form, None), _name_free(form, None)]
     ):
         integration = Integration(account_id=_account().id, settings=IntegrationSettings.defaults())
         _fill(integration, form)
@@ -128,16 +126,14 @@ def edit_integration(integration_id: int) -> ResponseReturnValue:
     # The kinds are fixed once orders may exist; the form shows them read-only.
     form.marketplace_kind.data = integration.marketplace_kind
     form.shop_kind.data = integration.shop_kind
-    if (
-        form.validate_on_submit()
-        and _credentials_complete(form, integration)
-        and _name_free(form, integration)
+    if form.is_submitted() and all(
+        [form.validate(), _credentials_complete(form, integration), _name_free(form, integration)]
     ):
         _fill(integration, form)
         if not _committed(form):
             return _render_form(form, integration)
         flash(_("Integration “%(name)s” is saved.", name=integration.name), "success")
-        return redirect(url_for("integrations.list_integrations"))
+        return redirect(url_for("integrations.edit_integration", integration_id=integration.id))
     return _render_form(form, integration)
 
 
@@ -272,7 +268,10 @@ def _credentials_complete(form: IntegrationForm, integration: Integration | None
         moved = integration is not None and _host(getattr(integration, f"{side}_base_url")) != _host(
             _base_url_field(form, side).data
         )
-        for credential in KINDS[side][_kind_field(form, side).data].credential_fields:
+        kind = KINDS[side].get(_kind_field(form, side).data)
+        if kind is None:
+            continue  # not a kind the hub knows: the form's own validation says so
+        for credential in kind.credential_fields:
             field = form.credential_field(side, credential)
             if (field.data or "").strip():
                 continue
@@ -428,6 +427,7 @@ def _render_general(integration: Integration, forms: dict[str, SectionForm]) -> 
         integration=integration,
         sections=SECTIONS,
         forms=forms,
+        failed=any(form.errors for form in forms.values()),
         locks=_locks(integration),
         changes=_latest_changes(integration),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Dialog, Locator, Page, expect
 
 from extensions import db
 from sync.settings import Priority, TrackingCodeSource
@@ -111,7 +111,7 @@ def test_own_shipping_rule_refuses_inline(page: Page, panel: Panel) -> None:
     other.goto(f"/integrations/{panel.integration_id}/edit")
     other.get_by_label("Own shipping agreement").uncheck()
     other.get_by_role("button", name="Save").click()
-    other.wait_for_url("**/integrations")
+    other.wait_for_url("**/edit")  # saved, and still on the integration
     other.close()
 
     section(page, "feedback").get_by_label("Addition/Approval Feedback").check()
@@ -225,3 +225,84 @@ def test_a_refused_request_is_explained(page: Page, panel: Panel) -> None:
     expect(alert).to_have_text(re.compile("This page is out of date"))
     expect(section(page, "stock")).to_be_visible()  # the section was not replaced by an error page
     assert panel.integration().settings.decrease_stock is False
+
+
+def test_unsaved_changes_are_marked_and_leaving_asks_first(page: Page, panel: Panel) -> None:
+    sign_in(page)
+    page.goto(f"/integrations/{panel.integration_id}/general")
+    feedback = section(page, "feedback")
+    save_bar = page.locator(".save-bar")
+    expect(save_bar.get_by_text("Unsaved changes")).to_be_hidden()
+
+    feedback.get_by_label("Addition/Approval Feedback").check()
+    expect(feedback.get_by_text("Unsaved changes")).to_be_visible()
+    expect(section(page, "stock").get_by_text("Unsaved changes")).to_be_hidden()
+    expect(save_bar.get_by_text("Unsaved changes")).to_be_visible()
+
+    asked: list[str] = []
+
+    def stay(dialog: Dialog) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", stay)
+    page.get_by_role("link", name="Statuses").click()
+    expect(page).to_have_url(re.compile(r"/general$"))
+    assert asked == ["beforeunload"]
+
+    # Saved: clean again, the focus back on the section it was saved from, and leaving asks nothing.
+    save(page, "feedback")
+    expect(section(page, "feedback").get_by_role("button", name="Save section")).to_be_focused()
+    expect(save_bar.get_by_text("Unsaved changes")).to_be_hidden()
+    page.on("dialog", lambda dialog: asked.append(dialog.type))
+    page.get_by_role("link", name="Statuses").click()
+    expect(page).to_have_url(re.compile(r"/statuses$"))
+    assert asked == ["beforeunload"]
+
+
+def test_a_refused_save_leads_to_the_first_field_to_correct(page: Page, panel: Panel) -> None:
+    sign_in(page)
+    page.goto(f"/integrations/{panel.integration_id}/general")
+    rate = section(page, "colors").get_by_label("Color Coding Rate")
+    rate.fill("150")
+    section(page, "colors").get_by_role("button", name="Save section").click()
+    expect(section(page, "colors").get_by_label("Color Coding Rate")).to_be_focused()
+
+    # The whole page, saved at once and refused: after the reload, the focus is on what to correct.
+    section(page, "colors").get_by_label("Color Coding Rate").fill("250")
+    page.locator("#save-all").click()
+    expect(page.get_by_text("Nothing was saved")).to_be_visible()
+    expect(section(page, "colors").get_by_label("Color Coding Rate")).to_be_focused()
+    expect(section(page, "colors").get_by_text("Unsaved changes")).to_be_visible()
+
+
+def test_the_general_page_by_keyboard(page: Page, panel: Panel) -> None:
+    """A skip link first; each Save section button named after its section; and a control that takes
+    the focus is never under the sticky Save bar."""
+    page.set_viewport_size({"width": 1280, "height": 600})
+    sign_in(page)
+    page.goto(f"/integrations/{panel.integration_id}/general")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+
+    names = [button.text_content() or "" for button in page.get_by_role("button", name="Save section").all()]
+    assert len(names) == 10 and len(set(names)) == 10, names
+    expect(page.get_by_role("button", name="Save section (Stock Management)", exact=True)).to_be_visible()
+
+    bar = page.locator(".save-bar").bounding_box()
+    assert bar is not None
+    hidden = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        box = page.evaluate(
+            "() => { const e = document.activeElement, r = e.getBoundingClientRect();"
+            " return {top: r.top, bottom: r.bottom, control: e !== document.body && !e.closest('.save-bar'),"
+            " label: e.id || e.textContent.trim()} }"
+        )
+        bar = page.locator(".save-bar").bounding_box()
+        assert bar is not None
+        if box["control"] and box["bottom"] > bar["y"] and box["top"] < bar["y"] + bar["height"]:
+            hidden.append(box["label"])
+    assert hidden == [], f"under the Save bar when focused: {hidden}"
