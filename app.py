@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter, IntegerConverter, ValidationError
 from werkzeug.wrappers import Response
 
+from blueprints import formats
 from blueprints.params import parse_id
 from config import INSTANCE, Config, config_from_env
 from extensions import babel, csrf, db, htmx, hx, limiter, login_manager, mail, migrate
@@ -88,6 +89,7 @@ def create_app(config: Config | None = None) -> Flask:
     from commands import register_commands
 
     register_commands(app)
+    formats.register(app)
 
     @app.get("/")
     @login_required

@@ -43,9 +43,14 @@ class ConnectorKind:
     pinned_hosts: tuple[str, ...] = ()
     base_url_help: LazyString | str = ""
     status_colors: Mapping[S, str] = field(default_factory=dict)
-    # Shops: the statuses the shop knows, and which one each canonical status becomes (Statuses tab).
-    shop_statuses: tuple[str, ...] = ()
+    # Shops: the statuses the shop knows, each with its name as the shop shows it to the seller, and which
+    # one each canonical status becomes (Statuses tab).
+    shop_statuses: Mapping[str, LazyString | str] = field(default_factory=dict)
     default_status_map: Mapping[S, str] = field(default_factory=dict)
+
+    def status_name(self, status: str) -> str:
+        """A shop status as the seller knows it; one the hub has no name for, as the shop sent it."""
+        return str(self.shop_statuses.get(status, status))
 
 
 # Colours a marketplace starts from when it has no palette of its own; readable under white text.
@@ -94,7 +99,16 @@ WOOCOMMERCE = ConnectorKind(
         CredentialField("consumer_key", _l("Consumer key (ck_…)")),
         CredentialField("consumer_secret", _l("Consumer secret (cs_…)")),
     ),
-    shop_statuses=("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"),
+    # WooCommerce's own names (its Turkish ones in the hub's catalog, as a Turkish WooCommerce shows them).
+    shop_statuses={
+        "pending": _l("Pending payment"),
+        "processing": _l("Processing"),
+        "on-hold": _l("On hold"),
+        "completed": _l("Completed"),
+        "cancelled": _l("Cancelled"),
+        "refunded": _l("Refunded"),
+        "failed": _l("Failed"),
+    },
     # WooCommerce has no "shipped": an order on its way is completed, as most Woo shops do it.
     default_status_map={
         S.AWAITING: "pending",

@@ -322,7 +322,7 @@ def test_detail_shows_both_sides_lines_vat_shipment_and_history(
         "PK9",
         "https://kargo.example/YK1",
         "#77",
-        "completed",
+        "Completed",  # the shop status, by the name the shop gives it
         "new package: Created",
         "••01",
     ):

@@ -92,7 +92,7 @@ def test_page_shows_every_setting_with_its_label_and_help(seller: Client, integr
         "Shipment barcode",
         "Shipment package number",
         "The product's own VAT",
-        "20 %",
+        "20%",
         "Cancelled",
     ):
         assert label in page, label

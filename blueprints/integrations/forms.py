@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -36,11 +36,12 @@ from wtforms.validators import (
 from wtforms.validators import Optional as OptionalValidator
 from wtforms.widgets import PasswordInput
 
+from blueprints.formats import percent
 from connectors.base import Blocked
 from connectors.http import Guard, check_base_url
 from connectors.registry import KINDS, MARKETPLACES, SHOPS, ConnectorKind, CredentialField, Side
 from sync.settings import SHIPPING_VAT_RATES, Priority, TrackingCodeSource
-from sync.statuses import CanonicalStatus
+from sync.statuses import STATUS_LABELS, CanonicalStatus
 
 # ---------------------------------------------------------------------------------------------------
 # The integration (Integration List > New / Edit)
@@ -235,7 +236,8 @@ TRACKING_CODE_CHOICES = [
 ]
 PRODUCT_VAT = "product"
 VAT_CHOICES = [(PRODUCT_VAT, _l("The product's own VAT"))] + [
-    (str(rate), f"{rate} %") for rate in SHIPPING_VAT_RATES
+    (str(rate), LazyString(percent, rate))
+    for rate in SHIPPING_VAT_RATES  # %20 in Turkish
 ]
 
 
@@ -345,7 +347,7 @@ for _status in CanonicalStatus:
         ColorsForm,
         COLOR_FIELD_PREFIX + _status.value,
         StringField(
-            _status.label,
+            STATUS_LABELS[_status],  # lazy: read in the page's language, not the import's
             validators=[
                 InputRequired(message=_l("Choose a colour.")),
                 Regexp(r"#[0-9a-fA-F]{6}\Z", message=_l("Enter a colour as #RRGGBB, e.g. #1565c0.")),
@@ -446,11 +448,11 @@ class StatusMapForm(FlaskForm):
         return [(status, self[STATUS_FIELD_PREFIX + status.value]) for status in CanonicalStatus]
 
 
-def _status_map_form(statuses: tuple[str, ...]) -> type[StatusMapForm]:
+def _status_map_form(statuses: Mapping[str, LazyString | str]) -> type[StatusMapForm]:
     fields = {
         STATUS_FIELD_PREFIX + status.value: SelectField(
-            status.label,
-            choices=[(value, value) for value in statuses],
+            STATUS_LABELS[status],
+            choices=list(statuses.items()),
             validate_choice=True,
         )
         for status in CanonicalStatus
