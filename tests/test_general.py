@@ -267,7 +267,7 @@ def test_changes_are_recorded_and_shown(seller: Client, integration: Integration
         htmx=True,
     )
     fragment = response.get_data(as_text=True)
-    assert "The product&#39;s own VAT → 20 %" in fragment
+    assert "The product&#39;s own VAT → 20%" in fragment
     assert "Tracking number → Shipment package number" in fragment
     assert account.email in fragment
     change = integration.latest_changes(1)[0]

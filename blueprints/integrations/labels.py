@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
 
+from blueprints.formats import percent
 from blueprints.integrations.forms import PRIORITY_CHOICES, SETTING_TEXT, TRACKING_CODE_CHOICES
 from models.integration import COLOR_CHANGE_PREFIX, REPLACED, STATUS_MAP_CHANGE_PREFIX
 from sync.settings import GeneralSettings
@@ -52,7 +54,14 @@ def value_label(field: str, value: str) -> str:
     if choices and value in choices:
         return str(choices[value])
     if field == "shipping_vat_rate":
-        return _("The product's own VAT") if value == "" else f"{value} %"
+        return _("The product's own VAT") if value == "" else _percent(value)
     if field == "color_coding_rate":
-        return f"{value} %"
+        return _percent(value)
     return value
+
+
+def _percent(value: str) -> str:
+    try:
+        return percent(Decimal(value))
+    except InvalidOperation:  # not a number after all: shown as it was saved
+        return value
