@@ -354,34 +354,93 @@ def test_ignoring_one_order_needs_a_reason(seller: Client, integration: Integrat
 # -- The error queue ---------------------------------------------------------------------------------
 
 
-def test_error_queue_groups_by_reason_and_retries(seller: Client, integration: Integration) -> None:
-    unknown = make_order(
-        integration,
-        1,
-        transfer_state=TransferState.ERROR,
-        error_category="unknown_product",
-        error_reason="No product with SKU X.",
-    )
+def test_error_queue_groups_by_cause_and_integration_and_retries(
+    seller: Client, account: Account, integration: Integration
+) -> None:
+    unknown = [
+        make_order(
+            integration,
+            number,
+            transfer_state=TransferState.ERROR,
+            error_category="unknown_product",
+            error_reason=f"No product with SKU X{number}.",
+        )
+        for number in (1, 2, 3)
+    ]
     refused = make_order(
         integration,
-        2,
+        4,
         transfer_state=TransferState.ERROR,
         error_category="shop_refused",
         error_reason="Invalid email",
     )
-    make_order(integration, 3)
+    other = make_integration(account, name="Second shop")
+    elsewhere = make_order(
+        other, 5, transfer_state=TransferState.ERROR, error_category="unknown_product", error_reason="SKU Y"
+    )
+    make_order(integration, 6)
     due = utcnow() + timedelta(minutes=5)
-    make_action(unknown)
+    make_action(unknown[0])
     make_action(refused, "shop_status", ActionState.PENDING, attempts=2, next_attempt_at=due)
     page = seller.get("/orders/errors").get_data(as_text=True)
-    assert 'id="errors-unknown_product"' in page and 'id="errors-shop_refused"' in page
-    assert "Unknown product" in page and "No product with SKU X." in page and "Invalid email" in page
+    # One row per cause on one integration, the largest first, with its count, meaning and fix.
+    keys = re.findall(r'class="error-group" id="errors-([\w-]+)"', page)
+    assert keys == [
+        f"{integration.id}-unknown_product",
+        f"{integration.id}-shop_refused",
+        f"{other.id}-unknown_product",
+    ]
+    assert "3 orders" in page and "Unknown product" in page and "No product with SKU X2." in page
+    assert "Check the product on the Products page" in page and 'href="/products"' in page
     assert '<td class="number">8</td>' in page and '<td class="number">2</td>' in page
-    assert "Customer 3" not in page
+    assert "Customer 6" not in page
+    assert 'id="nav-errors"' in page and ">5<" in page  # the navigation's badge
 
-    seller.post("/orders/bulk", data={"action": "retry", "order": [unknown.id], "back": "/orders/errors"})
+    # One integration's queue, as its General page and the Integration List link to it.
+    page = seller.get(f"/orders/errors?integration={other.id}").get_data(as_text=True)
+    assert re.findall(r'class="error-group" id="errors-([\w-]+)"', page) == [f"{other.id}-unknown_product"]
+
+    # Retry the whole group: the three orders of the first integration, not the second's.
+    retry = f"/orders/errors/{integration.id}/unknown_product/retry"
+    assert seller.post(retry, data={"csrf_token": "wrong"}).status_code == 400
+    assert seller.post(f"/orders/errors/{integration.id}/nonsense/retry", data={}).status_code == 404
+    seller.post(retry)
+    db.session.expire_all()
+    assert {order.transfer_state for order in unknown} == {TransferState.WAITING}
+    assert elsewhere.transfer_state == TransferState.ERROR and refused.transfer_state == TransferState.ERROR
+
+    # Ignore a group: only with a reason.
+    ignore = f"/orders/errors/{other.id}/unknown_product/ignore"
+    assert "Write why" in seller.post(ignore, data={"reason": " "}, follow_redirects=True).get_data(as_text=True)
+    db.session.expire_all()
+    assert elsewhere.transfer_state == TransferState.ERROR
+    seller.post(ignore, data={"reason": "sold out, refunded"})
+    db.session.expire_all()
+    assert elsewhere.transfer_state == TransferState.IGNORED and elsewhere.ignored_reason == "sold out, refunded"
     page = seller.get("/orders/errors").get_data(as_text=True)
-    assert 'id="errors-unknown_product"' not in page and 'id="errors-shop_refused"' in page
+    assert re.findall(r'class="error-group" id="errors-([\w-]+)"', page) == [f"{integration.id}-shop_refused"]
+
+
+def test_another_accounts_group_cannot_be_touched(seller: Client) -> None:
+    stranger = make_integration(make_account("stranger@example.com"), name="Theirs")
+    theirs = make_order(stranger, 1, transfer_state=TransferState.ERROR, error_category="auth")
+    assert seller.post(f"/orders/errors/{stranger.id}/auth/retry").status_code == 404
+    db.session.expire_all()
+    assert theirs.transfer_state == TransferState.ERROR
+
+
+def test_general_page_says_when_the_integration_has_errors_or_failing_pulls(
+    seller: Client, integration: Integration
+) -> None:
+    page = seller.get(f"/integrations/{integration.id}/general").get_data(as_text=True)
+    assert 'id="integration-errors"' not in page and 'id="pull-error"' not in page
+    make_order(integration, 1, transfer_state=TransferState.ERROR, error_category="auth")
+    integration.last_pull_error, integration.last_pull_error_category = "401 Unauthorized", "auth"
+    db.session.commit()
+    page = seller.get(f"/integrations/{integration.id}/general").get_data(as_text=True)
+    assert "1 order of this integration is in error." in page
+    assert f'href="/orders/errors?integration={integration.id}"' in page
+    assert 'id="pull-error"' in page and "Keys refused" in page
 
 
 # -- The Integration List, Sync now, imports ---------------------------------------------------------

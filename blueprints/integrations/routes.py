@@ -28,6 +28,7 @@ from blueprints.integrations.forms import (
     credential_field_name,
 )
 from blueprints.integrations.labels import field_label, value_label
+from blueprints.orders.queue import open_errors
 from connectors.registry import KINDS, MARKETPLACES, Side
 from extensions import db, hx
 from models import Account, Integration, IntegrationSettings
@@ -428,6 +429,7 @@ def _render_general(integration: Integration, forms: dict[str, SectionForm]) -> 
         sections=SECTIONS,
         forms=forms,
         failed=any(form.errors for form in forms.values()),
+        errors_open=open_errors(integration.account_id, integration.id),
         locks=_locks(integration),
         changes=_latest_changes(integration),
     )

@@ -81,7 +81,7 @@ def _get_order(order_id: int) -> Order:
     return order
 
 
-def _integrations() -> list[Integration]:
+def account_integrations() -> list[Integration]:
     return list(
         db.session.scalars(
             sa.select(Integration)
@@ -155,7 +155,7 @@ def _feed() -> changefeed.Changes | None:
 @bp.get("")
 def list_orders() -> ResponseReturnValue:
     """Every order of the account, filtered by the URL, newest first, kept live by a poll."""
-    integrations = _integrations()
+    integrations = account_integrations()
     filters = Filters.parse(request.args, {integration.id for integration in integrations})
     version = _version(current_user.id)  # before the rows: a change after this shows on the next poll
     size = current_app.config["ORDERS_PAGE_SIZE"]
@@ -191,7 +191,7 @@ def changes() -> ResponseReturnValue:
         return "", 204
     if feed.order_ids is None:
         return "", 200, {"HX-Refresh": "true"}  # too far behind to catch up row by row
-    integrations = _integrations()
+    integrations = account_integrations()
     filters = Filters.parse(request.args, {integration.id for integration in integrations})
     # Only the page itself sends these: a value that is no id is no row of it.
     shown = set(parse_ids(request.args.getlist("shown"))[0])
@@ -227,7 +227,7 @@ def changes() -> ResponseReturnValue:
 @bp.get("/counts")
 def count_view() -> ResponseReturnValue:
     """The counts alone: asked for again when the page got counts from before its latest change."""
-    filters = Filters.parse(request.args, {integration.id for integration in _integrations()})
+    filters = Filters.parse(request.args, {integration.id for integration in account_integrations()})
     return render_template(
         "orders/_counts.html",
         oob=False,
@@ -241,7 +241,7 @@ def count_view() -> ResponseReturnValue:
 @bp.get("/colors.css")
 def colors_css() -> ResponseReturnValue:
     """The account's status colours (Color Coding), as a stylesheet: the CSP allows no inline style."""
-    palettes = _palettes(_integrations())
+    palettes = _palettes(account_integrations())
     return (
         stylesheet(palettes.values()),
         200,
@@ -275,6 +275,13 @@ def bulk() -> ResponseReturnValue:
     orders = db.session.scalars(
         sa.select(Order).where(Order.account_id == current_user.id, Order.id.in_(ids))
     ).all()
+    act_on_orders(action, orders, reason, asked=len(ids))
+    return redirect(back)
+
+
+def act_on_orders(action: str, orders: Iterable[Order], reason: str, *, asked: int) -> None:
+    """Transfer, Retry or Ignore the orders, each checked on its own; commit, hand the actions to the
+    workers, and tell the seller how many it did of the `asked`."""
     done, queued = 0, []
     for order in orders:
         outcome = BULK[action](order, reason)
@@ -283,14 +290,12 @@ def bulk() -> ResponseReturnValue:
             queued.extend(outcome)
     db.session.commit()
     dispatch(queued)
-    skipped = len(ids) - done
     flash(
-        _("%(action)s: %(done)d of %(total)d orders.", action=BULK_NAMES[action], done=done, total=len(ids)),
+        _("%(action)s: %(done)d of %(total)d orders.", action=BULK_NAMES[action], done=done, total=asked),
         "success",
     )
-    if skipped:
-        flash(_("%(count)d could not be: their state does not allow it.", count=skipped), "warning")
-    return redirect(back)
+    if asked > done:
+        flash(_("%(count)d could not be: their state does not allow it.", count=asked - done), "warning")
 
 
 def _back() -> str:
@@ -418,46 +423,3 @@ MESSAGES = {
     "ignore": _l("Order %(number)s is ignored."),
     "push": _l("The status of order %(number)s is being pushed to the shop again."),
 }
-
-
-# -- The error queue -----------------------------------------------------------------------------------
-
-
-@bp.get("/errors")
-def errors() -> ResponseReturnValue:
-    """Orders in error, grouped by the kind of problem, with what the hub knows about each retry."""
-    orders = db.session.scalars(
-        sa.select(Order)
-        .where(Order.account_id == current_user.id, Order.transfer_state == TransferState.ERROR)
-        .order_by(Order.error_category, Order.id.desc())
-        .limit(1000)
-    ).all()
-    attempts: dict[int, int] = {}
-    next_retry: dict[int, object] = {}
-    if orders:
-        for order_id, tries, due in db.session.execute(
-            sa.select(
-                OrderAction.order_id,
-                sa.func.max(OrderAction.attempts),
-                sa.func.min(
-                    sa.case(
-                        (OrderAction.state == ActionState.PENDING, OrderAction.next_attempt_at), else_=None
-                    )
-                ),
-            )
-            .where(OrderAction.order_id.in_([order.id for order in orders]))
-            .group_by(OrderAction.order_id)
-        ):
-            attempts[order_id], next_retry[order_id] = tries, due
-    groups: dict[str, list[Order]] = {}
-    for order in orders:
-        groups.setdefault(order.error_category or "internal", []).append(order)
-    names = {integration.id: integration.name for integration in _integrations()}
-    return render_template(
-        "orders/errors.html",
-        groups=groups,
-        attempts=attempts,
-        next_retry=next_retry,
-        names=names,
-        button_form=EmptyForm(),
-    )

@@ -109,11 +109,12 @@ def test_retrying_from_the_error_queue_clears_the_error(page: Page, panel: Panel
     stack.wait_for("the order in error", lambda: (order_of(package) or Order()).transfer_state == "error")
     sign_in(page)
     page.goto("/orders/errors")
-    group = page.locator("#errors-unknown_product")
+    group = page.locator('[data-category="unknown_product"]')
     expect(group).to_contain_text(sku)
+    expect(page.locator("#nav-errors")).to_contain_text("1")
 
-    products[sku] = stock  # the seller adds the product to the shop, then retries
-    group.get_by_role("button", name="Retry selected").click()
+    products[sku] = stock  # the seller adds the product to the shop, then retries the group
+    group.get_by_role("button", name="Retry the order").click()
     expect(page.locator("#no-errors")).to_be_visible()
     stack.wait_for(
         "the order in the shop", lambda: (order_of(package) or Order()).transfer_state == "transferred"
