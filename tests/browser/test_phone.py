@@ -1,0 +1,101 @@
+"""The panel on a phone (390 px wide, as an iPhone 12–15): every page reads without sideways scrolling."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page
+
+from extensions import db
+from models import OrderLine, Product, TransferState
+from tests.browser.conftest import Panel, sign_in
+from tests.conftest import make_order
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_every_page_fits_a_phone(page: Page, panel: Panel) -> None:
+    integration = panel.integration()
+    order = make_order(
+        integration,
+        customer_name="Ayşe Yılmaz Kocabıyıkoğlu",
+        transfer_state=TransferState.ERROR,
+        error_category="shop_refused",
+        error_reason="woocommerce_rest_invalid_email: Geçersiz fatura e-posta adresi (ayse.yilmaz@örnek).",
+    )
+    db.session.add(
+        OrderLine(
+            order_id=order.id,
+            integration_id=integration.id,
+            line_id="1",
+            barcode="8680001000097",
+            stock_code="ZEYTINYAGI-SIZMA-1L-CAM-SISE",
+            name="Natürel sızma zeytinyağı, 1 litre cam şişe",
+            quantity=2,
+            unit_price=549,
+            vat_rate=1,
+        )
+    )
+    db.session.add(
+        Product(
+            account_id=panel.account_id,
+            barcode="8680001000097",
+            stock_code="ZEYTINYAGI-SIZMA-1L-CAM-SISE",
+            name="Natürel sızma zeytinyağı, 1 litre cam şişe",
+            stock=12,
+            price=549,
+            vat_rate=1,
+        )
+    )
+    db.session.commit()
+    sign_in(page)
+    page.set_viewport_size(PHONE)
+    base = f"/integrations/{panel.integration_id}"
+    wide = {}
+    for path in (
+        "/orders",
+        "/orders/errors",
+        f"/orders/{order.id}",
+        "/integrations",
+        "/integrations/new",
+        f"{base}/general",
+        f"{base}/statuses",
+        f"{base}/edit",
+        f"{base}/import",
+        "/products",
+        "/products/new",
+        "/notifications",
+        "/settings",
+    ):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            wide[path] = width
+    assert wide == {}, f"wider than the phone ({PHONE['width']} px): {wide}"
+
+
+def test_the_orders_page_shows_fifteen_orders_on_a_laptop(page: Page, panel: Panel) -> None:
+    """At 1366×900, a common laptop screen, the first fifteen orders are in view without scrolling."""
+    integration = panel.integration()
+    for number in range(1, 31):
+        make_order(
+            integration,
+            number,
+            customer_name="Ayşe Yılmaz Kocabıyıkoğlu",
+            transfer_state=TransferState.ERROR if number % 3 else TransferState.WAITING,
+            error_category="shop_refused",
+            error_reason="woocommerce_rest_invalid_email: Geçersiz fatura e-posta adresi, sipariş reddedildi.",
+            shop_id=str(5000 + number),
+            shop_status="processing",
+            tracking_number=f"YK{number:010d}",
+        )
+    sign_in(page)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto("/orders")
+    in_view = page.evaluate(
+        "() => [...document.querySelectorAll('#orders-body tr')]"
+        ".filter(row => row.getBoundingClientRect().bottom <= window.innerHeight).length"
+    )
+    assert in_view >= 15, f"{in_view} orders in view at 1366×900"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
