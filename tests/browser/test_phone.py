@@ -85,7 +85,7 @@ def test_the_orders_page_shows_fifteen_orders_on_a_laptop(page: Page, panel: Pan
             customer_name="Ayşe Yılmaz Kocabıyıkoğlu",
             transfer_state=TransferState.ERROR if number % 3 else TransferState.WAITING,
             error_category="shop_refused",
-            error_reason="woocommerce_rest_invalid_email: Geçersiz fatura e-posta adresi, sipariş reddedildi.",
+            error_reason="woocommerce_rest_invalid_email: Geçersiz fatura e-posta adresi.",
             shop_id=str(5000 + number),
             shop_status="processing",
             tracking_number=f"YK{number:010d}",
