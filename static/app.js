@@ -94,3 +94,55 @@ document.addEventListener("DOMContentLoaded", () => {
     if (focus instanceof HTMLElement) focus.focus();
   });
 })();
+
+// A choice that applies at once (the Orders page's page size); without JavaScript a button does it.
+document.addEventListener("change", (event) => {
+  const select = event.target;
+  if (select instanceof HTMLSelectElement && select.matches("[data-submit-on-change]") && select.form) {
+    select.form.requestSubmit();
+  }
+});
+
+// Orders that arrive while the seller reads further down: the list does not jump, a marker says how
+// many came in on top, and takes the seller there.
+(() => {
+  const body = document.getElementById("orders-body");
+  const marker = document.getElementById("new-orders");
+  if (!body || !marker) return;
+  const known = new Set([...body.rows].map((row) => row.id));
+  let waiting = 0;
+
+  const topInView = () => body.getBoundingClientRect().top >= 0;
+  function show() {
+    marker.textContent = waiting === 1 ? marker.dataset.one : marker.dataset.many.replace("{n}", waiting);
+    marker.hidden = waiting === 0;
+  }
+
+  new MutationObserver((changes) => {
+    let arrived = 0;
+    for (const change of changes) {
+      for (const node of change.addedNodes) {
+        if (node instanceof HTMLTableRowElement && !known.has(node.id)) {
+          known.add(node.id);
+          arrived += 1;
+        }
+      }
+    }
+    if (arrived && !topInView()) {
+      waiting += arrived;
+      show();
+    }
+  }).observe(body, { childList: true });
+
+  marker.addEventListener("click", () => {
+    waiting = 0;
+    show();
+    body.closest("table").scrollIntoView({ behavior: "smooth" });
+  });
+  window.addEventListener("scroll", () => {
+    if (waiting && topInView()) {
+      waiting = 0;
+      show();
+    }
+  }, { passive: true });
+})();

@@ -136,6 +136,29 @@ def test_keyset_pages_show_every_order_once(seller: Client, integration: Integra
     assert seen == sorted((order.id for order in orders), reverse=True)
 
 
+def test_pages_of_a_chosen_size_there_and_back(seller: Client, integration: Integration) -> None:
+    orders = [make_order(integration, number) for number in range(1, 61)]
+    newest_first = sorted((order.id for order in orders), reverse=True)
+
+    def walk(url: str, rel: str) -> list[list[int]]:
+        pages = []
+        while url:
+            page = seller.get(url).get_data(as_text=True)
+            pages.append(shown(page))
+            link = re.search(rf'href="([^"]+)" rel="{rel}"', page)
+            url = link.group(1).replace("&amp;", "&") if link else ""
+        return pages
+
+    there = walk("/orders?size=25", "next")
+    assert [len(page) for page in there] == [25, 25, 10]
+    assert sum(there, []) == newest_first
+    last = f"/orders?size=25&before={there[1][-1]}"
+    back = walk(last, "prev")
+    assert back == there[::-1]  # the same pages, read back towards the newest
+    page = seller.get("/orders?size=7").get_data(as_text=True)
+    assert "orders per page" in page and len(shown(page)) == 3  # the usual size (ORDERS_PAGE_SIZE here)
+
+
 # -- Live ------------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """The Orders page's query: filters from the URL, keyset pages, and the counts per status and transfer state.
 
-Every query starts from the signed-in account's orders. Pages go newest first by id, so the next page is
-`id < the last id shown` on an index (account, [filter column,] id): as fast on page 1,000 as on page 1.
+Every query starts from the signed-in account's orders. Pages go newest first by id, so the next (older)
+page is `id < the last id shown` and the previous (newer) one `id > the first id shown`, read upwards, on
+an index (account, [filter column,] id): as fast on page 1,000 as on page 1.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ SEARCH_LENGTH = 100
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 # How much of a value a message about it repeats.
 SHOWN_LENGTH = 40
+# The page sizes a seller can pick; the default is ORDERS_PAGE_SIZE.
+PAGE_SIZES = (25, 50, 100, 200)
 
 
 def _shown(value: str) -> str:
@@ -47,7 +50,9 @@ class Filters:
     date_from: date | None = None
     date_to: date | None = None
     q: str = ""
-    before: int | None = None  # the keyset cursor: orders older than this id
+    before: int | None = None  # the keyset cursors: orders older than this id,
+    after: int | None = None  # or newer than this one (a page back towards the newest)
+    size: int | None = None  # orders per page, one of PAGE_SIZES; None: the hub's default
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -95,10 +100,16 @@ class Filters:
                 str(_l("Unknown transfer state “%(value)s”; it is ignored.", value=_shown(transfer)))
             )
             transfer = None
+        size = number("size")
+        if size is not None and size not in PAGE_SIZES:
+            sizes = ", ".join(map(str, PAGE_SIZES))
+            problems.append(str(_l("Show %(sizes)s orders per page; the usual size is used.", sizes=sizes)))
+            size = None
         date_from, date_to = day("from"), day("to")
         if date_from and date_to and date_to < date_from:
             problems.append(str(_l("The end date is before the start date; the dates are ignored.")))
             date_from = date_to = None
+        before = number("before")
         return cls(
             integration=integration,
             status=status,
@@ -107,7 +118,9 @@ class Filters:
             date_to=date_to,
             # PostgreSQL refuses NUL in a text, and no order holds one.
             q=args.get("q", "").replace("\x00", "").strip()[:SEARCH_LENGTH],
-            before=number("before"),
+            before=before,
+            after=None if before is not None else number("after"),  # one cursor at a time
+            size=size,
             problems=tuple(problems),
         )
 
@@ -121,17 +134,28 @@ class Filters:
             "to": self.date_to.isoformat() if self.date_to else None,
             "q": self.q or None,
             "before": self.before,
+            "after": self.after,
+            "size": self.size,
         }
         values.update(changes)
         return {name: value for name, value in values.items() if value is not None}
 
+    def page(self, **changes: Any) -> dict[str, Any]:
+        """The URL arguments of another page of this view (`before` or `after` in `changes`)."""
+        return self.args(**{"before": None, "after": None, **changes})
+
+    @property
+    def top(self) -> bool:
+        """Whether this is the first page, where new orders come in on top."""
+        return self.before is None and self.after is None
+
     @property
     def active(self) -> bool:
-        return bool(self.args(before=None))
+        return bool(self.args(before=None, after=None, size=None))
 
     def without_facets(self) -> Filters:
         """The same view across every status and transfer state: what the counts are counted over."""
-        return replace(self, status=None, transfer=None, before=None, problems=())
+        return replace(self, status=None, transfer=None, before=None, after=None, size=None, problems=())
 
 
 def conditions(account_id: int, filters: Filters, *, facets: bool = True) -> list[sa.ColumnElement[bool]]:
@@ -162,17 +186,31 @@ def conditions(account_id: int, filters: Filters, *, facets: bool = True) -> lis
     return where
 
 
-def page(account_id: int, filters: Filters, size: int) -> tuple[list[Order], int | None]:
-    """One page of orders, newest first, and the cursor of the next page (None on the last)."""
+@dataclass(frozen=True)
+class Page:
+    orders: list[Order]  # newest first
+    older: int | None  # the cursor of the next page towards the oldest (`before`), if there is one
+    newer: int | None  # the cursor of the page back towards the newest (`after`), if there is one
+
+
+def page(account_id: int, filters: Filters, size: int) -> Page:
+    """One page of orders, newest first, with the cursors of the pages on either side."""
     from extensions import db
 
+    size = filters.size or size
     where = conditions(account_id, filters)
+    if filters.after is not None:  # a page back: the `size` orders just above the cursor, read upwards
+        where.append(Order.id > filters.after)
+        rows = list(db.session.scalars(sa.select(Order).where(*where).order_by(Order.id).limit(size + 1)))
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        return Page(rows, rows[-1].id if rows else None, rows[0].id if rows and more_newer else None)
     if filters.before is not None:
         where.append(Order.id < filters.before)
     rows = list(db.session.scalars(sa.select(Order).where(*where).order_by(Order.id.desc()).limit(size + 1)))
-    if len(rows) > size:
-        return rows[:size], rows[size - 1].id
-    return rows, None
+    older = rows[size - 1].id if len(rows) > size else None
+    rows = rows[:size]
+    return Page(rows, older, rows[0].id if rows and filters.before is not None else None)
 
 
 def matching(account_id: int, filters: Filters, order_ids: list[int]) -> list[Order]:

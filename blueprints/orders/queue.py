@@ -29,7 +29,8 @@ SHOWN = 50
 
 def _cause() -> sa.ColumnElement[str]:
     """An order's cause in the queue: its error category; one filed without is the hub's own failure."""
-    return sa.func.coalesce(sa.cast(Order.error_category, sa.String), "internal")
+    # A literal, not a bound parameter: PostgreSQL groups by the very expression it selects.
+    return sa.func.coalesce(sa.cast(Order.error_category, sa.String), sa.literal_column("'internal'"))
 
 
 # Where a seller fixes a cause, when it is a place in the panel: (endpoint, link text, needs the

@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from blueprints.auth.forms import EmptyForm
 from blueprints.orders import bp
 from blueprints.orders.colors import Palette, fingerprint, stylesheet
-from blueprints.orders.listing import Filters, counts, matching, page
+from blueprints.orders.listing import PAGE_SIZES, Filters, counts, matching, page
 from blueprints.orders.view import OrderView
 from blueprints.params import parse_id, parse_ids, parse_number
 from extensions import db, hx
@@ -159,12 +159,14 @@ def list_orders() -> ResponseReturnValue:
     filters = Filters.parse(request.args, {integration.id for integration in integrations})
     version = _version(current_user.id)  # before the rows: a change after this shows on the next poll
     size = current_app.config["ORDERS_PAGE_SIZE"]
-    orders, next_before = page(current_user.id, filters, size)
+    shown = page(current_user.id, filters, size)
     palettes = _palettes(integrations)
     return render_template(
         "orders/list.html",
-        orders=orders,
-        next_before=next_before,
+        orders=shown.orders,
+        pages=shown,
+        page_sizes=PAGE_SIZES,
+        page_size=filters.size or size,
         filters=filters,
         integrations=integrations,
         names={integration.id: integration.name for integration in integrations},
@@ -202,7 +204,7 @@ def changes() -> ResponseReturnValue:
     replaced = [order for order in found if order.id in shown]
     # New on top only where the top is: page one of the list.
     added = [
-        order for order in found if order.id not in shown and order.id > newest_shown and not filters.before
+        order for order in found if order.id not in shown and order.id > newest_shown and filters.top
     ]
     removed = [order_id for order_id in feed.order_ids if order_id in shown and order_id not in found_ids]
     return render_template(

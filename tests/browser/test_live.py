@@ -101,6 +101,18 @@ def test_new_orders_and_status_changes_show_without_a_reload(page: Page, panel: 
     expect(page.locator("#orders-body tr")).to_have_count(5, timeout=15_000)
     screenshot(page, "orders.png")
 
+    # Reading further down: the list does not jump, a marker counts what came in on top.
+    page.set_viewport_size({"width": 1280, "height": 300})
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    marker = page.locator("#new-orders")
+    expect(marker).to_be_hidden()
+    stack.sandbox.order()
+    stack.sandbox.order()
+    expect(marker).to_have_text("2 new orders on top", timeout=15_000)
+    marker.click()
+    expect(marker).to_be_hidden()
+    expect(page.locator("#orders-body tr").first).to_be_in_viewport()
+
 
 def test_retrying_from_the_error_queue_clears_the_error(page: Page, panel: Panel, stack: Stack) -> None:
     products = stack.sandbox.world.shop_products
