@@ -203,9 +203,7 @@ def changes() -> ResponseReturnValue:
     newest_shown = max(shown, default=0)
     replaced = [order for order in found if order.id in shown]
     # New on top only where the top is: page one of the list.
-    added = [
-        order for order in found if order.id not in shown and order.id > newest_shown and filters.top
-    ]
+    added = [order for order in found if order.id not in shown and order.id > newest_shown and filters.top]
     removed = [order_id for order_id in feed.order_ids if order_id in shown and order_id not in found_ids]
     return render_template(
         "orders/_changes.html",
