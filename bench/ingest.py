@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, cast
 
+import psycopg
 import sqlalchemy as sa
 
 from bench.common import bench_app, database_url, peak_mb, redis
@@ -134,19 +135,29 @@ def _ingest(integration_id: int, size: int, page_size: int) -> float:
 
 
 class _StatementCounter:
-    """Counts the statements sent to the database inside its blocks."""
+    """Counts the statements sent to the database inside its blocks: those SQLAlchemy runs, and the COPYs
+    the ingest's bulk path sends past it (sync/ingest.py `_write`)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self._copy = psycopg.Cursor.copy
 
     def _count(self, *_: object) -> None:
         self.count += 1
 
     def __enter__(self) -> None:
         sa.event.listen(db.engine, "before_cursor_execute", self._count)
+        copy = self._copy
+
+        def counted(cursor: psycopg.Cursor[Any], *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return copy(cursor, *args, **kwargs)
+
+        psycopg.Cursor.copy = counted  # type: ignore[assignment,method-assign]
 
     def __exit__(self, *_: object) -> None:
         sa.event.remove(db.engine, "before_cursor_execute", self._count)
+        psycopg.Cursor.copy = self._copy  # type: ignore[method-assign]
 
 
 def _baseline(integration_id: int, orders: int, page_size: int) -> float:

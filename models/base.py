@@ -44,10 +44,19 @@ def draw_ids(session: Session) -> None:
         if isinstance(table, sa.Table) and "id" in table.c and getattr(row, "id", 0) is None:
             waiting.setdefault(table, []).append(row)
     for table, rows in waiting.items():
-        ids = session.scalars(
+        for row, id_ in zip(rows, new_ids(session, table, len(rows)) or [], strict=True):
+            row.id = id_
+
+
+def new_ids(session: Session, table: sa.Table, count: int) -> list[int] | None:
+    """`count` ids for new rows of the table, drawn from its sequence in one statement (PostgreSQL);
+    None where there are no sequences (SQLite), and the INSERT has to return them."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return list(
+        session.scalars(
             sa.select(sa.func.nextval(sa.func.pg_get_serial_sequence(table.name, "id"))).select_from(
-                sa.func.generate_series(1, len(rows))
+                sa.func.generate_series(1, count)
             )
         )
-        for row, id_ in zip(rows, ids, strict=True):
-            row.id = id_
+    )

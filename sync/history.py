@@ -10,9 +10,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from extensions import db
 from models import ActionState, Order, OrderAction, OrderEvent
 from sync.guards import changed
-from sync.rules import Action, Plan
+from sync.rules import Action, Decision, Plan
 
 OPEN = (ActionState.PENDING, ActionState.RUNNING)
+# Decisions that run inline (sync/stock.py), reading products line by line, rather than as outbox rows.
+STOCK_MOVES = frozenset({Action.DECREASE_STOCK, Action.RESTORE_STOCK})
 
 
 def record(
@@ -54,7 +56,7 @@ def enqueue(order: Order, plan: Plan, known: list[OrderAction] | None = None) ->
         if action.kind in plan.supersede and action.state == ActionState.PENDING and _supersede(action):
             record(order, "decided", f"{action.kind} dropped", rule="priority")
     if plan.note:
-        record(order, "decided", plan.note, rule="priority")
+        record(order, **_noted(plan))
     created = []
     for decision in plan.decisions:
         if decision.action is Action.DECREASE_STOCK:
@@ -65,18 +67,42 @@ def enqueue(order: Order, plan: Plan, known: list[OrderAction] | None = None) ->
             continue
         if any(action.kind == decision.action and action.state in OPEN for action in current):
             continue
-        action = OrderAction(
-            order=order,
-            integration_id=order.integration_id,
-            kind=decision.action.value,
-            rule=decision.rule,
-            state=ActionState.PENDING,
-        )
+        action = OrderAction(order=order, integration_id=order.integration_id, **_outbox(decision))
         db.session.add(action)
         current.append(action)
         created.append(action)
-        record(order, "decided", f"{decision.action.value} queued", rule=decision.rule)
+        record(order, **_queued(decision))
     return created
+
+
+def planned(plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What `enqueue` writes for an order with no open action yet, as column values: its history lines
+    and its outbox rows, in `enqueue`'s order. For the ingest's bulk path (sync/ingest.py), which writes
+    first-seen orders without ORM objects; a plan that moves stock goes through `enqueue`."""
+    if any(decision.action in STOCK_MOVES for decision in plan.decisions):
+        raise ValueError("a plan that moves stock is enqueued, not planned")
+    events = [_noted(plan)] if plan.note else []
+    actions: dict[Action, dict[str, Any]] = {}
+    for decision in plan.decisions:
+        if decision.action not in actions:  # one open row per kind, as `enqueue` keeps it
+            actions[decision.action] = _outbox(decision)
+            events.append(_queued(decision))
+    return events, list(actions.values())
+
+
+# The history lines and outbox rows of a plan: one wording for `enqueue` and `planned`.
+
+
+def _noted(plan: Plan) -> dict[str, Any]:
+    return {"kind": "decided", "summary": plan.note, "rule": "priority"}
+
+
+def _queued(decision: Decision) -> dict[str, Any]:
+    return {"kind": "decided", "summary": f"{decision.action.value} queued", "rule": decision.rule}
+
+
+def _outbox(decision: Decision) -> dict[str, Any]:
+    return {"kind": decision.action.value, "rule": decision.rule, "state": ActionState.PENDING}
 
 
 def _supersede(action: OrderAction) -> bool:

@@ -11,20 +11,22 @@ import hashlib
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 import sqlalchemy as sa
 
-from connectors.base import MarketplaceOrder
+from connectors.base import Line, MarketplaceOrder, Shipment
 from extensions import db
-from models import Integration, Order, OrderAction, OrderLine, TransferState
-from models.base import draw_ids
-from sync import notifications
+from models import Integration, Order, OrderAction, OrderEvent, OrderLine, OrderNotice, TransferState
+from models.base import draw_ids, new_ids
+from sync import changefeed, notifications
 from sync.guards import NOT_CONTAINED
-from sync.history import OPEN, enqueue, record
-from sync.rules import TO_MARKETPLACE, Event, Facts, decide
+from sync.history import OPEN, STOCK_MOVES, enqueue, planned, record
+from sync.rules import TO_MARKETPLACE, Event, Facts, Plan, decide
 from sync.settings import GeneralSettings, TrackingCodeSource
 from sync.statuses import CANCELLATIONS, CanonicalStatus, moves_forward
 from sync.stock import give_back
@@ -62,8 +64,10 @@ def ingest(
 
     The page goes in at once: what the database holds about its packages is read in a few queries, and
     what changes is written in one flush (batched INSERTs), so a page costs a handful of round trips
-    rather than a dozen per package. If that fails (a package the database refuses), the page is done
-    again package by package, each in its own savepoint, and only the one that fails is kept as broken.
+    rather than a dozen per package; packages seen for the first time (most of a big first pull) skip
+    the ORM and go as rows, one COPY or INSERT per table (`_insert_new`). If that fails (a package the
+    database refuses), the page is done again package by package, each in its own savepoint, and only
+    the one that fails is kept as broken.
 
     `announce`: whether first-seen orders are news for *Newly Added Orders* (an import of past orders
     is not).
@@ -107,11 +111,19 @@ def _ingest_page(
     result: IngestResult,
     announce: bool,
 ) -> None:
+    """The ORM way for what changes or relates to other orders, then the first-seen rest in bulk (which
+    nothing before it on the page touches: see `_bulk_plans`)."""
     known = Known.read(integration, packages)
+    plans = _bulk_plans(integration, settings, packages, known)
     for package in packages:
-        _ingest_one(integration, settings, package, result, announce, known)
+        if package.package_id not in plans:
+            _ingest_one(integration, settings, package, result, announce, known)
     draw_ids(db.session())
     db.session.flush()
+    if plans:
+        _insert_new(
+            integration, settings, [p for p in packages if p.package_id in plans], plans, result, announce
+        )
 
 
 @dataclass
@@ -233,7 +245,7 @@ def reference(integration: Integration, package_id: str) -> str:
     return f"hub-{integration.id}-{package_id}"
 
 
-def tracking_code(order: Order, source: TrackingCodeSource) -> str:
+def tracking_code(order: Order | Shipment, source: TrackingCodeSource) -> str:
     """Shipment Tracking Code: which of the shipment's codes the shop gets."""
     return {
         TrackingCodeSource.TRACKING_NUMBER: order.tracking_number,
@@ -262,23 +274,7 @@ def _ingest_one(
         origin = known.origin(package)
         if origin is not None and origin.id is None:
             db.session.flush()  # the origin came in on this very page: it needs its id
-        order = Order(
-            account_id=integration.account_id,
-            integration_id=integration.id,
-            package_id=package.package_id,
-            reference=origin.reference if origin else reference(integration, package.package_id),
-            origin_id=origin.id if origin else None,
-            status=None,
-            transfer_state=TransferState.WAITING,
-            shop_tracking="",
-        )
-        if origin is not None:
-            order.shop_id, order.shop_status, order.shop_tracking = (
-                origin.shop_id,
-                origin.shop_status,
-                origin.shop_tracking,
-            )
-            order.transfer_state = origin.transfer_state
+        order = Order(**_first_columns(integration, package, origin))
         db.session.add(order)
         known.orders[package.package_id] = order
         known.actions[package.package_id] = []
@@ -300,12 +296,7 @@ def _ingest_one(
     if first_sight and order.transfer_state == TransferState.ERROR and order.error_category == "invalid_data":
         order.transfer_state, order.error_category, order.error_reason = TransferState.WAITING, None, None
     _upsert_lines(integration, order, package, known.lines)
-    record(
-        order,
-        "received",
-        f"{'new package' if first_sight else 'package updated'}: {package.native_status}",
-        payload=_masked(package.raw),
-    )
+    record(order, **_received(package, first_sight))
     if first_sight:
         result.new += 1
         if announce and origin is None:  # a package split from a known one is no new order
@@ -348,23 +339,79 @@ def _ingest_one(
 
 
 def _copy(order: Order, package: MarketplaceOrder, forward: bool) -> None:
-    order.order_number = package.order_number
-    if forward:
-        order.status = package.status.value
-        order.marketplace_status = package.native_status
-    order.marketplace_modified_at = package.modified_at
-    order.customer_name = package.customer_name[:200]
-    order.customer_email = package.customer_email[:254]
-    order.currency = package.currency[:3]
-    order.total = package.total
-    order.ordered_at = package.ordered_at
+    for name, value in _package_columns(package, forward).items():
+        setattr(order, name, value)
+
+
+# -- Column values: one source for the ORM objects and the bulk path's rows --------------------------------
+
+
+def _first_columns(
+    integration: Integration, package: MarketplaceOrder, origin: Order | None
+) -> dict[str, Any]:
+    """A first-seen package's order before the package is copied in; one split from a known order
+    carries its origin's reference and shop side."""
+    columns: dict[str, Any] = {
+        "account_id": integration.account_id,
+        "integration_id": integration.id,
+        "package_id": package.package_id,
+        "reference": reference(integration, package.package_id),
+        "origin_id": None,
+        "status": None,
+        "transfer_state": TransferState.WAITING,
+        "shop_tracking": "",
+    }
+    if origin is not None:
+        columns |= {
+            "reference": origin.reference,
+            "origin_id": origin.id,
+            "shop_id": origin.shop_id,
+            "shop_status": origin.shop_status,
+            "shop_tracking": origin.shop_tracking,
+            "transfer_state": origin.transfer_state,
+        }
+    return columns
+
+
+def _package_columns(package: MarketplaceOrder, forward: bool) -> dict[str, Any]:
+    """What an order takes from each copy of its package; the status only when it moves forward."""
     shipment = package.shipment
-    order.carrier = shipment.carrier
-    order.tracking_number = shipment.tracking_number
-    order.shipment_barcode = shipment.shipment_barcode
-    order.package_number = shipment.package_number
-    order.tracking_link = shipment.tracking_link
-    order.raw = package.raw
+    columns: dict[str, Any] = {
+        "order_number": package.order_number,
+        "marketplace_modified_at": package.modified_at,
+        "customer_name": package.customer_name[:200],
+        "customer_email": package.customer_email[:254],
+        "currency": package.currency[:3],
+        "total": package.total,
+        "ordered_at": package.ordered_at,
+        "carrier": shipment.carrier,
+        "tracking_number": shipment.tracking_number,
+        "shipment_barcode": shipment.shipment_barcode,
+        "package_number": shipment.package_number,
+        "tracking_link": shipment.tracking_link,
+        "raw": package.raw,
+    }
+    if forward:
+        columns |= {"status": package.status.value, "marketplace_status": package.native_status}
+    return columns
+
+
+def _line_columns(incoming: Line) -> dict[str, Any]:
+    """What a line takes from each copy of its package."""
+    return {
+        "barcode": incoming.barcode,
+        "stock_code": incoming.stock_code,
+        "name": incoming.name[:300],
+        "quantity": incoming.quantity,
+        "unit_price": incoming.unit_price,
+        "vat_rate": incoming.vat_rate,
+    }
+
+
+def _received(package: MarketplaceOrder, first_sight: bool) -> dict[str, Any]:
+    """The history line of a package that came in."""
+    summary = f"{'new package' if first_sight else 'package updated'}: {package.native_status}"
+    return {"kind": "received", "summary": summary, "payload": _masked(package.raw)}
 
 
 def _same(order: Order, package: MarketplaceOrder) -> bool:
@@ -395,13 +442,142 @@ def _upsert_lines(
             db.session.add(line)
         if line.order is not order:
             line.order = order  # a split moves the line to its new package
-        line.barcode = incoming.barcode
-        line.stock_code = incoming.stock_code
-        line.name = incoming.name[:300]
-        line.quantity = incoming.quantity
-        line.unit_price = incoming.unit_price
-        line.vat_rate = incoming.vat_rate
+        for name, value in _line_columns(incoming).items():
+            setattr(line, name, value)
         line.cancelled = line.cancelled or cancelled
+
+
+# -- The bulk path: first-seen packages as rows ---------------------------------------------------------
+
+
+def _bulk_plans(
+    integration: Integration, settings: GeneralSettings, packages: Sequence[MarketplaceOrder], known: Known
+) -> dict[str, Plan]:
+    """The packages the bulk path writes, by package id, with the plan of their new order: first seen
+    (no order, no origin), touching nothing the database or the rest of the page holds (their package
+    and line ids occur once on the page, and no line is known), and with a plan that moves no stock
+    (which reads products line by line). Everything else goes through `_ingest_one`."""
+    package_ids = Counter(package.package_id for package in packages)
+    line_ids = Counter(line.line_id for package in packages for line in package.lines)
+    plans = {}
+    for package in packages:
+        if (
+            package.package_id in known.orders
+            or package.origin_package_ids
+            or package_ids[package.package_id] > 1
+            or any(line_ids[line.line_id] > 1 or line.line_id in known.lines for line in package.lines)
+        ):
+            continue
+        facts = Facts(
+            event=Event.NEW_ORDER,
+            status=package.status,
+            own_shipping=integration.own_shipping_agreement,
+            has_tracking_code=bool(tracking_code(package.shipment, settings.tracking_code_source)),
+        )
+        plan = decide(settings, facts)
+        if not any(decision.action in STOCK_MOVES for decision in plan.decisions):
+            plans[package.package_id] = plan
+    return plans
+
+
+def _insert_new(
+    integration: Integration,
+    settings: GeneralSettings,
+    packages: Sequence[MarketplaceOrder],
+    plans: dict[str, Plan],
+    result: IngestResult,
+    announce: bool,
+) -> None:
+    """Write first-seen packages as `_ingest_one` would, without ORM objects: one statement per table for
+    the page (building and flushing the objects cost more than writing the rows). The column values and
+    the history's wording come from the functions the ORM path uses; the new orders are announced to
+    the live pages as Core UPDATEs are, and their actions loaded into the session for the dispatch (and
+    for callers that change them before the commit)."""
+    orders = [{**_first_columns(integration, p, None), **_package_columns(p, forward=True)} for p in packages]
+    order_ids = _insert(Order, orders)
+    lines, events, actions = [], [], []
+    for package, order_id in zip(packages, order_ids, strict=True):
+        changefeed.touch(integration.account_id, order_id)
+        cancelled = package.status in CANCELLATIONS
+        for line in package.lines:
+            lines.append(
+                {
+                    "integration_id": integration.id,
+                    "order_id": order_id,
+                    "line_id": line.line_id,
+                    **_line_columns(line),
+                    "cancelled": cancelled,
+                    "stock_taken": False,
+                    "stock_returned": False,
+                }
+            )
+        decided, queued = planned(plans[package.package_id])
+        events += [
+            {"order_id": order_id, "rule": None, "payload": None, **event}
+            for event in [_received(package, first_sight=True), *decided]
+        ]
+        actions += [{"order_id": order_id, "integration_id": integration.id, **action} for action in queued]
+    notices = notifications.new_order_notices(settings, integration.id, order_ids) if announce else []
+    for model, rows in ((OrderLine, lines), (OrderEvent, events), (OrderNotice, notices)):
+        if rows:
+            _write(_table(model), rows)
+    if actions:
+        action_ids = _insert(OrderAction, actions)
+        result.actions += db.session.scalars(
+            sa.select(OrderAction).where(OrderAction.id.in_(action_ids)).order_by(OrderAction.id)
+        )
+    result.new += len(order_ids)
+
+
+def _insert(model: type[Order] | type[OrderAction], rows: list[dict[str, Any]]) -> list[int]:
+    """Write the rows and give back their ids, in the order of the rows: drawn from the sequence first
+    on PostgreSQL (so the rows can go by COPY), returned by the INSERT elsewhere."""
+    table = _table(model)
+    ids = new_ids(db.session(), table, len(rows))
+    if ids is None:
+        return list(
+            db.session.scalars(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        )
+    for row, id_ in zip(rows, ids, strict=True):
+        row["id"] = id_
+    _write(table, rows)
+    return ids
+
+
+def _write(table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Write the rows (all with the same keys, in the same order) in one statement. On PostgreSQL a COPY,
+    1.3–1.9 times as fast as the executemany (an INSERT per row, pipelined; measured on the bench's
+    rows); it binds the rows as SQLAlchemy would (the columns' Python defaults filled in, once for the
+    page, and each value through its type: JSON, UTC datetimes) and raises what SQLAlchemy would, so
+    that a database gone away is still not contained (sync/guards.py)."""
+    dialect = db.session.get_bind().dialect
+    if dialect.name != "postgresql":
+        db.session.execute(sa.insert(table), rows)
+        return
+    defaults = {
+        column.name: column.default.arg(cast(Any, None)) if column.default.is_callable else column.default.arg
+        for column in table.c
+        if column.name not in rows[0] and isinstance(column.default, sa.ColumnDefault)
+    }
+    names = [*rows[0], *defaults]
+    binds = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    statement = (
+        f"COPY {table.name} ({', '.join(dialect.identifier_preparer.quote(n) for n in names)}) FROM STDIN"
+    )
+    connection = cast(psycopg.Connection[Any], db.session.connection().connection.driver_connection)
+    try:
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                values = [row[name] for name in rows[0]] + list(defaults.values())
+                copy.write_row(
+                    [bind(value) if bind else value for bind, value in zip(binds, values, strict=True)]
+                )
+    except psycopg.Error as error:
+        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
+
+
+def _table(model: type[Any]) -> sa.Table:
+    return cast(sa.Table, model.__table__)
 
 
 def has_successor(order: Order) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import smtplib
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.charset import QP, Charset
 from email.mime.text import MIMEText
@@ -58,6 +59,19 @@ def new_order(order: Order, settings: GeneralSettings) -> None:
     """Newly Added Orders."""
     if settings.notify_new_orders:
         _notice(order, NoticeKind.NEW_ORDERS, "", None)
+
+
+def new_order_notices(
+    settings: GeneralSettings, integration_id: int, order_ids: Iterable[int]
+) -> list[dict[str, Any]]:
+    """Newly Added Orders for orders the ingest writes in bulk: their notices as rows. None of them was
+    told before (they are first seen), so none is looked up."""
+    if not settings.notify_new_orders:
+        return []
+    return [
+        {"order_id": order_id, "integration_id": integration_id, "kind": NoticeKind.NEW_ORDERS, "key": ""}
+        for order_id in order_ids
+    ]
 
 
 def order_failed(order: Order) -> None:
