@@ -11,7 +11,7 @@ export SANDBOX_URL ?= http://127.0.0.1:$(SANDBOX_PORT)
 
 PY_STAMP := $(VENV)/.installed
 JS_STAMP := node_modules/.installed
-VENDOR := static/vendor/htmx.min.js static/vendor/pico.min.css
+VENDOR := static/vendor/htmx.min.js static/vendor/pico.min.css static/vendor/chart.umd.min.js
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
@@ -47,6 +47,9 @@ static/vendor/htmx.min.js: $(JS_STAMP)
 
 static/vendor/pico.min.css: $(JS_STAMP)
 	mkdir -p static/vendor && cp node_modules/@picocss/pico/css/pico.min.css $@
+
+static/vendor/chart.umd.min.js: $(JS_STAMP)
+	mkdir -p static/vendor && cp node_modules/chart.js/dist/chart.umd.min.js $@
 
 %.mo: %.po $(PY_STAMP)
 	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@

@@ -94,8 +94,8 @@ def create_app(config: Config | None = None) -> Flask:
     @app.get("/")
     @login_required
     def index() -> ResponseReturnValue:
-        """The panel opens on the Integration List."""
-        return redirect(url_for("integrations.list_integrations"))
+        """The panel opens on the Overview."""
+        return redirect(url_for("orders.overview"))
 
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)

@@ -149,6 +149,7 @@ def test_no_english_is_left_on_a_turkish_page(
     sentences = [text for text in english if len(text.split()) >= 3]
     base = f"/integrations/{integration.id}"
     pages = [
+        "/orders/overview",
         "/orders",
         "/orders/errors",
         f"/orders/{order.id}",

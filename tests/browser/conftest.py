@@ -125,7 +125,7 @@ def sign_in(page: Page, email: str = "seller@example.com", password: str = PASSW
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/integrations")
+    page.wait_for_url("**/orders/overview")
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -181,6 +181,7 @@ def test_the_page_works_without_javascript(browser: Browser, panel: Panel) -> No
 
 def test_deactivate_from_the_list_without_a_reload(page: Page, panel: Panel) -> None:
     sign_in(page)
+    page.goto("/integrations")
     navigations = count_navigations(page)
     row = page.locator(f"#integration-{panel.integration_id}")
     expect(row.locator(".badge")).to_have_text("Active")

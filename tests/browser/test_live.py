@@ -151,6 +151,7 @@ def test_an_import_runs_to_a_full_progress_bar(page: Page, panel: Panel, stack: 
 def test_sync_now_shows_its_progress_and_result(page: Page, panel: Panel, stack: Stack) -> None:
     stack.sandbox.order()
     sign_in(page)
+    page.goto("/integrations")
     row = page.locator(f"#integration-{panel.integration_id}")
     row.get_by_role("button", name="Sync now").click()
     expect(row.locator(".sync-result")).to_contain_text(re.compile("Synced|Another sync"), timeout=10_000)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, ViewportSize, expect
 
 from extensions import db
 from models import OrderLine, Product, TransferState
-from tests.browser.conftest import Panel, sign_in
+from models.base import utcnow
+from tests.browser.conftest import Panel, screenshot, sign_in
 from tests.conftest import make_order
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def test_every_page_fits_a_phone(page: Page, panel: Panel) -> None:
@@ -54,6 +55,7 @@ def test_every_page_fits_a_phone(page: Page, panel: Panel) -> None:
     base = f"/integrations/{panel.integration_id}"
     wide = {}
     for path in (
+        "/orders/overview",
         "/orders",
         "/orders/errors",
         f"/orders/{order.id}",
@@ -99,3 +101,16 @@ def test_the_orders_page_shows_fifteen_orders_on_a_laptop(page: Page, panel: Pan
     )
     assert in_view >= 15, f"{in_view} orders in view at 1366×900"
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+
+
+def test_the_overview_draws_its_charts(page: Page, panel: Panel) -> None:
+    """Chart.js from the npm registry, under the strict CSP (the page fixture fails on any violation)."""
+    make_order(panel.integration(), ordered_at=utcnow())
+    sign_in(page)  # lands on the Overview
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    drawn = page.evaluate(
+        "() => [...document.querySelectorAll('canvas[data-chart]')].map(c => !!Chart.getChart(c))"
+    )
+    assert drawn == [True, True, True]
+    expect(page.locator("#figure-today .figure-value")).to_have_text("1")
+    screenshot(page, "overview.png")
