@@ -31,7 +31,14 @@ from config import Config
 from tests.stack import Stack, running_stack
 
 # Read the hub's settings of a run from here (the rest are the hub's defaults, as in production).
-SHOWN = ("TICK_SECONDS", "PULL_PAGE_SIZE", "SYNC_PAGE_BUDGET", "SYNC_TIME_BUDGET", "ACTIONS_IN_FLIGHT")
+SHOWN = (
+    "TICK_SECONDS",
+    "PULL_OVERLAP_EVERY",
+    "PULL_PAGE_SIZE",
+    "SYNC_PAGE_BUDGET",
+    "SYNC_TIME_BUDGET",
+    "ACTIONS_IN_FLIGHT",
+)
 # How long a run may take at most, per order (seconds): far beyond any speed worth measuring.
 PATIENCE = 2.0
 

@@ -208,6 +208,7 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
     if modified is not None and modified > datetime.now(UTC) + CLOCK_SKEW:
         # Taken as it is, it would carry the pull's cursor into the future and every pull would read nothing.
         raise UnreadablePackage("lastModifiedDate is in the future")
+    billing, shipping = addresses(raw)
     return MarketplaceOrder(
         package_id=_required(raw, "shipmentPackageId", "id", limit=ID_LENGTH),
         order_number=_required(raw, "orderNumber", limit=ID_LENGTH),
@@ -222,8 +223,8 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
         customer_email=_text(raw, "customerEmail"),
         currency=_currency(raw),
         total=_money(raw, "packageTotalPrice", "totalPrice"),
-        shipping_address=_address(raw.get("shipmentAddress")),
-        billing_address=_address(raw.get("invoiceAddress") or raw.get("shipmentAddress")),
+        billing_address=billing,
+        shipping_address=shipping,
         lines=tuple(_line(line) for line in lines),
         shipment=Shipment(
             carrier=_text(raw, "cargoProviderName")[:CODE_LENGTH] or CARRIER_PREFIXES.get(tracking[:3], ""),
@@ -255,6 +256,13 @@ def _line(raw: Any) -> Line:
         unit_price=_money(raw, "lineUnitPrice", "price"),
         vat_rate=_money(raw, "vatRate", "vatBaseAmount", ceiling=MAX_VAT_RATE),
     )
+
+
+def addresses(raw: Mapping[str, Any]) -> tuple[Address, Address]:
+    """A package's billing and shipping address; for a stored package, without reading all of it again
+    (it was read whole when it came in)."""
+    shipping = raw.get("shipmentAddress")
+    return _address(raw.get("invoiceAddress") or shipping), _address(shipping)
 
 
 def _address(raw: Any) -> Address:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import joinedload
 
 from connectors.base import (
     Blocked,
@@ -34,6 +35,7 @@ from connectors.base import (
 from connectors.carriers import tracking_page
 from connectors.factory import marketplace_for, shop_for
 from connectors.http import recording
+from connectors.trendyol import addresses
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
@@ -41,7 +43,7 @@ from sync import changefeed, notifications
 from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import has_successor, tracking_code
-from sync.rules import Action, Event, Facts, decide, tracking_link
+from sync.rules import Action, Event, Facts, Plan, decide, tracking_link
 from sync.settings import GeneralSettings
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
 
@@ -57,6 +59,10 @@ COMPLETED_THEN_CANCELLED = (
 # How far behind the hub's clock a shop's clock may run: a lookup after a lost answer reads the orders
 # created since the latest create went out, less this.
 SHOP_CLOCK_MARGIN = timedelta(minutes=10)
+# The claim, the lease and their release are guarded UPDATEs of rows the session holds no copy of yet, or
+# does not read again before the commit expires it: SQLAlchemy need not look for them in the session (its
+# search cost more than the statement).
+UNSYNCED = {"synchronize_session": False}
 
 
 class Deferred(Exception):
@@ -82,41 +88,45 @@ def run(action_id: int) -> Outcome:
     outlived its lease (and saw the sweeper hand the action to another) changes nothing.
     """
     now = utcnow()
-    claimed = changed(
+    claimed = db.session.execute(
         sa.update(OrderAction)
         .where(OrderAction.id == action_id, OrderAction.state == ActionState.PENDING)
         .values(state=ActionState.RUNNING, attempts=OrderAction.attempts + 1, claimed_at=now)
-    )
+        .returning(OrderAction.order_id, OrderAction.integration_id)
+        .execution_options(**UNSYNCED)
+    ).first()
     db.session.commit()
-    if not claimed:
+    if claimed is None:
         return Outcome()  # done, running elsewhere, or superseded
+    order_id, integration_id = claimed
     claim = Claim(action_id, now)
-    action = db.session.get_one(OrderAction, action_id)
-    integration_id = action.integration_id
-    changefeed.touch(action.order.account_id, action.order_id)  # the page shows it running
-    lease_until = now + timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"])
-    leased = changed(
+    lease = Lease(order_id, now + timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"]))
+    account_id = db.session.scalar(
         sa.update(Order)
-        .where(Order.id == action.order_id, sa.or_(Order.lease_until.is_(None), Order.lease_until < now))
-        .values(lease_until=lease_until)
+        .where(Order.id == order_id, sa.or_(Order.lease_until.is_(None), Order.lease_until < now))
+        .values(lease_until=lease.until)
+        .returning(Order.account_id)
+        .execution_options(**UNSYNCED)
     )
-    db.session.commit()
-    if not leased:
+    if account_id is None:
         outcome = _later(claim, "the order is busy with another action", seconds=2)
         outcome.integration_id = integration_id
         return outcome
+    changefeed.touch(account_id, order_id)  # the page shows it running
+    db.session.commit()
+    lease.held = True
     try:
-        outcome = _attempt(action, claim)
+        # Read once the order is ours, so nothing read before the lease has to be read again.
+        action = db.session.scalars(
+            sa.select(OrderAction).options(joinedload(OrderAction.order)).where(OrderAction.id == action_id)
+        ).one()
+        outcome = _attempt(action, claim, lease)
         outcome.integration_id = integration_id
         return outcome
     finally:
-        db.session.rollback()
-        db.session.execute(
-            sa.update(Order)
-            .where(Order.id == action.order_id, Order.lease_until == lease_until)
-            .values(lease_until=None)
-        )
-        db.session.commit()
+        if lease.held:
+            db.session.rollback()
+            lease.release()
 
 
 @dataclass(frozen=True)
@@ -134,10 +144,32 @@ class Claim:
                 OrderAction.claimed_at == self.claimed_at,
             )
             .values(**values)
+            .execution_options(**UNSYNCED)
         )
 
 
-def _attempt(action: OrderAction, claim: Claim) -> Outcome:
+@dataclass
+class Lease:
+    """The order's lease while its action runs (no other action talks about the order meanwhile);
+    only its holder releases it."""
+
+    order_id: int
+    until: datetime
+    held: bool = False
+
+    def release(self) -> None:
+        """Give the order back, committing it with whatever else the session holds."""
+        db.session.execute(
+            sa.update(Order)
+            .where(Order.id == self.order_id, Order.lease_until == self.until)
+            .values(lease_until=None)
+            .execution_options(**UNSYNCED)
+        )
+        db.session.commit()
+        self.held = False
+
+
+def _attempt(action: OrderAction, claim: Claim, lease: Lease) -> Outcome:
     kind, order_id, attempts = action.kind, action.order_id, action.attempts
     account_id = action.order.account_id
     exchanges: list[dict[str, Any]] = []
@@ -150,7 +182,7 @@ def _attempt(action: OrderAction, claim: Claim) -> Outcome:
             db.session.rollback()  # taken over meanwhile: the other run's outcome counts
             return Outcome()
         changefeed.touch(account_id, order_id)
-        db.session.commit()
+        lease.release()  # in the same commit as the outcome
         return Outcome(ran=True, follow_ups=follow_ups)
     except Deferred as wait:
         db.session.rollback()
@@ -252,7 +284,16 @@ def _category(kind: str, error: Permanent) -> str:
 
 def _execute(action: OrderAction) -> list[OrderAction]:
     order = action.order
-    integration = db.session.get_one(Integration, order.integration_id)
+    # The integration with its settings and status map, which every action reads, in one query.
+    integration = (
+        db.session.scalars(
+            sa.select(Integration)
+            .options(joinedload(Integration.settings), joinedload(Integration.status_maps))
+            .where(Integration.id == order.integration_id)
+        )
+        .unique()
+        .one()
+    )
     settings = integration.settings.to_domain()
     executor = EXECUTORS[Action(action.kind)]
     return executor(order, integration, settings, action) or []
@@ -306,12 +347,19 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
         transferred=True,
         has_tracking_code=bool(code),
     )
-    follow_ups = enqueue(order, decide(settings, facts))
+    follow_ups = _follow(order, decide(settings, facts))
     # Found from an earlier attempt, the shop order may hold an older status: bring it up to date.
     behind = order.shop_status != integration.status_map()[order.canonical_status or CanonicalStatus.CREATED]
     if behind and settings.status_change_transfer:
-        follow_ups += enqueue(order, decide(settings, _status_facts(order, integration)))
+        follow_ups += _follow(order, decide(settings, _status_facts(order, integration)))
     return follow_ups
+
+
+def _follow(order: Order, plan: Plan) -> list[OrderAction]:
+    """The plan's outbox rows; a plan that asks for nothing needs no look at the order's open actions."""
+    if not (plan.decisions or plan.supersede or plan.note):
+        return []
+    return enqueue(order, plan)
 
 
 def _create_sent_at(order: Order) -> datetime | None:
@@ -388,9 +436,7 @@ def _status_facts(order: Order, integration: Integration) -> Facts:
 
 
 def shop_plan(order: Order, integration: Integration, settings: GeneralSettings) -> ShopOrderPlan:
-    from connectors.trendyol import parse_package
-
-    package = parse_package(order.raw)
+    billing, shipping = addresses(order.raw)
     lines = [line for line in order.lines if not line.cancelled]
     goods = sum((line.total for line in lines), Decimal(0))
     fee = max(order.total - goods, Decimal(0))
@@ -402,8 +448,8 @@ def shop_plan(order: Order, integration: Integration, settings: GeneralSettings)
         package_id=order.package_id,
         currency=order.currency,
         customer_email=order.customer_email,
-        billing=package.billing_address,
-        shipping=package.shipping_address,
+        billing=billing,
+        shipping=shipping,
         lines=tuple(
             ShopLine(
                 sku=line.stock_code or line.barcode,

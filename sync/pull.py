@@ -181,7 +181,10 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
     now = utcnow()
     overlap = timedelta(seconds=config["PULL_OVERLAP_SECONDS"])
     first = now - timedelta(hours=config["PULL_FIRST_WINDOW_HOURS"])
-    start = integration.pull_resume_from or (integration.pull_cursor or first) - overlap
+    cursor = integration.pull_cursor or first
+    start = integration.pull_resume_from or (
+        cursor - overlap if _rereads_overlap(integration, now) else cursor
+    )
     settings = integration.settings.to_domain()
     lease = timedelta(seconds=config["PULL_LEASE_SECONDS"])
 
@@ -229,6 +232,15 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
         integration.next_pull_at = now
     db.session.commit()
     outcome.pulled = True
+
+
+def _rereads_overlap(integration: Integration, now: datetime) -> bool:
+    """Whether a pull reads the overlap before its cursor again: the first pull in each span of
+    PULL_OVERLAP_EVERY seconds does (every pull, when it is 0). The others go on from the cursor, so a
+    pull every second does not read (and ingest, as no news) the last minutes again each time."""
+    every = current_app.config["PULL_OVERLAP_EVERY"]
+    last = integration.last_pull_at
+    return not every or last is None or int(now.timestamp() // every) != int(last.timestamp() // every)
 
 
 def _pull_failed(integration: Integration, error: Exception, *, progressed: bool) -> None:
