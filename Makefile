@@ -15,7 +15,7 @@ VENDOR := static/vendor/htmx.min.js static/vendor/pico.min.css static/vendor/cha
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test setup lint typecheck chromium screenshots translations-update clean
+.PHONY: run test setup lint typecheck chromium screenshots translations-update reset clean
 
 run: setup
 	@mkdir -m 700 -p instance
@@ -77,6 +77,10 @@ screenshots: setup chromium
 translations-update: $(PY_STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o translations/messages.pot --no-location --omit-header .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --ignore-obsolete
+
+# Start the demo afresh: the hub's database, the sandbox's orders and the mails caught (the keys stay).
+reset:
+	rm -rf instance/hub.sqlite3 instance/sandbox.json instance/mail
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor translations/*/LC_MESSAGES/*.mo

@@ -6,12 +6,14 @@ One lock guards it all; the sandbox is a test double, not a database.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from sandbox import generator
 
@@ -89,6 +91,58 @@ class World:
         self.shop_products = {
             product.stock_code: 200 + index for index, product in enumerate(generator.CATALOGUE)
         }
+
+    # -- kept across restarts (`python -m sandbox --state FILE`) ---------------------------------------
+
+    COUNTERS: ClassVar[tuple[str, ...]] = (
+        "_package_ids",
+        "_line_ids",
+        "_order_numbers",
+        "_shop_ids",
+        "_note_ids",
+        "_meta_ids",
+    )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The orders on both sides, the shop's stock and where each id sequence stands: what a restarted
+        sandbox needs to answer about the orders the hub already holds (not the faults, not the log)."""
+        with self.lock:
+            counters = {}
+            for name in self.COUNTERS:
+                counters[name] = next(getattr(self, name))
+                setattr(self, name, itertools.count(counters[name]))  # the peeked id stays the next one
+            return {
+                "packages": list(self.packages.values()),
+                "shop_orders": list(self.shop_orders.values()),
+                "shop_products": dict(self.shop_products),
+                "counters": counters,
+            }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self.lock:
+            self.packages = {package["shipmentPackageId"]: package for package in state["packages"]}
+            self.shop_orders = {order["id"]: order for order in state["shop_orders"]}
+            self.shop_products = dict(state["shop_products"])
+            for name, value in state["counters"].items():
+                if name in self.COUNTERS:
+                    setattr(self, name, itertools.count(value))
+
+    def save(self, path: Path, last: str = "") -> str:
+        """Write the snapshot to `path` unless it is `last` (what was written before), whole or not at
+        all (a new file, then renamed over the old); returns what the file holds."""
+        text = json.dumps(self.snapshot())
+        if text != last:
+            part = path.with_name(path.name + ".part")
+            part.write_text(text)
+            part.replace(path)
+        return text
+
+    def load(self, path: Path) -> bool:
+        """Take up the snapshot at `path`, if there is one; False when the sandbox starts afresh."""
+        if not path.exists():
+            return False
+        self.restore(json.loads(path.read_text()))
+        return True
 
     # -- marketplace -------------------------------------------------------------------------------
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from sandbox.state import World
+from tests.conftest import free_port
 from tests.sandbox_server import Sandbox, serve_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
 
 AUTH = ("sandbox-key", "sandbox-secret")
 AGENT = {"User-Agent": "100200 - OrderHub"}
@@ -96,3 +105,64 @@ def test_tracking_numbers_only_for_seller_contract_carriers(sandbox: Sandbox) ->
         == 400
     )
     assert sandbox.package(own["shipmentPackageId"])["cargoTrackingNumber"] == "SELLER1"
+
+
+def test_the_sandbox_keeps_its_orders_across_a_restart(tmp_path: Path) -> None:
+    """`make run` twice: the sandbox process stopped with Ctrl-C (no traceback) and started again on the
+    same state file still has the orders and shop orders of before, and goes on with new ids."""
+    state, port = tmp_path / "sandbox.json", free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "sandbox", "--port", str(port), "--orders-per-minute", "0"]
+
+    def start() -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [*command, "--state", str(state)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/_control/state", timeout=1).status_code == 200:
+                    return process
+            time.sleep(0.1)  # polling for the port to open, bounded by the deadline
+        process.kill()
+        raise AssertionError(f"the sandbox did not start: {process.communicate()}")
+
+    def stop(process: subprocess.Popen[str]) -> str:
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=30)
+        assert process.returncode == 0 and "Traceback" not in errors, errors
+        return errors
+
+    first = start()
+    [package] = httpx.post(f"{url}/_control/packages", json={}, timeout=5).json()
+    created = httpx.post(
+        f"{url}/woocommerce/wp-json/wc/v3/orders",
+        json={
+            "status": "processing",
+            "line_items": [],
+            "meta_data": [{"key": "hub_reference", "value": "r1"}],
+        },
+        auth=("ck_sandbox", "cs_sandbox"),
+        timeout=5,
+    ).json()
+    stop(first)
+    assert str(package["shipmentPackageId"]) in state.read_text()
+
+    second = start()
+    try:
+        kept = httpx.get(f"{url}/_control/state", timeout=5).json()
+        assert package in kept["packages"]
+        shop = httpx.get(
+            f"{url}/woocommerce/wp-json/wc/v3/orders/{created['id']}",
+            auth=("ck_sandbox", "cs_sandbox"),
+            timeout=5,
+        )
+        assert shop.status_code == 200 and shop.json()["status"] == "processing"
+        [newer] = httpx.post(f"{url}/_control/packages", json={}, timeout=5).json()
+        assert newer["shipmentPackageId"] > package["shipmentPackageId"]  # no id given twice
+    finally:
+        stop(second)
