@@ -117,10 +117,10 @@ class Config:
     TICK_BATCH = int(os.environ.get("TICK_BATCH", "500"))
     # A pull re-reads this much before its cursor, so a late write is never skipped (seconds) ...
     PULL_OVERLAP_SECONDS = int(os.environ.get("PULL_OVERLAP_SECONDS", "300"))
-    # ... but only the first pull in each span of this many seconds re-reads it; the others go on from the
-    # cursor (the newest modification read), so a pull every second does not ingest the last minutes again
-    # each time. A write that shows up more than PULL_OVERLAP_SECONDS - PULL_OVERLAP_EVERY late may be
-    # missed. 0: every pull re-reads the overlap.
+    # ... but only one pull every this many seconds (at most half the overlap) re-reads it; the others go on
+    # from the cursor (the newest modification read), so a pull every second does not ingest the last
+    # minutes again each time. A write that shows up more than PULL_OVERLAP_SECONDS - PULL_OVERLAP_EVERY
+    # late may be missed. 0: every pull re-reads the overlap.
     PULL_OVERLAP_EVERY = int(os.environ.get("PULL_OVERLAP_EVERY", "60"))
     # How far back the first pull of a new integration reads (hours; Trendyol keeps three months).
     PULL_FIRST_WINDOW_HOURS = int(os.environ.get("PULL_FIRST_WINDOW_HOURS", "24"))

@@ -54,6 +54,8 @@ class Integration(Model):
     pull_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Where a pull that ran out of its budget (or failed half way) goes on from, oldest first, no overlap.
     pull_resume_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When a pull last started to read PULL_OVERLAP_SECONDS before the cursor again (sync/pull.py).
+    pull_overlap_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     shop_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the reverse flow's
     next_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

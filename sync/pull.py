@@ -182,9 +182,11 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
     overlap = timedelta(seconds=config["PULL_OVERLAP_SECONDS"])
     first = now - timedelta(hours=config["PULL_FIRST_WINDOW_HOURS"])
     cursor = integration.pull_cursor or first
-    start = integration.pull_resume_from or (
-        cursor - overlap if _rereads_overlap(integration, now) else cursor
-    )
+    rereads = integration.pull_resume_from is None and _rereads_overlap(integration, now)
+    start = integration.pull_resume_from or (cursor - overlap if rereads else cursor)
+    if rereads:
+        # Kept with the first page the cycle commits; a cycle that fails before it reads it again.
+        integration.pull_overlap_read_at = now
     settings = integration.settings.to_domain()
     lease = timedelta(seconds=config["PULL_LEASE_SECONDS"])
 
@@ -235,12 +237,14 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
 
 
 def _rereads_overlap(integration: Integration, now: datetime) -> bool:
-    """Whether a pull reads the overlap before its cursor again: the first pull in each span of
-    PULL_OVERLAP_EVERY seconds does (every pull, when it is 0). The others go on from the cursor, so a
-    pull every second does not read (and ingest, as no news) the last minutes again each time."""
-    every = current_app.config["PULL_OVERLAP_EVERY"]
-    last = integration.last_pull_at
-    return not every or last is None or int(now.timestamp() // every) != int(last.timestamp() // every)
+    """Whether a pull reads the overlap before its cursor again: once every PULL_OVERLAP_EVERY seconds
+    (every pull, when it is 0), at most every half overlap, so a write that shows up late by up to half the
+    overlap is always read. The others go on from the cursor, so a pull every second does not read (and
+    ingest, as no news) the last minutes again each time."""
+    config = current_app.config
+    every = timedelta(seconds=min(config["PULL_OVERLAP_EVERY"], config["PULL_OVERLAP_SECONDS"] // 2))
+    last = integration.pull_overlap_read_at
+    return not every or last is None or now - last >= every
 
 
 def _pull_failed(integration: Integration, error: Exception, *, progressed: bool) -> None:

@@ -68,7 +68,7 @@ def test_a_failed_attempt_gives_the_lease_back_too(hub: Integration, sandbox: Sa
 
 
 @pytest.mark.parametrize(("every", "read_at_once"), [(60, False), (0, True)])
-def test_a_pull_goes_on_from_its_cursor_and_reads_the_overlap_once_a_span(
+def test_a_pull_goes_on_from_its_cursor_and_reads_the_overlap_once_in_a_while(
     app: Flask, hub: Integration, sandbox: Sandbox, every: int, read_at_once: bool
 ) -> None:
     app.config["PULL_OVERLAP_EVERY"] = every
@@ -80,8 +80,24 @@ def test_a_pull_goes_on_from_its_cursor_and_reads_the_overlap_once_a_span(
     cycle(hub)
     in_hub = db.session.scalar(sa.select(Order).where(Order.package_id == str(late["shipmentPackageId"])))
     assert (in_hub is not None) is read_at_once
-    # The first pull of the next span reads the overlap again, and with it the late package.
-    hub.last_pull_at = utcnow() - timedelta(seconds=every or 1)
+    # A pull once PULL_OVERLAP_EVERY has passed reads the overlap again, and with it the late package.
+    hub.pull_overlap_read_at = utcnow() - timedelta(seconds=every or 1)
     db.session.commit()
     cycle(hub)
     assert db.session.scalar(sa.select(Order).where(Order.package_id == str(late["shipmentPackageId"])))
+
+
+def test_a_pull_that_fails_before_a_page_leaves_the_overlap_to_the_next(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    sandbox.order()
+    sandbox.world.faults.update({"error_rate": 1})  # every listing answer a 5xx, retries too
+    cycle(hub)
+    db.session.expire_all()
+    assert hub.last_pull_error is not None and hub.pull_overlap_read_at is None
+    sandbox.world.faults.update({"error_rate": 0})
+    hub.next_pull_at = utcnow()
+    db.session.commit()
+    cycle(hub)
+    db.session.expire_all()
+    assert hub.last_pull_error is None and hub.pull_overlap_read_at is not None
