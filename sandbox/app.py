@@ -35,9 +35,10 @@ def create_sandbox(world: World | None = None) -> Flask:
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
         roll = world.rng.random()
-        if roll < faults.rate_limit_rate:
+        limited = faults.rate_limit_rate if faults.rate_limit_method in ("", request.method) else 0.0
+        if roll < limited:
             return _error(429, "too.many.requests", {"Retry-After": str(faults.retry_after)})
-        if roll < faults.rate_limit_rate + faults.error_rate:
+        if roll < limited + faults.error_rate:
             return _error(503, "service unavailable")
         return None
 

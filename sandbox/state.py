@@ -51,6 +51,7 @@ class Faults:
     latency_ms: int = 0
     error_rate: float = 0.0  # share of answers that are a 5xx
     rate_limit_rate: float = 0.0  # share of answers that are a 429 with Retry-After
+    rate_limit_method: str = ""  # only requests of this method are rate limited ("" for all)
     retry_after: int = 1
     timeout_rate: float = 0.0  # share of answers held back past the client's timeout (after the effect)
     timeout_seconds: float = 3.0

@@ -363,11 +363,12 @@ def _follow(order: Order, plan: Plan) -> list[OrderAction]:
 
 
 def _create_sent_at(order: Order) -> datetime | None:
-    """When the latest create of the order's shop order went out, from this package or another of its
+    """When the first create of the order's shop order went out, from this package or another of its
     chain (a package split off carries the same reference, and its origin's lost create may be in the
-    shop). The latest is enough: a create goes out only after a lookup found none of the earlier ones."""
+    shop). The first, not the latest: a create lost on its way may show in the shop only after a later
+    attempt looked and found nothing, so every lookup reads from the first on."""
     return db.session.scalar(
-        sa.select(sa.func.max(Order.shop_create_sent_at)).where(
+        sa.select(sa.func.min(Order.shop_create_sent_at)).where(
             Order.integration_id == order.integration_id, Order.reference == order.reference
         )
     )
@@ -376,11 +377,16 @@ def _create_sent_at(order: Order) -> datetime | None:
 def _create(shop: ShopConnector, order: Order, plan: ShopOrderPlan) -> ShopOrder:
     """Create the shop order, noting first that a create goes out. The note is committed before the
     request leaves, so a worker killed while it waits for the answer leaves it too, and whoever tries next
-    looks the order up from then. A create that surely made nothing (see `_not_taken`) takes the note
-    back: the lookup before it found none of the earlier ones either."""
+    looks the order up. The note is the first create's and stays: only a first create that surely made
+    nothing (see `_not_taken`) takes it back. A later one turned down must not, since an earlier create
+    lost on its way may still come into the shop."""
     sent_at = utcnow()
     # A Core UPDATE of one row: no history line, nothing for the live pages to redraw.
-    db.session.execute(sa.update(Order).where(Order.id == order.id).values(shop_create_sent_at=sent_at))
+    db.session.execute(
+        sa.update(Order)
+        .where(Order.id == order.id, Order.shop_create_sent_at.is_(None))
+        .values(shop_create_sent_at=sent_at)
+    )
     _commit_keeping_loaded()
     try:
         return shop.create_order(plan)

@@ -497,7 +497,6 @@ def _insert_new(
     order_ids = _insert(Order, orders)
     lines, events, actions = [], [], []
     for package, order_id in zip(packages, order_ids, strict=True):
-        changefeed.touch(integration.account_id, order_id)
         cancelled = package.status in CANCELLATIONS
         for line in package.lines:
             lines.append(
@@ -526,6 +525,8 @@ def _insert_new(
         result.actions += db.session.scalars(
             sa.select(OrderAction).where(OrderAction.id.in_(action_ids)).order_by(OrderAction.id)
         )
+    for order_id in order_ids:  # announced once written (a page redone one by one announces its own)
+        changefeed.touch(integration.account_id, order_id)
     result.new += len(order_ids)
 
 
@@ -562,7 +563,8 @@ def _write(table: sa.Table, rows: list[dict[str, Any]]) -> None:
     names = [*rows[0], *defaults]
     binds = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
     statement = (
-        f"COPY {table.name} ({', '.join(dialect.identifier_preparer.quote(n) for n in names)}) FROM STDIN"
+        f"COPY {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(dialect.identifier_preparer.quote(n) for n in names)}) FROM STDIN"
     )
     connection = cast(psycopg.Connection[Any], db.session.connection().connection.driver_connection)
     try:

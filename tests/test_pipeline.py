@@ -541,6 +541,37 @@ def test_only_a_create_that_may_have_reached_the_shop_is_looked_up(
     assert ("was there yet" in summaries[-1]) == bool(lookup)
 
 
+def test_a_create_turned_down_after_a_lost_one_keeps_the_first_note(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    """A create went out and its answer was lost; the shop has not shown the order yet when the next
+    attempt looks, so that attempt creates, and the shop turns it down (429). The note of the first create
+    stays, so the attempt after that looks again and finds the first create's order: never two."""
+    package = sandbox.order()
+    transfer = transfer_of(hub)
+    order = order_for(package)
+    first = utcnow() - timedelta(seconds=30)
+    order.shop_create_sent_at = first  # the first create went out; its order is not in the shop yet
+    db.session.commit()
+    sandbox.world.faults.update({"rate_limit_rate": 1, "rate_limit_method": "POST"})
+    before = len(sandbox.world.requests)
+    assert actions.run(transfer.id).retry_at is not None
+    assert shop_calls(sandbox, before)[-1] == ("POST", "/orders")  # looked, found nothing, created: 429
+    db.session.expire_all()
+    assert order_for(package).shop_create_sent_at == first
+
+    # The first create's order comes into the shop now, as the hub had sent it.
+    sandbox.world.create_shop_order(
+        {"status": "processing", "meta_data": [{"key": "hub_reference", "value": order.reference}]}
+    )
+    sandbox.world.faults.update({"rate_limit_rate": 0})
+    before = len(sandbox.world.requests)
+    actions.run(transfer.id)
+    assert ("POST", "/orders") not in shop_calls(sandbox, before)
+    assert len(sandbox.shop_orders()) == 1
+    assert order_for(package).transfer_state == TransferState.TRANSFERRED
+
+
 def test_a_lost_create_is_found_by_the_package_split_from_it(
     app: Flask, hub: Integration, sandbox: Sandbox
 ) -> None:

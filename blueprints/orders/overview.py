@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
@@ -88,7 +88,6 @@ def _context() -> dict[str, object]:
         "errors": _errors_per_day(ids, now, zone),
         "transfers": _transfers(ids, now),
         "to_ship": _to_ship(ids),
-        "to_ship_url": url_for("orders.list_orders"),
         "poll_seconds": current_app.config["ORDERS_POLL_SECONDS"],
     }
 

@@ -19,9 +19,10 @@ from blueprints.auth.forms import EmptyForm
 from blueprints.errors import ERROR_CATEGORIES
 from blueprints.orders import bp
 from blueprints.orders.routes import REASON_LENGTH, account_integrations, act_on_orders
-from blueprints.params import parse_id
+from blueprints.params import parse_id, parse_number
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, TransferState
+from models.base import MAX_ID
 
 # The orders of a group listed on the page; Retry and Ignore of the group reach all of them.
 SHOWN = 50
@@ -164,6 +165,13 @@ def act_on_group(integration_id: int, category: str, action: str) -> ResponseRet
         flash(_("Write why these orders are ignored; nothing was changed."), "error")
         return redirect(back)
     orders = db.session.scalars(_members(current_user.id, integration.id, category)).all()
+    if parse_number(request.form.get("seen"), maximum=MAX_ID) != len(orders):
+        # Orders came into the group (or left it) since the page was drawn: none is acted on unseen.
+        flash(
+            _("This group changed since you looked: %(count)d orders now. Look again.", count=len(orders)),
+            "warning",
+        )
+        return redirect(back)
     act_on_orders(action, orders, reason, asked=len(orders))
     return redirect(back)
 

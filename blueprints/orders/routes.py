@@ -160,6 +160,9 @@ def list_orders() -> ResponseReturnValue:
     version = _version(current_user.id)  # before the rows: a change after this shows on the next poll
     size = current_app.config["ORDERS_PAGE_SIZE"]
     shown = page(current_user.id, filters, size)
+    if filters.after is not None and shown.newer is None:
+        # Back at the newest orders: the first page itself, where new orders come in on top.
+        return redirect(url_for("orders.list_orders", **filters.page()))
     palettes = _palettes(integrations)
     return render_template(
         "orders/list.html",
