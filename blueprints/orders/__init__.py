@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
-from blueprints.orders import overview, queue, routes  # noqa: E402,F401
+from blueprints.orders import export, overview, queue, routes  # noqa: E402,F401
