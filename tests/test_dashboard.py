@@ -739,3 +739,27 @@ def test_keys_in_a_query_string_are_masked_in_the_history(sandbox: Sandbox) -> N
     [call] = calls
     assert "ck_live" not in call["url"] and "cs_live" not in call["url"] and "page=2" in call["url"]
     assert call["status"] == 401
+
+
+def test_sorted_by_a_column_and_paged_there_and_back(seller: Client, integration: Integration) -> None:
+    totals = [Decimal(value) for value in ("50", "10", "30", "10", "70", "20", "60", "40")]
+    orders = [make_order(integration, number, total=total) for number, total in enumerate(totals, 1)]
+    # By total, then by id, the highest first: every order once, in that order, over pages of three.
+    by_total = sorted(orders, key=lambda order: (order.total, order.id), reverse=True)
+    seen, url = [], "/orders?sort=-total"
+    while url:
+        page = seller.get(url).get_data(as_text=True)
+        seen += shown(page)
+        link = re.search(r'href="([^"]+)" rel="next"', page)
+        url = link.group(1).replace("&amp;", "&") if link else ""
+    assert seen == [order.id for order in by_total]
+    assert 'aria-sort="descending"' in seller.get("/orders?sort=-total").get_data(as_text=True)
+    # The lowest first; a page back from the second page is the first again.
+    first = shown(seller.get("/orders?sort=total").get_data(as_text=True))
+    assert first == [order.id for order in by_total[::-1][:3]]
+    second = shown(seller.get(f"/orders?sort=total&before={first[-1]}").get_data(as_text=True))
+    assert second == [order.id for order in by_total[::-1][3:6]]
+    back = seller.get(f"/orders?sort=total&after={second[0]}", follow_redirects=True)
+    assert shown(back.get_data(as_text=True)) == first
+    page = seller.get("/orders?sort=colour").get_data(as_text=True)
+    assert "cannot be sorted by “colour”" in page and len(shown(page)) == 3

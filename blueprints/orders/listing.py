@@ -34,6 +34,13 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 SHOWN_LENGTH = 40
 # The page sizes a seller can pick; the default is ORDERS_PAGE_SIZE.
 PAGE_SIZES = (25, 50, 100, 200)
+# The columns the list sorts by (`?sort=total`, `?sort=-total` the other way), besides the newest first
+# (by id, the default). An order not read yet has no date: it sorts by when the hub first saw it.
+SORTS: dict[str, sa.ColumnElement[Any]] = {
+    "date": sa.func.coalesce(Order.ordered_at, Order.created_at),
+    "total": Order.total.expression,
+    "customer": sa.func.lower(Order.customer_name),
+}
 
 
 def _shown(value: str) -> str:
@@ -53,6 +60,7 @@ class Filters:
     before: int | None = None  # the keyset cursors: orders older than this id,
     after: int | None = None  # or newer than this one (a page back towards the newest)
     size: int | None = None  # orders per page, one of PAGE_SIZES; None: the hub's default
+    sort: str | None = None  # a column of SORTS, "-" before it for the other way; None: newest first
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -105,6 +113,12 @@ class Filters:
             sizes = ", ".join(map(str, PAGE_SIZES))
             problems.append(str(_l("Show %(sizes)s orders per page; the usual size is used.", sizes=sizes)))
             size = None
+        sort = args.get("sort", "").strip() or None
+        if sort is not None and sort.removeprefix("-") not in SORTS:
+            problems.append(
+                str(_l("Orders cannot be sorted by “%(value)s”; newest first.", value=_shown(sort)))
+            )
+            sort = None
         date_from, date_to = day("from"), day("to")
         if date_from and date_to and date_to < date_from:
             problems.append(str(_l("The end date is before the start date; the dates are ignored.")))
@@ -121,6 +135,7 @@ class Filters:
             before=before,
             after=None if before is not None else number("after"),  # one cursor at a time
             size=size,
+            sort=sort,
             problems=tuple(problems),
         )
 
@@ -136,6 +151,7 @@ class Filters:
             "before": self.before,
             "after": self.after,
             "size": self.size,
+            "sort": self.sort,
         }
         values.update(changes)
         return {name: value for name, value in values.items() if value is not None}
@@ -144,18 +160,32 @@ class Filters:
         """The URL arguments of another page of this view (`before` or `after` in `changes`)."""
         return self.args(**{"before": None, "after": None, **changes})
 
+    def sorted_by(self, column: str) -> dict[str, Any]:
+        """The arguments of this view sorted by `column`: the other way round if it already is."""
+        current = (self.sort or "").removeprefix("-")
+        turned = column if current != column or (self.sort or "").startswith("-") else f"-{column}"
+        return self.page(sort=turned)
+
+    def direction(self, column: str) -> str | None:
+        """How the view is sorted by `column` (`aria-sort`), if it is."""
+        if (self.sort or "").removeprefix("-") != column:
+            return None
+        return "descending" if (self.sort or "").startswith("-") else "ascending"
+
     @property
     def top(self) -> bool:
-        """Whether this is the first page, where new orders come in on top."""
-        return self.before is None and self.after is None
+        """Whether this is the first page of the newest first, where new orders come in on top."""
+        return self.before is None and self.after is None and self.sort is None
 
     @property
     def active(self) -> bool:
-        return bool(self.args(before=None, after=None, size=None))
+        return bool(self.args(before=None, after=None, size=None, sort=None))
 
     def without_facets(self) -> Filters:
         """The same view across every status and transfer state: what the counts are counted over."""
-        return replace(self, status=None, transfer=None, before=None, after=None, size=None, problems=())
+        return replace(
+            self, status=None, transfer=None, before=None, after=None, size=None, sort=None, problems=()
+        )
 
 
 def conditions(account_id: int, filters: Filters, *, facets: bool = True) -> list[sa.ColumnElement[bool]]:
@@ -194,20 +224,40 @@ class Page:
 
 
 def page(account_id: int, filters: Filters, size: int) -> Page:
-    """One page of orders, newest first, with the cursors of the pages on either side."""
+    """One page of orders in the view's order, with the cursors of the pages on either side.
+
+    The cursors are order ids whatever the sort: the page after order X holds the orders that sort after
+    X's (value, id), a row-value comparison on the sort column and the id."""
     from extensions import db
 
     size = filters.size or size
     where = conditions(account_id, filters)
-    if filters.after is not None:  # a page back: the `size` orders just above the cursor, read upwards
-        where.append(Order.id > filters.after)
-        rows = list(db.session.scalars(sa.select(Order).where(*where).order_by(Order.id).limit(size + 1)))
+    column = SORTS[filters.sort.removeprefix("-")] if filters.sort else None
+    # Keys in the list's order: descending by (value, id) for "-column" and the default, else ascending.
+    descending = filters.sort is None or filters.sort.startswith("-")
+    key = sa.tuple_(column, Order.id) if column is not None else Order.id
+
+    def position(order_id: int) -> Any:
+        if column is None:
+            return order_id
+        value = db.session.scalar(sa.select(column).where(Order.id == order_id))
+        return sa.tuple_(sa.literal(value), sa.literal(order_id))
+
+    def ordered(backwards: bool) -> list[sa.UnaryExpression[Any]]:
+        keys = [column, Order.id] if column is not None else [Order.id]
+        return [k.desc() if descending != backwards else k.asc() for k in keys]
+
+    if filters.after is not None:  # a page back: the `size` orders just before the cursor, read backwards
+        where.append(key > position(filters.after) if descending else key < position(filters.after))
+        query = sa.select(Order).where(*where).order_by(*ordered(True)).limit(size + 1)
+        rows = list(db.session.scalars(query))
         more_newer = len(rows) > size
         rows = rows[:size][::-1]
         return Page(rows, rows[-1].id if rows else None, rows[0].id if rows and more_newer else None)
     if filters.before is not None:
-        where.append(Order.id < filters.before)
-    rows = list(db.session.scalars(sa.select(Order).where(*where).order_by(Order.id.desc()).limit(size + 1)))
+        where.append(key < position(filters.before) if descending else key > position(filters.before))
+    query = sa.select(Order).where(*where).order_by(*ordered(False)).limit(size + 1)
+    rows = list(db.session.scalars(query))
     older = rows[size - 1].id if len(rows) > size else None
     rows = rows[:size]
     return Page(rows, older, rows[0].id if rows and filters.before is not None else None)
