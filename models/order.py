@@ -20,6 +20,7 @@ class TransferState(StrEnum):
     TRANSFERRED = "transferred"
     ERROR = "error"  # something needs the seller: the reason says what
     IGNORED = "ignored"  # the seller chose to leave it out of the shop
+    CANCELLED = "cancelled"  # cancelled on the marketplace before it reached the shop: nothing to do
 
 
 class ActionState(StrEnum):

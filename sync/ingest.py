@@ -304,6 +304,8 @@ def _ingest_one(
     else:
         result.updated += 1
 
+    if package.status in CANCELLATIONS:
+        _cancelled_first(order)
     if origin is not None:
         record(order, "changed", f"split from package {origin.package_id}: same order, same shop order")
         if origin.transferred:
@@ -336,6 +338,19 @@ def _ingest_one(
             other_side_pending=any(a.kind in TO_MARKETPLACE and a.state in OPEN for a in pending),
         )
         result.actions.extend(enqueue(order, decide(settings, facts), pending))
+
+
+def _cancelled_first(order: Order) -> None:
+    """An order cancelled on the marketplace before it reached the shop has nothing left to do: it ends
+    (not waiting for ever, and out of the error queue). One whose lines live on in a newer package is
+    carried by that one instead (Trendyol's line cancellation)."""
+    if order.transferred or order.transfer_state not in (TransferState.WAITING, TransferState.ERROR):
+        return
+    if has_successor(order):
+        return
+    order.transfer_state = TransferState.CANCELLED
+    order.error_category = order.error_reason = None
+    record(order, "changed", "cancelled on the marketplace before it reached the shop: nothing to transfer")
 
 
 def _copy(order: Order, package: MarketplaceOrder, forward: bool) -> None:
@@ -464,6 +479,7 @@ def _bulk_plans(
         if (
             package.package_id in known.orders
             or package.origin_package_ids
+            or package.status in CANCELLATIONS  # it ends at once (`_cancelled_first`): rare, the ORM way
             or package_ids[package.package_id] > 1
             or any(line_ids[line.line_id] > 1 or line.line_id in known.lines for line in package.lines)
         ):

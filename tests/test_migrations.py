@@ -14,7 +14,7 @@ from flask_migrate import downgrade, upgrade
 
 from app import create_app
 from extensions import db
-from tests.conftest import make_config
+from tests.conftest import make_account, make_config, make_integration, make_order
 
 
 @pytest.fixture
@@ -66,3 +66,34 @@ def test_upgrade_creates_every_check_constraint(empty_app: Flask) -> None:
         assert declared <= built, table.name
         checked += len(declared)
     assert checked >= 4  # the rate range, the VAT choice and the two enums at least
+
+
+def test_orders_cancelled_before_the_shop_end_on_upgrade(empty_app: Flask) -> None:
+    """0011: an order cancelled on the marketplace that waited (or sat in the error queue) ends as
+    cancelled first; one in the shop, or whose lines moved to a newer package, is left as it is."""
+    upgrade(revision="0010")  # 0011 changes data only: the models are 0010's schema
+    integration = make_integration(make_account())
+    waiting = make_order(integration, 1, status="Cancelled", error_reason="why")
+    failed = make_order(integration, 2, status="UnSupplied", transfer_state="error", error_reason="why")
+    shipped = make_order(integration, 3, status="Cancelled", transfer_state="transferred", shop_id="77")
+    alive = make_order(integration, 4, status="Created", error_reason="why")
+    origin = make_order(integration, 5, status="Cancelled")
+    successor = make_order(integration, 6, origin_id=origin.id)
+    ids = [order.id for order in (waiting, failed, shipped, alive, origin, successor)]
+    db.session.remove()
+    upgrade(revision="0011")
+    with db.engine.connect() as connection:
+        found = {
+            order_id: (state, reason)
+            for order_id, state, reason in connection.execute(
+                sa.text("SELECT id, transfer_state, error_reason FROM orders")
+            )
+        }
+    assert [found[order_id] for order_id in ids] == [
+        ("cancelled", None),
+        ("cancelled", None),
+        ("transferred", None),
+        ("waiting", "why"),
+        ("waiting", None),
+        ("waiting", None),
+    ]

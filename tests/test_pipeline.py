@@ -122,6 +122,44 @@ def test_automatic_transfer_off_waits_for_the_transfer_button(hub: Integration, 
     assert sandbox.shop_order_for(package["shipmentPackageId"]) is not None
 
 
+def test_an_order_cancelled_before_the_shop_ends_there(hub: Integration, sandbox: Sandbox) -> None:
+    """Cancelled on the marketplace while it waited (automatic transfer off), in the error queue, or
+    already when first read: each ends as cancelled first, never waits for ever; a transferred one is
+    cancelled in the shop as before."""
+    configure(hub, auto_transfer=False)
+    waiting = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 1}])
+    del sandbox.world.shop_products["ZEYTINYAGI-1L"]
+    failing = sandbox.order(lines=[{"barcode": OIL, "quantity": 1}])
+    transferred = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 1}])
+    cycle(hub)
+    for package in (failing, transferred):
+        actions.request_transfer(order_for(package))
+    db.session.commit()
+    drain()
+    db.session.expire_all()
+    assert order_for(failing).transfer_state == TransferState.ERROR
+    assert order_for(transferred).transfer_state == TransferState.TRANSFERRED
+    for package in (waiting, failing, transferred):
+        sandbox.set_status(package["shipmentPackageId"], "Cancelled")
+    already = sandbox.order(status="Cancelled", lines=[{"barcode": TSHIRT, "quantity": 1}])
+    cycle(hub)
+    drain()
+    db.session.expire_all()
+    for package in (waiting, failing, already):
+        order = order_for(package)
+        assert order.transfer_state == TransferState.CANCELLED, package["shipmentPackageId"]
+        assert order.error_reason is None
+        assert any("before it reached the shop" in summary for _, _, summary in history(order))
+    assert order_for(transferred).transfer_state == TransferState.TRANSFERRED
+    assert sandbox.shop_order_for(transferred["shipmentPackageId"])["status"] == "cancelled"  # type: ignore[index]
+    assert len(sandbox.shop_orders()) == 1
+    # A cancelled order is done: "Transfer now" does not send it.
+    actions.request_transfer(order_for(waiting))
+    db.session.commit()
+    drain()
+    assert len(sandbox.shop_orders()) == 1
+
+
 # -- Marketplace Feedback -------------------------------------------------------------------------
 
 

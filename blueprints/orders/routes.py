@@ -55,6 +55,7 @@ def order_words() -> dict[str, object]:
             TransferState.TRANSFERRED: _("Transferred"),
             TransferState.ERROR: _("Error"),
             TransferState.IGNORED: _("Ignored"),
+            TransferState.CANCELLED: _("Cancelled first"),
         },
         "action_labels": {
             ActionState.PENDING: _("Queued"),
