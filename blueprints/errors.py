@@ -14,6 +14,7 @@ from flask_babel.speaklater import LazyString
 ERROR_CATEGORIES: dict[str, LazyString] = {
     "unknown_product": _l("Unknown product"),
     "shop_refused": _l("Shop refused"),
+    "shop_order_gone": _l("Shop order deleted"),
     "marketplace_refused": _l("Marketplace refused"),
     "rate_limited": _l("Rate limited"),
     "unavailable": _l("Platform unavailable"),
@@ -29,6 +30,10 @@ ERROR_ADVICE: dict[str, LazyString] = {
     "unknown_product": _l("Add the product with this stock code or barcode to your shop, then Retry."),
     "shop_refused": _l(
         "Your shop refused the order as it is: check the reason, fix it in the shop, then Retry."
+    ),
+    "shop_order_gone": _l(
+        "The order is no longer in your shop (it was deleted there): Transfer again creates it anew, or "
+        "ignore it."
     ),
     "marketplace_refused": _l("The marketplace refused the change: check the package on the marketplace."),
     "rate_limited": _l("The platform asked the hub to slow down; it tries again by itself."),

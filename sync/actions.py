@@ -43,7 +43,7 @@ from sync import changefeed, notifications
 from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import has_successor, tracking_code
-from sync.rules import Action, Event, Facts, Plan, decide, tracking_link
+from sync.rules import TO_SHOP, Action, Event, Facts, Plan, decide, tracking_link
 from sync.settings import GeneralSettings
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
 
@@ -268,10 +268,16 @@ def _calls(exchanges: list[dict[str, Any]]) -> str:
     )
 
 
+# Actions on the shop order the hub created: a 404 says the seller deleted it in the shop.
+ON_THE_SHOP_ORDER = frozenset({*TO_SHOP, Action.SHOP_NOTE})
+
+
 def _category(kind: str, error: Permanent) -> str:
     """The error queue's group: the guard's and the credentials' own, else who refused and why."""
     if error.category != "refused":
         return error.category
+    if error.status == 404 and kind in ON_THE_SHOP_ORDER:
+        return "shop_order_gone"  # deleted in the shop: Transfer again (`transfer_again`) makes it anew
     if "invalid_product" in error.code or "No product with SKU" in error.code:
         return "unknown_product"
     if kind in (Action.APPROVE, Action.MARKETPLACE_STATUS, Action.MARKETPLACE_TRACKING):
@@ -671,6 +677,26 @@ def request_transfer(order: Order) -> list[OrderAction]:
         transferred=order.transferred,
     )
     return enqueue(order, decide(integration.settings.to_domain(), facts))
+
+
+def transfer_again(order: Order) -> list[OrderAction] | None:
+    """Transfer again: the shop order is gone (the seller deleted it in the shop), so the hub forgets it
+    and creates the order anew; the actions that failed on the old one are dropped. No lookup before the
+    create: the old order, if the shop keeps it in a bin, is not the one to take up again."""
+    if order.transfer_state != TransferState.ERROR or order.error_category != "shop_order_gone":
+        return None
+    for action in db.session.scalars(
+        sa.select(OrderAction).where(
+            OrderAction.order_id == order.id, OrderAction.state == ActionState.FAILED
+        )
+    ):
+        action.state = ActionState.SUPERSEDED
+    record(order, "decided", f"transfer again asked: shop order #{order.shop_id} is gone", rule="manual")
+    order.shop_id = order.shop_status = order.shop_create_sent_at = None
+    order.shop_tracking = ""
+    order.transfer_state = TransferState.WAITING
+    order.error_category = order.error_reason = None
+    return request_transfer(order)
 
 
 def push_status(order: Order) -> list[OrderAction]:

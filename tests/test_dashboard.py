@@ -763,3 +763,19 @@ def test_sorted_by_a_column_and_paged_there_and_back(seller: Client, integration
     assert shown(back.get_data(as_text=True)) == first
     page = seller.get("/orders?sort=colour").get_data(as_text=True)
     assert "cannot be sorted by “colour”" in page and len(shown(page)) == 3
+
+
+def test_a_deleted_shop_order_is_transferred_again_from_the_queue(
+    seller: Client, integration: Integration
+) -> None:
+    order = make_order(
+        integration, 1, transfer_state=TransferState.ERROR, error_category="shop_order_gone", shop_id="77"
+    )
+    make_action(order, "shop_status")
+    page = seller.get("/orders/errors").get_data(as_text=True)
+    assert "Shop order deleted" in page and "Transfer the order again" in page
+    seller.post(f"/orders/errors/{integration.id}/shop_order_gone/transfer", data={"seen": "1"})
+    db.session.expire_all()
+    assert order.transfer_state == TransferState.WAITING and order.shop_id is None
+    kinds = db.session.execute(sa.select(OrderAction.kind, OrderAction.state).order_by(OrderAction.id)).all()
+    assert [tuple(row) for row in kinds] == [("shop_status", "superseded"), ("transfer", "pending")]

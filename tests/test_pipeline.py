@@ -160,6 +160,36 @@ def test_an_order_cancelled_before_the_shop_ends_there(hub: Integration, sandbox
     assert len(sandbox.shop_orders()) == 1
 
 
+def test_a_shop_order_deleted_in_the_shop_is_a_clear_state_with_a_way_out(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    """The seller deleted the shop order: the next push to it answers 404. The order goes to the error
+    queue once, as a deleted shop order (not retried), and Transfer again creates it anew."""
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 1}])
+    cycle(hub)
+    drain()
+    order = order_for(package)
+    gone = int(order.shop_id or 0)
+    del sandbox.world.shop_orders[gone]
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    cycle(hub)
+    drain()
+    db.session.expire_all()
+    order = order_for(package)
+    assert order.transfer_state == TransferState.ERROR and order.error_category == "shop_order_gone"
+    failed = db.session.scalars(sa.select(OrderAction).where(OrderAction.state == ActionState.FAILED)).all()
+    assert failed and {action.attempts for action in failed} == {1}  # a 404 is no reason to try again
+
+    assert actions.transfer_again(order)
+    db.session.commit()
+    drain()
+    db.session.expire_all()
+    order = order_for(package)
+    assert order.transfer_state == TransferState.TRANSFERRED and order.shop_id != str(gone)
+    assert sandbox.shop_order_for(package["shipmentPackageId"])["status"] == "completed"  # type: ignore[index]
+    assert any("transfer again asked" in summary for _, _, summary in history(order))
+
+
 # -- Marketplace Feedback -------------------------------------------------------------------------
 
 

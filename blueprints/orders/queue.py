@@ -145,9 +145,10 @@ def errors() -> ResponseReturnValue:
     )
 
 
-@bp.post("/errors/<id:integration_id>/<category>/<any(retry, ignore):action>")
+@bp.post("/errors/<id:integration_id>/<category>/<any(retry, transfer, ignore):action>")
 def act_on_group(integration_id: int, category: str, action: str) -> ResponseReturnValue:
-    """Retry or Ignore every order of one cause on one integration, each order checked on its own."""
+    """Retry (Transfer again, for a deleted shop order) or Ignore every order of one cause on one
+    integration, each order checked on its own."""
     back = url_for("orders.errors")
     if not EmptyForm().validate_on_submit():
         abort(400)

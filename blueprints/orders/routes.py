@@ -315,6 +315,8 @@ def _back() -> str:
 
 
 def _transfer(order: Order, _reason: str = "") -> list[OrderAction] | None:
+    if order.error_category == "shop_order_gone":  # deleted in the shop: made anew
+        return actions.transfer_again(order)
     if order.canonical_status in (None, *CANCELLATIONS) or order.transferred:
         return None
     if order.transfer_state == TransferState.IGNORED:  # Transfer now on an ignored order takes it back
