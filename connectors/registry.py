@@ -43,6 +43,9 @@ class ConnectorKind:
     pinned_hosts: tuple[str, ...] = ()
     base_url_help: LazyString | str = ""
     status_colors: Mapping[S, str] = field(default_factory=dict)
+    # Marketplaces: the statuses from which a seller may still cancel a package (Trendyol: unsupply it),
+    # i.e. before it is handed to the carrier; after that it comes back as a return, not a cancellation.
+    cancellable: frozenset[S] = frozenset({S.AWAITING, S.CREATED, S.PICKING, S.INVOICED})
     # Shops: the statuses the shop knows, each with its name as the shop shows it to the seller, and which
     # one each canonical status becomes (Statuses tab).
     shop_statuses: Mapping[str, LazyString | str] = field(default_factory=dict)

@@ -18,6 +18,8 @@ TRENDYOL = "/trendyol/integration/order/sellers/<seller_id>"
 WOO = "/woocommerce/wp-json/wc/v3"
 MAX_PAGE_SIZE = 200
 TWO_WEEKS_MS = 14 * 24 * 3600 * 1000
+# Where a seller may still declare a package unsupplied (before the carrier has it).
+UNSUPPLIABLE = ("Awaiting", "Created", "Picking", "Invoiced")
 CARGO_FIELDS = ("cargoTrackingNumber", "cargoTrackingLink", "cargoProviderName", "cargoSenderNumber")
 
 
@@ -130,6 +132,9 @@ def create_sandbox(world: World | None = None) -> Flask:
         body = request.get_json(silent=True) or {}
         with world.lock:
             package = world.packages.get(package_id) or abort(404, "package not found")
+            if package["status"] not in UNSUPPLIABLE:
+                # Trendyol's rule: a seller cannot supply a package it has not yet handed to the carrier.
+                abort(400, f"package in status {package['status']} cannot be unsupplied")
             line_ids = {int(line["lineId"]) for line in body.get("lines") or []}
             if not line_ids or line_ids - {line["lineId"] for line in package["lines"]}:
                 abort(400, "lines must name this package's lineIds")

@@ -56,6 +56,10 @@ INTERNAL = f"{INTERNAL_ERROR}; Retry once it is fixed"
 COMPLETED_THEN_CANCELLED = (
     "Cancelled on the marketplace after the shop completed it: check the shipment and refund by hand."
 )
+SHIPPED_THEN_CANCELLED = (
+    "Cancelled in the shop after the marketplace shipped it (%(status)s there): the marketplace takes no "
+    "cancellation now. Let the customer return it, or settle it with the customer by hand."
+)
 # How far behind the hub's clock a shop's clock may run: a lookup after a lost answer reads the orders
 # created since the latest create went out, less this.
 SHOP_CLOCK_MARGIN = timedelta(minutes=10)
@@ -615,6 +619,13 @@ def marketplace_status(
         # marketplace that moved on meanwhile, then sends only what is still ahead.
         live = marketplace.get_package(order.package_id)
         current = live.status if live is not None else order.canonical_status
+        if target in CANCELLATIONS and current not in CANCELLATIONS | integration.marketplace.cancellable:
+            # Already with the carrier or the customer: the marketplace takes no cancellation now. The
+            # hub does not send one it would refuse; the seller hears why and what to do instead.
+            order.review_reason = SHIPPED_THEN_CANCELLED % {"status": current.value}
+            summary = f"not cancelled on the marketplace: the package is already {current.value} there"
+            record(order, "decided", summary, rule=action.rule)
+            return
         if target in CANCELLATIONS:
             steps = [] if current in CANCELLATIONS else [CanonicalStatus.UNSUPPLIED]
         else:

@@ -337,6 +337,29 @@ def test_reverse_flow_sends_the_shops_status_back(
     assert writes == []  # no ping-pong
 
 
+def test_a_shop_cancellation_after_delivery_is_not_sent_to_the_marketplace(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    """The marketplace takes no cancellation of a delivered package (the sandbox refuses it, as Trendyol
+    does): the hub does not send one, and tells the seller why and what to do instead."""
+    configure(hub, reverse_flow=True)
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 1}])
+    cycle(hub)
+    sandbox.set_status(package["shipmentPackageId"], "Delivered")
+    cycle(hub)
+    drain()
+    _seller_changes(sandbox, package, status="cancelled")
+    before = len(sandbox.world.requests)
+    cycle(hub)
+    drain()
+    assert not [r for r in sandbox.world.requests[before:] if r[1].endswith("/items/unsupplied")]
+    assert sandbox.package(package["shipmentPackageId"])["status"] == "Delivered"
+    order = order_for(package)
+    assert "no cancellation now" in (order.review_reason or "")
+    assert order.transfer_state == TransferState.TRANSFERRED
+    assert any("not cancelled on the marketplace" in summary for _, _, summary in history(order))
+
+
 def test_reverse_flow_needs_the_own_shipping_agreement(hub: Integration, sandbox: Sandbox) -> None:
     configure(hub, reverse_flow=True)
     hub.own_shipping_agreement = False

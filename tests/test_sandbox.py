@@ -166,3 +166,21 @@ def test_the_sandbox_keeps_its_orders_across_a_restart(tmp_path: Path) -> None:
         assert newer["shipmentPackageId"] > package["shipmentPackageId"]  # no id given twice
     finally:
         stop(second)
+
+
+def test_a_shipped_package_cannot_be_unsupplied(sandbox: Sandbox) -> None:
+    package = sandbox.order()
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    url = (
+        f"{sandbox.url}/trendyol/integration/order/sellers/{sandbox.world.seller_id}"
+        f"/shipment-packages/{package['shipmentPackageId']}/items/unsupplied"
+    )
+    line = package["lines"][0]
+    answer = httpx.put(
+        url,
+        json={"lines": [{"lineId": line["lineId"], "quantity": line["quantity"]}], "reasonId": 500},
+        auth=(sandbox.world.api_key, sandbox.world.api_secret),
+        headers={"User-Agent": f"{sandbox.world.seller_id} - SelfIntegration"},
+    )
+    assert answer.status_code == 400 and "cannot be unsupplied" in answer.text
+    assert sandbox.package(package["shipmentPackageId"])["status"] == "Shipped"
