@@ -355,7 +355,7 @@ def test_detail_shows_both_sides_lines_vat_shipment_and_history(
 
     # Push status again: an action queued, shown on the page that answers the HTMX post.
     answer = seller.post(f"/orders/{order.id}/push", htmx=True).get_data(as_text=True)
-    assert 'id="order-live"' in answer and "shop_status" in answer and "Queued" in answer
+    assert 'id="order-live"' in answer and "Status to the shop" in answer and "Queued" in answer
     assert (
         db.session.scalar(sa.select(OrderAction.kind).where(OrderAction.order_id == order.id))
         == "shop_status"

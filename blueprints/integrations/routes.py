@@ -28,7 +28,6 @@ from blueprints.integrations.forms import (
     credential_field_name,
 )
 from blueprints.integrations.labels import field_label, value_label
-from blueprints.orders.queue import open_errors
 from connectors.registry import KINDS, MARKETPLACES, Side
 from extensions import db, hx
 from models import Account, Integration, IntegrationSettings
@@ -423,6 +422,8 @@ def _latest_changes(integration: Integration) -> list:
 
 
 def _render_general(integration: Integration, forms: dict[str, SectionForm]) -> str:
+    from blueprints.orders.queue import open_errors  # the orders blueprint reads this one's forms
+
     return render_template(
         "integrations/general.html",
         integration=integration,

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import selectinload
 
 from blueprints.auth.forms import EmptyForm
+from blueprints.integrations.forms import SETTING_TEXT
 from blueprints.orders import bp
 from blueprints.orders.colors import Palette, fingerprint, stylesheet
 from blueprints.orders.listing import PAGE_SIZES, Filters, counts, matching, page
@@ -28,6 +29,7 @@ from jobs import redis_connection
 from jobs.tasks import dispatch
 from models import ActionState, Integration, Order, OrderAction, OrderEvent, TransferState
 from sync import actions, changefeed
+from sync.rules import Action
 from sync.statuses import CANCELLATIONS, CanonicalStatus
 
 # Routes that answer from Redis alone when nothing changed: they check the session themselves.
@@ -56,6 +58,31 @@ def order_words() -> dict[str, object]:
             TransferState.ERROR: _("Error"),
             TransferState.IGNORED: _("Ignored"),
             TransferState.CANCELLED: _("Cancelled first"),
+        },
+        "kind_labels": {
+            Action.TRANSFER.value: _("Transfer to the shop"),
+            Action.APPROVE.value: _("Approve on the marketplace"),
+            Action.SHOP_STATUS.value: _("Status to the shop"),
+            Action.SHOP_CANCEL.value: _("Cancel in the shop"),
+            Action.SHOP_NOTE.value: _("Note to the shop order"),
+            Action.SHOP_TRACKING.value: _("Tracking code to the shop"),
+            Action.MARKETPLACE_STATUS.value: _("Status to the marketplace"),
+            Action.MARKETPLACE_TRACKING.value: _("Tracking code to the marketplace"),
+        },
+        # Why the hub did it: the General setting by its name on the page, or the seller's own ask.
+        "rule_labels": {
+            **{name: str(text[0]) for name, text in SETTING_TEXT.items()},
+            "manual": _("You asked for it"),
+            "priority": _("Transaction Priority"),
+        },
+        "event_labels": {
+            "received": _("Received"),
+            "decided": _("Decided"),
+            "sent": _("Sent"),
+            "failed": _("Failed"),
+            "changed": _("Changed"),
+            "stock": _("Stock"),
+            "request": _("Requests"),
         },
         "action_labels": {
             ActionState.PENDING: _("Queued"),
