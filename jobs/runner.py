@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -171,6 +172,13 @@ def run_cron(tick_seconds: float) -> None:
     from jobs.tasks import queue_tick
 
     log.info("queueing the tick every %s s", tick_seconds)
+    try:
+        _tick_forever(tick_seconds, queue_tick)
+    except KeyboardInterrupt:  # Ctrl-C under `make run`: a line, not a traceback or click's "Aborted!"
+        log.info("stopped")
+
+
+def _tick_forever(tick_seconds: float, queue_tick: Callable[[], object]) -> None:
     backoff = Backoff()
     while True:
         try:

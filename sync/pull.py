@@ -233,6 +233,16 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
         integration.pull_resume_from = integration.pull_resume_from or start
         integration.next_pull_at = now
     db.session.commit()
+    result = outcome.result
+    if result.new or result.updated or result.errors:  # the run log: a line per pull that brought news
+        log.info(
+            "pull of integration %s: %d new, %d updated, %d unreadable%s",
+            integration.id,
+            result.new,
+            result.updated,
+            result.errors,
+            "" if complete else ", more to read",
+        )
     outcome.pulled = True
 
 

@@ -334,3 +334,21 @@ def test_the_worker_outlives_a_database_that_fails_its_jobs(processes: Processes
 def rename_table(database: Path, name: str, new_name: str) -> None:
     with closing(sqlite3.connect(database)) as connection:
         connection.execute(f"ALTER TABLE {name} RENAME TO {new_name}")
+
+
+def test_ctrl_c_stops_worker_and_cron_without_a_traceback(processes: Processes) -> None:
+    """Ctrl-C in `make run`'s terminal sends SIGINT to every process: each ends, with no traceback."""
+    with redis_server(processes.port) as url:
+        redis = Redis.from_url(url)
+        processes.start("worker", "worker")
+        processes.start("cron", "cron")
+        processes.wait_for("a tick run", lambda: status(redis, "tick") == JobStatus.FINISHED)
+        for process in processes.running.values():
+            os.killpg(process.pid, signal.SIGINT)
+        codes = {name: process.wait(timeout=20) for name, process in processes.running.items()}
+    processes.running.clear()  # ended: nothing left to stop
+    assert codes == {"worker": 0, "cron": 0}, codes
+    for name in codes:
+        log = processes.log(name)
+        assert "Traceback" not in log and "Aborted!" not in log, log
+    assert "stopped" in processes.log("cron")

@@ -171,6 +171,8 @@ def test_an_action_on_the_order_page_shows_its_progress(page: Page, panel: Panel
     page.get_by_role("button", name="Push status again").click()
     jobs = page.locator("#order-jobs")
     expect(page.locator("#order-live")).to_contain_text("is being pushed to the shop again")
-    expect(jobs.locator("tr.job-done", has_text="shop_status")).to_have_count(1, timeout=TWO_POLLS + 5000)
+    expect(jobs.locator("tr.job-done", has_text="Status to the shop")).to_have_count(
+        1, timeout=TWO_POLLS + 5000
+    )
     expect(page.locator("#history")).to_contain_text("shop order already processing")
     assert navigations == []
