@@ -1,6 +1,9 @@
-"""The panel on a phone (390 px wide, as an iPhone 12–15): every page reads without sideways scrolling."""
+"""The panel at a phone's width (390 px, as an iPhone 12–15) and a laptop's (1366×900); the Overview's
+charts."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
@@ -105,12 +108,17 @@ def test_the_orders_page_shows_fifteen_orders_on_a_laptop(page: Page, panel: Pan
 
 def test_the_overview_draws_its_charts(page: Page, panel: Panel) -> None:
     """Chart.js from the npm registry, under the strict CSP (the page fixture fails on any violation)."""
-    make_order(panel.integration(), ordered_at=utcnow())
+    integration, now = panel.integration(), utcnow()
+    # Two weeks of a small shop: a few orders a day, more in the evening, one in error.
+    for number in range(1, 61):
+        placed = now - timedelta(hours=(number * 5) % 330, minutes=number)
+        make_order(integration, number, ordered_at=placed, status="Delivered" if number > 12 else "Created")
+    make_order(integration, 99, ordered_at=now, transfer_state=TransferState.ERROR, error_category="auth")
     sign_in(page)  # lands on the Overview
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     drawn = page.evaluate(
         "() => [...document.querySelectorAll('canvas[data-chart]')].map(c => !!Chart.getChart(c))"
     )
     assert drawn == [True, True, True]
-    expect(page.locator("#figure-today .figure-value")).to_have_text("1")
+    expect(page.locator("#figure-errors .figure-value")).to_have_text("1")
     screenshot(page, "overview.png")
