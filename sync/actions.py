@@ -43,7 +43,7 @@ from sync import changefeed, notifications
 from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import has_successor, tracking_code
-from sync.rules import TO_SHOP, Action, Event, Facts, Plan, decide, tracking_link
+from sync.rules import TO_SHOP, Action, Event, Facts, decide, tracking_link
 from sync.settings import GeneralSettings
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
 
@@ -61,7 +61,7 @@ SHIPPED_THEN_CANCELLED = (
     "cancellation now. Let the customer return it, or settle it with the customer by hand."
 )
 # How far behind the hub's clock a shop's clock may run: a lookup after a lost answer reads the orders
-# created since the latest create went out, less this.
+# created since the first create went out, less this.
 SHOP_CLOCK_MARGIN = timedelta(minutes=10)
 # The claim, the lease and their release are guarded UPDATEs of rows the session holds no copy of yet, or
 # does not read again before the commit expires it: SQLAlchemy need not look for them in the session (its
@@ -357,19 +357,12 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
         transferred=True,
         has_tracking_code=bool(code),
     )
-    follow_ups = _follow(order, decide(settings, facts))
+    follow_ups = enqueue(order, decide(settings, facts))
     # Found from an earlier attempt, the shop order may hold an older status: bring it up to date.
     behind = order.shop_status != integration.status_map()[order.canonical_status or CanonicalStatus.CREATED]
     if behind and settings.status_change_transfer:
-        follow_ups += _follow(order, decide(settings, _status_facts(order, integration)))
+        follow_ups += enqueue(order, decide(settings, _status_facts(order, integration)))
     return follow_ups
-
-
-def _follow(order: Order, plan: Plan) -> list[OrderAction]:
-    """The plan's outbox rows; a plan that asks for nothing needs no look at the order's open actions."""
-    if not (plan.decisions or plan.supersede or plan.note):
-        return []
-    return enqueue(order, plan)
 
 
 def _create_sent_at(order: Order) -> datetime | None:
@@ -696,11 +689,7 @@ def transfer_again(order: Order) -> list[OrderAction] | None:
     create: the old order, if the shop keeps it in a bin, is not the one to take up again."""
     if order.transfer_state != TransferState.ERROR or order.error_category != "shop_order_gone":
         return None
-    for action in db.session.scalars(
-        sa.select(OrderAction).where(
-            OrderAction.order_id == order.id, OrderAction.state == ActionState.FAILED
-        )
-    ):
+    for action in _failed(order):
         action.state = ActionState.SUPERSEDED
     record(order, "decided", f"transfer again asked: shop order #{order.shop_id} is gone", rule="manual")
     order.shop_id = order.shop_status = order.shop_create_sent_at = None
@@ -749,13 +738,7 @@ def ignore(order: Order, reason: str) -> bool:
 
 def retry(order: Order) -> list[OrderAction]:
     """Run the order's failed actions again, from the first attempt, and clear its error."""
-    failed = list(
-        db.session.scalars(
-            sa.select(OrderAction).where(
-                OrderAction.order_id == order.id, OrderAction.state == ActionState.FAILED
-            )
-        )
-    )
+    failed = _failed(order)
     for action in failed:
         action.state = ActionState.PENDING
         action.attempts = 0
@@ -767,6 +750,17 @@ def retry(order: Order) -> list[OrderAction]:
         order.error_category = order.error_reason = None
     record(order, "decided", f"retry asked: {len(failed)} action(s) again", rule="manual")
     return failed
+
+
+def _failed(order: Order) -> list[OrderAction]:
+    """The order's actions that gave up."""
+    return list(
+        db.session.scalars(
+            sa.select(OrderAction).where(
+                OrderAction.order_id == order.id, OrderAction.state == ActionState.FAILED
+            )
+        )
+    )
 
 
 def fair_share(rows: Iterable[OrderAction], now: datetime) -> list[OrderAction]:

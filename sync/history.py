@@ -51,6 +51,8 @@ def enqueue(order: Order, plan: Plan, known: list[OrderAction] | None = None) ->
     """
     from sync.stock import give_back, take
 
+    if not (plan.decisions or plan.supersede or plan.note):
+        return []  # a plan that asks for nothing needs no look at the order's open actions
     current = known if known is not None else open_actions(order, set(Action))
     for action in current:
         if action.kind in plan.supersede and action.state == ActionState.PENDING and _supersede(action):
