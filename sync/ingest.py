@@ -304,7 +304,9 @@ def _ingest_one(
     else:
         result.updated += 1
 
-    if package.status in CANCELLATIONS:
+    # Cancelled: the whole order, or only lines whose rest lives on in a newer package.
+    lives_on = package.status in CANCELLATIONS and has_successor(order)
+    if package.status in CANCELLATIONS and not lives_on:
         _cancelled_first(order)
     if origin is not None:
         record(order, "changed", f"split from package {origin.package_id}: same order, same shop order")
@@ -321,7 +323,7 @@ def _ingest_one(
             if package.status in CANCELLATIONS:
                 give_back(order, rule="decrease_stock")  # not news for the shop, but the stock comes back
         elif package.status in CANCELLATIONS:
-            events.append(Event.LINES_CANCELLED if has_successor(order) else Event.CANCELLED)
+            events.append(Event.LINES_CANCELLED if lives_on else Event.CANCELLED)
         else:
             events.append(Event.STATUS_CHANGED)
     new_code = tracking_code(order, settings.tracking_code_source)
@@ -342,11 +344,9 @@ def _ingest_one(
 
 def _cancelled_first(order: Order) -> None:
     """An order cancelled on the marketplace before it reached the shop has nothing left to do: it ends
-    (not waiting for ever, and out of the error queue). One whose lines live on in a newer package is
-    carried by that one instead (Trendyol's line cancellation)."""
+    (not waiting for ever, and out of the error queue). (One whose lines live on in a newer package is
+    carried by that one instead, Trendyol's line cancellation: the caller leaves it.)"""
     if order.transferred or order.transfer_state not in (TransferState.WAITING, TransferState.ERROR):
-        return
-    if has_successor(order):
         return
     order.transfer_state = TransferState.CANCELLED
     order.error_category = order.error_reason = None
