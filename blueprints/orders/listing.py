@@ -247,20 +247,21 @@ def page(account_id: int, filters: Filters, size: int) -> Page:
         keys = [column, Order.id] if column is not None else [Order.id]
         return [k.desc() if descending != backwards else k.asc() for k in keys]
 
-    if filters.after is not None:  # a page back: the `size` orders just before the cursor, read backwards
-        where.append(key > position(filters.after) if descending else key < position(filters.after))
-        query = sa.select(Order).where(*where).order_by(*ordered(True)).limit(size + 1)
-        rows = list(db.session.scalars(query))
-        more_newer = len(rows) > size
-        rows = rows[:size][::-1]
-        return Page(rows, rows[-1].id if rows else None, rows[0].id if rows and more_newer else None)
-    if filters.before is not None:
-        where.append(key < position(filters.before) if descending else key > position(filters.before))
-    query = sa.select(Order).where(*where).order_by(*ordered(False)).limit(size + 1)
+    # A page back (`after`): the `size` orders just before the cursor, read backwards, then turned.
+    backwards = filters.after is not None
+    cursor = filters.after if backwards else filters.before
+    if cursor is not None:
+        there = position(cursor)
+        where.append(key < there if descending != backwards else key > there)
+    query = sa.select(Order).where(*where).order_by(*ordered(backwards)).limit(size + 1)
     rows = list(db.session.scalars(query))
-    older = rows[size - 1].id if len(rows) > size else None
-    rows = rows[:size]
-    return Page(rows, older, rows[0].id if rows and filters.before is not None else None)
+    more = len(rows) > size  # beyond the page, in the direction read
+    rows = rows[:size][::-1] if backwards else rows[:size]
+    if not rows:
+        return Page(rows, None, None)
+    older = rows[-1].id if backwards or more else None
+    newer = rows[0].id if (more if backwards else cursor is not None) else None
+    return Page(rows, older, newer)
 
 
 def matching(account_id: int, filters: Filters, order_ids: list[int]) -> list[Order]:

@@ -2,7 +2,8 @@
 transfers to the shop go and how long they take, errors over time, what waits to be shipped, and each
 integration's state. Live like the Orders page: a quiet poll costs Redis one read and no query.
 
-Every figure is one grouped query over the account's integrations, on an index
+Each figure comes from one grouped query over the account's integrations (the two charts of orders share
+theirs), on an index
 (`ix_orders_integration_ordered`, the actions' (integration, state) index); the counts per UTC hour go
 into the panel's time zone's hours and days afterwards.
 """
@@ -79,12 +80,13 @@ def _context() -> dict[str, object]:
     now = utcnow()
     ids = [integration.id for integration in integrations]
     kinds = {integration.id: integration.marketplace.label for integration in integrations}
+    placed = _orders_by_hour(ids, _buckets(now, zone, hours=False)[0])  # the days' span holds the hours'
     return {
         "version": version,
         "integrations": integrations,
         "activities": activities(integrations),
-        "per_hour": _orders_per(ids, kinds, now, zone, hours=True),
-        "per_day": _orders_per(ids, kinds, now, zone, hours=False),
+        "per_hour": _orders_per(placed, kinds, now, zone, hours=True),
+        "per_day": _orders_per(placed, kinds, now, zone, hours=False),
         "errors": _errors_per_day(ids, now, zone),
         "transfers": _transfers(ids, now),
         "to_ship": _to_ship(ids),
@@ -132,23 +134,35 @@ def _spread(
     return spread
 
 
-def _orders_per(
-    ids: list[int], kinds: dict[int, str], now: datetime, zone: ZoneInfo, *, hours: bool
-) -> Chart:
-    """Orders placed per hour (24 h) or per day (14 days), one series per marketplace: one query grouped
-    by integration and hour."""
-    starts = _buckets(now, zone, hours=hours)
-    series: dict[str, list[float]] = {label: [0.0] * len(starts) for label in dict.fromkeys(kinds.values())}
-    if ids:
-        hour = _hour(Order.ordered_at)
-        rows = db.session.execute(
+def _orders_by_hour(ids: list[int], since: datetime) -> list[sa.Row[tuple[int, int, int]]]:
+    """Orders placed since `since`, counted per integration and UTC hour: one grouped query for both
+    charts of orders."""
+    if not ids:
+        return []
+    hour = _hour(Order.ordered_at)
+    return list(
+        db.session.execute(
             sa.select(Order.integration_id, hour, sa.func.count())
-            .where(Order.integration_id.in_(ids), Order.ordered_at >= starts[0])
+            .where(Order.integration_id.in_(ids), Order.ordered_at >= since)
             .group_by(Order.integration_id, hour)
         )
-        for integration_id, counts in _spread(rows, starts, zone, hours=hours).items():
-            label = kinds[integration_id]
-            series[label] = [a + b for a, b in zip(series[label], counts, strict=True)]
+    )
+
+
+def _orders_per(
+    placed: list[sa.Row[tuple[int, int, int]]],
+    kinds: dict[int, str],
+    now: datetime,
+    zone: ZoneInfo,
+    *,
+    hours: bool,
+) -> Chart:
+    """Orders placed per hour (24 h) or per day (14 days), one series per marketplace."""
+    starts = _buckets(now, zone, hours=hours)
+    series: dict[str, list[float]] = {label: [0.0] * len(starts) for label in dict.fromkeys(kinds.values())}
+    for integration_id, counts in _spread(placed, starts, zone, hours=hours).items():
+        label = kinds[integration_id]
+        series[label] = [a + b for a, b in zip(series[label], counts, strict=True)]
     return Chart("bar", [_label(start, hours=hours) for start in starts], series)
 
 

@@ -49,8 +49,7 @@ class Group:
     integration: Integration
     category: str
     count: int
-    since: datetime | None  # when the oldest of them last changed
-    orders: list[Order]
+    orders: list[Order]  # the newest SHOWN of them
 
     @property
     def key(self) -> str:
@@ -82,8 +81,8 @@ def open_errors(account_id: int, integration_id: int | None = None) -> int:
 def groups(account_id: int, integrations: dict[int, Integration]) -> list[Group]:
     """The account's orders in error by integration and cause, the largest group first."""
     found = []
-    for integration_id, category, count, since in db.session.execute(
-        sa.select(Order.integration_id, _cause(), sa.func.count(), sa.func.min(Order.updated_at))
+    for integration_id, category, count in db.session.execute(
+        sa.select(Order.integration_id, _cause(), sa.func.count())
         .where(
             Order.account_id == account_id,
             Order.transfer_state == TransferState.ERROR,
@@ -95,7 +94,7 @@ def groups(account_id: int, integrations: dict[int, Integration]) -> list[Group]
         orders = db.session.scalars(
             _members(account_id, integration_id, category).order_by(Order.id.desc()).limit(SHOWN)
         ).all()
-        found.append(Group(integrations[integration_id], category, count, since, list(orders)))
+        found.append(Group(integrations[integration_id], category, count, list(orders)))
     return found
 
 
@@ -140,7 +139,6 @@ def errors() -> ResponseReturnValue:
         only=chosen,
         attempts=attempts,
         next_retry=next_retry,
-        shown_per_group=SHOWN,
         button_form=EmptyForm(),
     )
 
