@@ -19,7 +19,7 @@ from config import TestConfig
 from connectors.registry import Side
 from extensions import db
 from jobs.embedded_redis import throwaway
-from models import Account, Backfill, Integration, IntegrationSettings, Order, OrderAction
+from models import Account, Backfill, Integration, IntegrationSettings, Order, OrderAction, OrderLine
 from sandbox.state import World
 from tests.pipeline import free_port
 from tests.sandbox_server import Sandbox, serve_sandbox
@@ -193,6 +193,43 @@ def make_order(integration: Integration, number: int = 1, **fields: object) -> O
     db.session.add(order)
     db.session.commit()
     return order
+
+
+def make_line(order: Order, line_id: str = "1", **fields: object) -> OrderLine:
+    """A line of the order (one mug at 100.00, 20 % VAT unless told otherwise), added, not committed."""
+    values: dict[str, object] = {
+        "name": "Kupa",
+        "quantity": 1,
+        "unit_price": Decimal("100.00"),
+        "vat_rate": Decimal("20"),
+    }
+    values.update(fields)
+    line = OrderLine(order_id=order.id, integration_id=order.integration_id, line_id=line_id, **values)
+    db.session.add(line)
+    return line
+
+
+def panel_pages(integration_id: int, order_id: int) -> list[str]:
+    """Every page of the panel a signed-in seller opens, for one integration and one order."""
+    base = f"/integrations/{integration_id}"
+    return [
+        "/orders/overview",
+        "/orders",
+        "/orders/errors",
+        f"/orders/{order_id}",
+        "/integrations",
+        "/integrations/new",
+        f"{base}/general",
+        f"{base}/statuses",
+        f"{base}/edit",
+        f"{base}/delete",
+        f"{base}/import",
+        "/products",
+        "/products/new",
+        "/products/import",
+        "/notifications",
+        "/settings",
+    ]
 
 
 def make_import(integration: Integration) -> Backfill:

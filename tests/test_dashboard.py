@@ -30,7 +30,6 @@ from models import (
     Order,
     OrderAction,
     OrderEvent,
-    OrderLine,
     OrderNotice,
     StatusColor,
     TransferState,
@@ -43,6 +42,7 @@ from tests.conftest import (
     make_action,
     make_import,
     make_integration,
+    make_line,
     make_order,
     running_app,
 )
@@ -313,24 +313,14 @@ def test_detail_shows_both_sides_lines_vat_shipment_and_history(
         tracking_link="https://kargo.example/YK1",
         total=Decimal("139.90"),
     )
-    db.session.add_all(
-        [
-            OrderLine(
-                integration_id=integration.id,
-                order_id=order.id,
-                line_id="1",
-                name="Tişört",
-                quantity=1,
-                unit_price=Decimal("110.00"),
-                vat_rate=Decimal("10"),
-            ),
-            OrderEvent(
-                order_id=order.id,
-                kind="received",
-                summary="new package: Created",
-                payload={"identityNumber": "••••••••••01"},
-            ),
-        ]
+    make_line(order, name="Tişört", unit_price=Decimal("110.00"), vat_rate=Decimal("10"))
+    db.session.add(
+        OrderEvent(
+            order_id=order.id,
+            kind="received",
+            summary="new package: Created",
+            payload={"identityNumber": "••••••••••01"},
+        )
     )
     db.session.commit()
     page = seller.get(f"/orders/{order.id}").get_data(as_text=True)

@@ -13,8 +13,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from extensions import db
-from models import Account, Integration, OrderLine, Product
-from tests.conftest import Client, make_action, make_import, make_order
+from models import Account, Integration, Product
+from tests.conftest import Client, make_action, make_import, make_line, make_order, panel_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
@@ -147,27 +147,8 @@ def test_no_english_is_left_on_a_turkish_page(
     }
     # A sentence anywhere in a text; a word or two only as the whole text (they hide in other words).
     sentences = [text for text in english if len(text.split()) >= 3]
-    base = f"/integrations/{integration.id}"
-    pages = [
-        "/orders/overview",
-        "/orders",
-        "/orders/errors",
-        f"/orders/{order.id}",
-        "/integrations",
-        "/integrations/new",
-        f"{base}/general",
-        f"{base}/statuses",
-        f"{base}/edit",
-        f"{base}/delete",
-        f"{base}/import",
-        "/products",
-        "/products/new",
-        "/products/import",
-        "/notifications",
-        "/settings",
-    ]
     left: dict[str, set[str]] = {}
-    for path in pages:
+    for path in panel_pages(integration.id, order.id):
         response = seller.get(path)
         assert response.status_code == 200, path
         parser = _Text()
@@ -183,19 +164,7 @@ def test_amounts_and_rates_as_a_turkish_seller_writes_them(
     seller: Client, account: Account, integration: Integration
 ) -> None:
     order = make_order(integration, total=Decimal("1337.40"))
-    db.session.add(
-        OrderLine(
-            order_id=order.id,
-            integration_id=integration.id,
-            line_id="9",
-            barcode="869",
-            stock_code="S",
-            name="Kupa",
-            quantity=1,
-            unit_price=Decimal("1337.40"),
-            vat_rate=Decimal("20"),
-        )
-    )
+    make_line(order, "9", barcode="869", stock_code="S", unit_price=Decimal("1337.40"))
     account.language = "tr"
     db.session.commit()
     page = seller.get(f"/orders/{order.id}").get_data(as_text=True)

@@ -4,15 +4,16 @@ charts."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
 from extensions import db
-from models import OrderLine, Product, TransferState
+from models import Product, TransferState
 from models.base import utcnow
 from tests.browser.conftest import Panel, screenshot, sign_in
-from tests.conftest import make_order
+from tests.conftest import make_line, make_order, panel_pages
 
 pytestmark = pytest.mark.browser
 
@@ -28,18 +29,14 @@ def test_every_page_fits_a_phone(page: Page, panel: Panel) -> None:
         error_category="shop_refused",
         error_reason="woocommerce_rest_invalid_email: Geçersiz fatura e-posta adresi (ayse.yilmaz@örnek).",
     )
-    db.session.add(
-        OrderLine(
-            order_id=order.id,
-            integration_id=integration.id,
-            line_id="1",
-            barcode="8680001000097",
-            stock_code="ZEYTINYAGI-SIZMA-1L-CAM-SISE",
-            name="Natürel sızma zeytinyağı, 1 litre cam şişe",
-            quantity=2,
-            unit_price=549,
-            vat_rate=1,
-        )
+    make_line(
+        order,
+        barcode="8680001000097",
+        stock_code="ZEYTINYAGI-SIZMA-1L-CAM-SISE",
+        name="Natürel sızma zeytinyağı, 1 litre cam şişe",
+        quantity=2,
+        unit_price=Decimal("549"),
+        vat_rate=Decimal("1"),
     )
     db.session.add(
         Product(
@@ -55,24 +52,8 @@ def test_every_page_fits_a_phone(page: Page, panel: Panel) -> None:
     db.session.commit()
     sign_in(page)
     page.set_viewport_size(PHONE)
-    base = f"/integrations/{panel.integration_id}"
     wide = {}
-    for path in (
-        "/orders/overview",
-        "/orders",
-        "/orders/errors",
-        f"/orders/{order.id}",
-        "/integrations",
-        "/integrations/new",
-        f"{base}/general",
-        f"{base}/statuses",
-        f"{base}/edit",
-        f"{base}/import",
-        "/products",
-        "/products/new",
-        "/notifications",
-        "/settings",
-    ):
+    for path in panel_pages(panel.integration_id, order.id):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > PHONE["width"]:
