@@ -159,6 +159,9 @@ class Config:
     # Actions of one integration queued or running at once; the rest wait their turn in the outbox, so one
     # seller's slow platform or long backlog holds this many workers at most.
     ACTIONS_IN_FLIGHT = int(os.environ.get("ACTIONS_IN_FLIGHT", "2"))
+    # How long one job may go on with its integration's next waiting actions before it hands them out
+    # (seconds): what another seller's action may wait behind it, at most, on a busy worker.
+    ACTION_BATCH_SECONDS = float(os.environ.get("ACTION_BATCH_SECONDS", "1"))
     # A pending action queued this long ago and still not run is queued again by the sweeper (seconds).
     OUTBOX_REQUEUE_SECONDS = int(os.environ.get("OUTBOX_REQUEUE_SECONDS", "60"))
     OUTBOX_SWEEP_BATCH = int(os.environ.get("OUTBOX_SWEEP_BATCH", "1000"))

@@ -8,12 +8,13 @@ twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import sqlalchemy as sa
@@ -63,10 +64,89 @@ SHIPPED_THEN_CANCELLED = (
 # How far behind the hub's clock a shop's clock may run: a lookup after a lost answer reads the orders
 # created since the first create went out, less this.
 SHOP_CLOCK_MARGIN = timedelta(minutes=10)
-# The claim, the lease and their release are guarded UPDATEs of rows the session holds no copy of yet, or
-# does not read again before the commit expires it: SQLAlchemy need not look for them in the session (its
-# search cost more than the statement).
-UNSYNCED = {"synchronize_session": False}
+
+# The statements every action runs, built once as Core statements with parameters. Built per call, an
+# ORM statement cost more to build, to key for SQLAlchemy's compiled cache and to pass through the ORM's
+# bulk-update machinery than to run (a third of a transfer's CPU, measured with py-spy): these rows are
+# changed by guarded UPDATEs that the session holds no copy of, or does not read again before the commit
+# expires it. (Bind names differ from column names: SQLAlchemy keeps those for the SET clause.)
+ACTIONS = cast(sa.Table, OrderAction.__table__)
+ORDERS = cast(sa.Table, Order.__table__)
+CLAIMED = (ACTIONS.c.id, ACTIONS.c.order_id, ACTIONS.c.integration_id, ACTIONS.c.attempts)
+
+
+def _claiming(statement: sa.Update) -> sa.Update:
+    return statement.values(
+        state=ActionState.RUNNING, attempts=ACTIONS.c.attempts + 1, claimed_at=sa.bindparam("now")
+    ).returning(*CLAIMED)
+
+
+def _turn(table: sa.Table) -> sa.ColumnElement[bool]:
+    """Pending, due, and not handed out, or handed out and lost: due for OUTBOX_REQUEUE_SECONDS
+    (`handed`) and still pending. (A retry handed to RQ's scheduler long before it is due is not lost
+    while it waits: handing it out again would run it twice.)"""
+    handed: sa.BindParameter[datetime] = sa.bindparam("handed")
+    return sa.and_(
+        table.c.state == ActionState.PENDING,
+        table.c.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(
+            table.c.enqueued_at.is_(None),
+            sa.and_(table.c.enqueued_at < handed, table.c.next_attempt_at < handed),
+        ),
+    )
+
+
+CLAIM = _claiming(
+    sa.update(ACTIONS).where(ACTIONS.c.id == sa.bindparam("action"), ACTIONS.c.state == ActionState.PENDING)
+)
+# An integration's oldest action waiting for its turn, claimed in the same statement; a row another
+# worker is claiming at this moment is skipped, not waited for (PostgreSQL; SQLite runs one writer).
+CLAIM_NEXT = _claiming(
+    sa.update(ACTIONS).where(
+        ACTIONS.c.id
+        == sa.select(ACTIONS.c.id)
+        .where(ACTIONS.c.integration_id == sa.bindparam("integration"), _turn(ACTIONS))
+        .order_by(ACTIONS.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery(),
+        ACTIONS.c.state == ActionState.PENDING,
+    )
+)
+LEASE = (
+    sa.update(ORDERS)
+    .where(
+        ORDERS.c.id == sa.bindparam("order"),
+        sa.or_(ORDERS.c.lease_until.is_(None), ORDERS.c.lease_until < sa.bindparam("now")),
+    )
+    .values(lease_until=sa.bindparam("until"))
+    .returning(ORDERS.c.account_id)
+)
+RELEASE = (
+    sa.update(ORDERS)
+    .where(ORDERS.c.id == sa.bindparam("order"), ORDERS.c.lease_until == sa.bindparam("until"))
+    .values(lease_until=None)
+)
+# The claim's outcome; the columns it sets come with the parameters.
+SETTLE = sa.update(ACTIONS).where(
+    ACTIONS.c.id == sa.bindparam("action"),
+    ACTIONS.c.state == ActionState.RUNNING,
+    ACTIONS.c.claimed_at == sa.bindparam("claimed"),
+)
+# The note that a create goes out, and its withdrawal.
+CREATE_SENT = (
+    sa.update(ORDERS)
+    .where(ORDERS.c.id == sa.bindparam("order"), ORDERS.c.shop_create_sent_at.is_(None))
+    .values(shop_create_sent_at=sa.bindparam("sent_at"))
+)
+CREATE_TAKEN_BACK = (
+    sa.update(ORDERS)
+    .where(ORDERS.c.id == sa.bindparam("order"), ORDERS.c.shop_create_sent_at == sa.bindparam("sent_at"))
+    .values(shop_create_sent_at=None)
+)
+FIRST_CREATE_SENT = sa.select(sa.func.min(ORDERS.c.shop_create_sent_at)).where(
+    ORDERS.c.integration_id == sa.bindparam("integration"), ORDERS.c.reference == sa.bindparam("reference")
+)
 
 
 class Deferred(Exception):
@@ -79,6 +159,7 @@ class Deferred(Exception):
 
 @dataclass
 class Outcome:
+    action_id: int = 0
     integration_id: int | None = None
     ran: bool = False
     retry_at: datetime | None = None
@@ -86,70 +167,79 @@ class Outcome:
 
 
 def run(action_id: int) -> Outcome:
-    """Run one action if it is still pending; whatever happens, the outbox row says so afterwards.
+    """Run one action if it is still pending; whatever happens, the outbox row says so afterwards."""
+    return _run(CLAIM, {"action": action_id}) or Outcome(action_id)  # done, running elsewhere, superseded
+
+
+def run_next(integration_id: int) -> Outcome | None:
+    """Claim and run the integration's oldest action that waits for its turn; None when none does."""
+    now = utcnow()
+    return _run(CLAIM_NEXT, {"integration": integration_id, "handed": _handed(now)}, now)
+
+
+def _run(statement: sa.Update, parameters: dict[str, object], now: datetime | None = None) -> Outcome | None:
+    """Claim a row with `statement`, lease its order, and run it.
 
     The claim is the row's `claimed_at`: every later change of the row is guarded by it, so a worker that
-    outlived its lease (and saw the sweeper hand the action to another) changes nothing.
+    outlived its lease (and saw the sweeper hand the action to another) changes nothing. The claim and
+    the lease go in one commit.
     """
-    now = utcnow()
-    claimed = db.session.execute(
-        sa.update(OrderAction)
-        .where(OrderAction.id == action_id, OrderAction.state == ActionState.PENDING)
-        .values(state=ActionState.RUNNING, attempts=OrderAction.attempts + 1, claimed_at=now)
-        .returning(OrderAction.order_id, OrderAction.integration_id)
-        .execution_options(**UNSYNCED)
-    ).first()
-    db.session.commit()
+    now = now or utcnow()
+    claimed = db.session.execute(statement, {**parameters, "now": now}).first()
     if claimed is None:
-        return Outcome()  # done, running elsewhere, or superseded
-    order_id, integration_id = claimed
-    claim = Claim(action_id, now)
+        db.session.rollback()
+        return None
+    action_id, order_id, integration_id, attempts = claimed
+    claim = Claim(action_id, now, attempts)
     lease = Lease(order_id, now + timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"]))
-    account_id = db.session.scalar(
-        sa.update(Order)
-        .where(Order.id == order_id, sa.or_(Order.lease_until.is_(None), Order.lease_until < now))
-        .values(lease_until=lease.until)
-        .returning(Order.account_id)
-        .execution_options(**UNSYNCED)
-    )
+    account_id = db.session.scalar(LEASE, {"order": order_id, "now": now, "until": lease.until})
     if account_id is None:
         outcome = _later(claim, "the order is busy with another action", seconds=2)
-        outcome.integration_id = integration_id
-        return outcome
-    changefeed.touch(account_id, order_id)  # the page shows it running
-    db.session.commit()
-    lease.held = True
-    try:
-        # Read once the order is ours, so nothing read before the lease has to be read again.
-        action = db.session.scalars(
-            sa.select(OrderAction).options(joinedload(OrderAction.order)).where(OrderAction.id == action_id)
-        ).one()
-        outcome = _attempt(action, claim, lease)
-        outcome.integration_id = integration_id
-        return outcome
-    finally:
-        if lease.held:
-            db.session.rollback()
-            lease.release()
+    else:
+        changefeed.touch(account_id, order_id)  # the page shows it running
+        db.session.commit()
+        lease.held = True
+        try:
+            # Read once the order is ours, so nothing read before the lease has to be read again.
+            action = db.session.scalars(_action_with_order(), {"action": action_id}).one()
+            outcome = _attempt(action, claim, lease)
+        finally:
+            if lease.held:
+                db.session.rollback()
+                lease.release()
+    outcome.action_id, outcome.integration_id = action_id, integration_id
+    return outcome
+
+
+@functools.cache
+def _action_with_order() -> sa.Select[tuple[OrderAction]]:
+    """The action with its order, in one query (built once, when the mappers are ready)."""
+    return (
+        sa.select(OrderAction)
+        .options(joinedload(OrderAction.order))
+        .where(OrderAction.id == sa.bindparam("action"))
+    )
+
+
+@functools.cache
+def _integration_with_settings() -> sa.Select[tuple[Integration]]:
+    """The integration with its settings and status map, which every action reads, in one query."""
+    return (
+        sa.select(Integration)
+        .options(joinedload(Integration.settings), joinedload(Integration.status_maps))
+        .where(Integration.id == sa.bindparam("integration"))
+    )
 
 
 @dataclass(frozen=True)
 class Claim:
     action_id: int
     claimed_at: datetime
+    attempts: int  # this one included
 
     def settle(self, **values: object) -> bool:
         """Change the row only if it is still this worker's claim."""
-        return changed(
-            sa.update(OrderAction)
-            .where(
-                OrderAction.id == self.action_id,
-                OrderAction.state == ActionState.RUNNING,
-                OrderAction.claimed_at == self.claimed_at,
-            )
-            .values(**values)
-            .execution_options(**UNSYNCED)
-        )
+        return changed(SETTLE, {"action": self.action_id, "claimed": self.claimed_at, **values})
 
 
 @dataclass
@@ -163,12 +253,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the order back, committing it with whatever else the session holds."""
-        db.session.execute(
-            sa.update(Order)
-            .where(Order.id == self.order_id, Order.lease_until == self.until)
-            .values(lease_until=None)
-            .execution_options(**UNSYNCED)
-        )
+        db.session.execute(RELEASE, {"order": self.order_id, "until": self.until})
         db.session.commit()
         self.held = False
 
@@ -217,7 +302,7 @@ def _later(claim: Claim, why: str, *, seconds: float) -> Outcome:
     retry_at = utcnow() + timedelta(seconds=seconds)
     claim.settle(
         state=ActionState.PENDING,
-        attempts=OrderAction.attempts - 1,
+        attempts=claim.attempts - 1,
         next_attempt_at=retry_at,
         enqueued_at=utcnow(),
     )
@@ -294,15 +379,8 @@ def _category(kind: str, error: Permanent) -> str:
 
 def _execute(action: OrderAction) -> list[OrderAction]:
     order = action.order
-    # The integration with its settings and status map, which every action reads, in one query.
     integration = (
-        db.session.scalars(
-            sa.select(Integration)
-            .options(joinedload(Integration.settings), joinedload(Integration.status_maps))
-            .where(Integration.id == order.integration_id)
-        )
-        .unique()
-        .one()
+        db.session.scalars(_integration_with_settings(), {"integration": order.integration_id}).unique().one()
     )
     settings = integration.settings.to_domain()
     executor = EXECUTORS[Action(action.kind)]
@@ -371,9 +449,7 @@ def _create_sent_at(order: Order) -> datetime | None:
     shop). The first, not the latest: a create lost on its way may show in the shop only after a later
     attempt looked and found nothing, so every lookup reads from the first on."""
     return db.session.scalar(
-        sa.select(sa.func.min(Order.shop_create_sent_at)).where(
-            Order.integration_id == order.integration_id, Order.reference == order.reference
-        )
+        FIRST_CREATE_SENT, {"integration": order.integration_id, "reference": order.reference}
     )
 
 
@@ -385,21 +461,13 @@ def _create(shop: ShopConnector, order: Order, plan: ShopOrderPlan) -> ShopOrder
     lost on its way may still come into the shop."""
     sent_at = utcnow()
     # A Core UPDATE of one row: no history line, nothing for the live pages to redraw.
-    db.session.execute(
-        sa.update(Order)
-        .where(Order.id == order.id, Order.shop_create_sent_at.is_(None))
-        .values(shop_create_sent_at=sent_at)
-    )
+    db.session.execute(CREATE_SENT, {"order": order.id, "sent_at": sent_at})
     _commit_keeping_loaded()
     try:
         return shop.create_order(plan)
     except ConnectorError as error:
         if _not_taken(error):
-            db.session.execute(
-                sa.update(Order)
-                .where(Order.id == order.id, Order.shop_create_sent_at == sent_at)
-                .values(shop_create_sent_at=None)
-            )
+            db.session.execute(CREATE_TAKEN_BACK, {"order": order.id, "sent_at": sent_at})
             db.session.commit()
         raise
 
@@ -799,9 +867,10 @@ def waiting(integration_id: int, now: datetime) -> list[OrderAction]:
     return list(
         db.session.scalars(
             sa.select(OrderAction)
-            .where(OrderAction.integration_id == integration_id, _awaiting_turn(now))
+            .where(OrderAction.integration_id == integration_id, _turn(ACTIONS))
             .order_by(OrderAction.id)
-            .limit(current_app.config["ACTIONS_IN_FLIGHT"])
+            .limit(current_app.config["ACTIONS_IN_FLIGHT"]),
+            {"now": now, "handed": _handed(now)},
         )
     )
 
@@ -809,21 +878,6 @@ def waiting(integration_id: int, now: datetime) -> list[OrderAction]:
 def _handed(now: datetime) -> datetime:
     """A row handed to RQ after this is taken as queued; one handed out before, as lost."""
     return now - timedelta(seconds=current_app.config["OUTBOX_REQUEUE_SECONDS"])
-
-
-def _awaiting_turn(now: datetime) -> sa.ColumnElement[bool]:
-    """Pending, due, and not handed out, or handed out and lost: due for OUTBOX_REQUEUE_SECONDS and
-    still pending. (A retry handed to RQ's scheduler long before it is due is not lost while it waits:
-    handing it out again would run it twice.)"""
-    handed = _handed(now)
-    return sa.and_(
-        OrderAction.state == ActionState.PENDING,
-        OrderAction.next_attempt_at <= now,
-        sa.or_(
-            OrderAction.enqueued_at.is_(None),
-            sa.and_(OrderAction.enqueued_at < handed, OrderAction.next_attempt_at < handed),
-        ),
-    )
 
 
 def stale_and_due(now: datetime) -> list[OrderAction]:
@@ -843,14 +897,15 @@ def stale_and_due(now: datetime) -> list[OrderAction]:
         .over(partition_by=OrderAction.integration_id, order_by=OrderAction.id)
         .label("turn")
     )
-    candidates = sa.select(OrderAction.id, turn).where(_awaiting_turn(now)).subquery()
+    candidates = sa.select(OrderAction.id, turn).where(_turn(ACTIONS)).subquery()
     due = list(
         db.session.scalars(
             sa.select(OrderAction)
             .join(candidates, candidates.c.id == OrderAction.id)
             .where(candidates.c.turn <= config["ACTIONS_IN_FLIGHT"])
             .order_by(OrderAction.id)
-            .limit(config["OUTBOX_SWEEP_BATCH"])
+            .limit(config["OUTBOX_SWEEP_BATCH"]),
+            {"now": now, "handed": _handed(now)},
         )
     )
     return due

@@ -24,9 +24,9 @@ NOT_CONTAINED: tuple[type[Exception], ...] = (
 )
 
 
-def changed(statement: sa.Update) -> bool:
+def changed(statement: sa.Update, parameters: dict[str, Any] | None = None) -> bool:
     """Run a guarded UPDATE; true when it changed a row, i.e. this worker won the claim."""
-    result = cast(sa.CursorResult[Any], db.session.execute(statement))
+    result = cast(sa.CursorResult[Any], db.session.execute(statement, parameters))
     return result.rowcount > 0
 
 

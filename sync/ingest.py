@@ -598,17 +598,20 @@ def _table(model: type[Any]) -> sa.Table:
     return cast(sa.Table, model.__table__)
 
 
+# Built once: the pipeline asks it for every transfer.
+SUCCESSOR = (
+    sa.select(Order.id)
+    .where(Order.origin_id == sa.bindparam("origin"), Order.status.not_in(list(CANCELLATIONS)))
+    .limit(1)
+)
+
+
 def has_successor(order: Order) -> bool:
     """Whether the order's lines live on in a newer package (Trendyol's line cancellation). An order not
     written yet (new on the page being ingested) has none: a successor gets its origin's id first."""
     if order.id is None:
         return False
-    return (
-        db.session.scalar(
-            sa.select(Order.id).where(Order.origin_id == order.id, Order.status.not_in(list(CANCELLATIONS)))
-        )
-        is not None
-    )
+    return db.session.scalar(SUCCESSOR, {"origin": order.id}) is not None
 
 
 # Personal and tax identifiers a seller does not need to read in an order's history.

@@ -14,7 +14,7 @@ from rq import Queue, SimpleWorker
 
 from extensions import db
 from jobs import ACTIONS, redis_connection
-from jobs.tasks import dispatch
+from jobs.tasks import dispatch, run_action
 from models import (
     ActionState,
     Backfill,
@@ -238,8 +238,40 @@ def test_each_integration_gets_its_share_of_the_workers(redis_app: Flask, sandbo
     assert set(states) == {ActionState.DONE}
 
 
+def test_a_job_goes_on_with_its_integration_s_waiting_actions_while_its_time_lasts(
+    redis_app: Flask, sandbox: Sandbox
+) -> None:
+    """One job runs the action it was given, then the integration's actions that wait their turn, in the
+    same slot of its share, until ACTION_BATCH_SECONDS are up; what is left is handed out as jobs."""
+    hub = join_sandbox(make_account("big@example.com"), sandbox)
+    for _ in range(5):
+        sandbox.order()
+    first, *waiting = sorted(row.id for row in pull.sync_integration(hub.id).actions)
+    actions_queue = Queue(ACTIONS, connection=redis_connection())
+
+    redis_app.config["ACTION_BATCH_SECONDS"] = 0  # no time for a second one
+    assert run_action(first) is True
+    assert len(sandbox.shop_orders()) == 1
+    handed_out = [_action_of(job_id) for job_id in actions_queue.job_ids]
+    assert handed_out == waiting[:2]  # the next in line, within the share
+
+    redis_app.config["ACTION_BATCH_SECONDS"] = 3600
+    assert run_action(waiting[0]) is True
+    # The two that waited their turn went with it, in the same job; the one handed out has its own job.
+    assert len(sandbox.shop_orders()) == 4
+    assert run_action(waiting[1]) is True
+    assert len(sandbox.shop_orders()) == 5
+    db.session.expire_all()
+    assert set(db.session.scalars(sa.select(OrderAction.state))) == {ActionState.DONE}
+    assert run_action(waiting[1]) is False  # a second delivery of its job finds nothing to do
+
+
+def _action_of(job_id: str) -> int:
+    return int(job_id.removeprefix("action-"))
+
+
 def _integration_of(job_id: str) -> int:
-    action = db.session.get_one(OrderAction, int(job_id.removeprefix("action-")))
+    action = db.session.get_one(OrderAction, _action_of(job_id))
     return action.integration_id
 
 
