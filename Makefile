@@ -75,7 +75,7 @@ screenshots: setup chromium
 
 # After changing UI text: refresh the catalogs, then translate what is new in the .po files.
 translations-update: $(PY_STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o translations/messages.pot --no-location --omit-header .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o translations/messages.pot --no-location --omit-header .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --ignore-obsolete
 
 # Start the demo afresh: the hub's database, the sandbox's orders and the mails caught (the keys stay).

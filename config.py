@@ -177,6 +177,11 @@ class Config:
     ORDERS_PAGE_SIZE = int(os.environ.get("ORDERS_PAGE_SIZE", "50"))
     # The counts per status are recounted when orders changed, at most this often (seconds).
     ORDER_COUNTS_MAX_AGE = int(os.environ.get("ORDER_COUNTS_MAX_AGE", "10"))
+    # An export (CSV or Excel) of at most this many orders is written at once, in the request; a larger
+    # one is written by a job, with its progress on the page, and kept in the database for a day.
+    EXPORT_INLINE_ROWS = int(os.environ.get("EXPORT_INLINE_ROWS", "5000"))
+    # Seconds an export job may run before RQ stops it (the export is then marked failed).
+    EXPORT_JOB_TIMEOUT = int(os.environ.get("EXPORT_JOB_TIMEOUT", "1800"))
     # How far back an import from a date range may reach (days; Trendyol keeps three months).
     BACKFILL_MAX_DAYS = int(os.environ.get("BACKFILL_MAX_DAYS", "90"))
     # Seconds an import may run before RQ stops it (it is then marked failed; run a shorter range).

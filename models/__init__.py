@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from models.account import Account, LoginSession
+from models.export import ExportState, OrderExport
 from models.integration import Integration, IntegrationSettings, SettingsChange, StatusColor, StatusMap
 from models.notification import MailState, NoticeKind, Notification, OrderNotice
 from models.order import (
@@ -20,6 +21,7 @@ __all__ = [
     "ActionState",
     "Backfill",
     "BackfillState",
+    "ExportState",
     "Integration",
     "IntegrationSettings",
     "LoginSession",
@@ -29,6 +31,7 @@ __all__ = [
     "Order",
     "OrderAction",
     "OrderEvent",
+    "OrderExport",
     "OrderLine",
     "OrderNotice",
     "Product",

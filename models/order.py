@@ -150,7 +150,11 @@ class OrderEvent(Model):
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     kind: Mapped[str] = mapped_column(sa.String(24))  # received, decided, sent, failed, changed, note
+    # An English wording with %(name)s placeholders (a message id of the translations) and its values,
+    # so the panel shows the line in the seller's language (blueprints/orders/history.py). Lines written
+    # before it have no params: their summary is the wording itself.
     summary: Mapped[str] = mapped_column(sa.Text)
+    params: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     rule: Mapped[str | None] = mapped_column(sa.String(64))
     payload: Mapped[Any | None] = mapped_column(sa.JSON)  # what came in or went out
     response: Mapped[str | None] = mapped_column(sa.Text)

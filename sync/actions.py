@@ -47,6 +47,7 @@ from sync.ingest import has_successor, tracking_code
 from sync.rules import TO_SHOP, Action, Event, Facts, decide, tracking_link
 from sync.settings import GeneralSettings
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
+from sync.wording import N_
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -54,12 +55,24 @@ CENT = Decimal("0.01")
 # does not give; Picking says the seller has started on the order.
 REVERSE_STEPS = (CanonicalStatus.PICKING,)
 INTERNAL = f"{INTERNAL_ERROR}; Retry once it is fixed"
-COMPLETED_THEN_CANCELLED = (
+# The history lines of a transfer that made or found the shop order (the order page's timeline looks
+# for them).
+CREATED = N_("created in the shop as #%(shop_id)s (%(shop_status)s)")
+CREATED_AFTER_LOOKUP = N_(
+    "created in the shop as #%(shop_id)s (%(shop_status)s); no order with reference %(reference)s was "
+    "there yet"
+)
+FOUND = N_(
+    "already in the shop as #%(shop_id)s (found by reference %(reference)s: an earlier attempt created it)"
+)
+IN_THE_SHOP = frozenset({CREATED, CREATED_AFTER_LOOKUP, FOUND})
+# What the seller must settle by hand (`review_reason`, shown translated; the history says the rest).
+COMPLETED_THEN_CANCELLED = N_(
     "Cancelled on the marketplace after the shop completed it: check the shipment and refund by hand."
 )
-SHIPPED_THEN_CANCELLED = (
-    "Cancelled in the shop after the marketplace shipped it (%(status)s there): the marketplace takes no "
-    "cancellation now. Let the customer return it, or settle it with the customer by hand."
+SHIPPED_THEN_CANCELLED = N_(
+    "Cancelled in the shop after the marketplace shipped it: the marketplace takes no cancellation now. "
+    "Let the customer return it, or settle it with the customer by hand."
 )
 # How far behind the hub's clock a shop's clock may run: a lookup after a lost answer reads the orders
 # created since the first create went out, less this.
@@ -328,8 +341,13 @@ def _retry(
     if claim.settle(
         state=ActionState.PENDING, next_attempt_at=retry_at, enqueued_at=utcnow(), last_error=str(error)
     ):
-        summary = f"{kind}: {error} (attempt {attempts}, will retry)"
-        record(db.session.get_one(Order, order_id), "failed", summary, payload=exchanges or None)
+        record(
+            db.session.get_one(Order, order_id),
+            "failed",
+            N_("%(action)s did not go through (attempt %(attempt)s); it is tried again"),
+            {"action": kind, "attempt": attempts, "reason": str(error)},
+            payload=exchanges or None,
+        )
     db.session.commit()
     return Outcome(ran=True, retry_at=retry_at)
 
@@ -345,7 +363,13 @@ def _fail(
     if claim.settle(state=ActionState.FAILED, finished_at=utcnow(), last_error=reason):
         order = db.session.get_one(Order, order_id)
         order.fail(category, reason)
-        record(order, "failed", f"{kind} failed: {reason}", payload=exchanges or None)
+        record(
+            order,
+            "failed",
+            N_("%(action)s failed: %(category)s"),
+            {"action": kind, "category": category, "reason": reason},
+            payload=exchanges or None,
+        )
         notifications.order_failed(order)
     db.session.commit()
 
@@ -395,7 +419,7 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
         return []
     reason = _not_transferable(order)
     if reason:
-        record(order, "decided", f"not transferred: {reason}", rule=action.rule)
+        record(order, "decided", N_("not transferred: %(why)s"), {"why": reason}, rule=action.rule)
         return []
     plan = shop_plan(order, integration, settings)
     sent_at = _create_sent_at(order)
@@ -406,20 +430,15 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
         if sent_at is not None:
             found = shop.find_order(order.reference, since=sent_at - SHOP_CLOCK_MARGIN)
         if found is not None:
-            record(
-                order,
-                "sent",
-                f"already in the shop as #{found.shop_id} (found by reference {order.reference}: "
-                "an earlier attempt created it)",
-            )
+            record(order, "sent", FOUND, {"shop_id": found.shop_id, "reference": order.reference})
             created = found
         else:
             created = _create(shop, order, plan)
-            looked = "" if sent_at is None else f"; no order with reference {order.reference} was there yet"
             record(
                 order,
                 "sent",
-                f"created in the shop as #{created.shop_id} ({plan.status}{looked})",
+                CREATED if sent_at is None else CREATED_AFTER_LOOKUP,
+                {"shop_id": created.shop_id, "shop_status": plan.status, "reference": order.reference},
                 rule=action.rule,
                 payload=_plan_summary(plan),
             )
@@ -493,13 +512,13 @@ def _not_taken(error: ConnectorError) -> bool:
 def _not_transferable(order: Order) -> str | None:
     """Why an order that was waiting must not go to the shop after all, if it must not."""
     if order.transfer_state == TransferState.IGNORED:
-        return "the seller ignores this order"
+        return N_("the seller ignores this order")
     if order.canonical_status in CANCELLATIONS:
-        return "cancelled on the marketplace before it reached the shop"
+        return N_("cancelled on the marketplace before it reached the shop")
     if has_successor(order):
-        return "its lines moved to a new package, which goes instead"
+        return N_("its lines moved to a new package, which goes instead")
     if not any(not line.cancelled for line in order.lines):
-        return "no line is left to send"
+        return N_("no line is left to send")
     return None
 
 
@@ -608,7 +627,8 @@ def shop_cancel(
         current = shop.get_order(order.shop_id).status
         if current == "completed" and current != target:
             order.review_reason = COMPLETED_THEN_CANCELLED
-            record(order, "decided", f"not cancelled in the shop: {order.review_reason}", rule=action.rule)
+            why = {"why": order.review_reason}
+            record(order, "decided", N_("not cancelled in the shop: %(why)s"), why, rule=action.rule)
         else:
             _move_shop_order(shop, order, current, target, action.rule)
 
@@ -616,10 +636,11 @@ def shop_cancel(
 def _move_shop_order(shop: ShopConnector, order: Order, current: str, target: str, rule: str) -> None:
     """Set the shop order's status, unless it is there already; either way the hub now knows it."""
     if current == target:
-        record(order, "sent", f"shop order already {target}", rule=rule)
+        record(order, "sent", N_("shop order already %(shop_status)s"), {"shop_status": target}, rule=rule)
     else:
         shop.set_status(order.shop_id or "", target)
-        record(order, "sent", f"shop status {current} → {target}", rule=rule)
+        moved = {"shop_from": current, "shop_to": target}
+        record(order, "sent", N_("shop status %(shop_from)s → %(shop_to)s"), moved, rule=rule)
     order.shop_status = target
 
 
@@ -633,7 +654,7 @@ def shop_note(order: Order, integration: Integration, settings: GeneralSettings,
     )
     with shop_for(integration) as shop:
         shop.add_note(order.shop_id, text)
-    record(order, "sent", f"note on the shop order: {text}", rule=action.rule)
+    record(order, "sent", N_("note on the shop order: %(text)s"), {"text": text}, rule=action.rule)
 
 
 def shop_tracking(
@@ -647,7 +668,8 @@ def shop_tracking(
     with shop_for(integration) as shop:
         shop.set_tracking(order.shop_id, order.carrier, code, link)
     order.shop_tracking = code
-    record(order, "sent", f"tracking code {code}" + (f" with link {link}" if link else ""), rule=action.rule)
+    wording = N_("tracking code %(code)s with link %(link)s") if link else N_("tracking code %(code)s")
+    record(order, "sent", wording, {"code": code, "link": link}, rule=action.rule)
 
 
 def approve(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> None:
@@ -665,7 +687,8 @@ def approve(order: Order, integration: Integration, settings: GeneralSettings, a
             )
             return
         marketplace.approve(order.package_id, _live_lines(order))
-    record(order, "sent", "approved on the marketplace (Picking)", rule=action.rule)
+    approved = {"status": CanonicalStatus.PICKING.value}
+    record(order, "sent", N_("approved on the marketplace (%(status)s)"), approved, rule=action.rule)
 
 
 def marketplace_status(
@@ -683,21 +706,23 @@ def marketplace_status(
         if target in CANCELLATIONS and current not in CANCELLATIONS | integration.marketplace.cancellable:
             # Already with the carrier or the customer: the marketplace takes no cancellation now. The
             # hub does not send one it would refuse; the seller hears why and what to do instead.
-            order.review_reason = SHIPPED_THEN_CANCELLED % {"status": current.value}
-            summary = f"not cancelled on the marketplace: the package is already {current.value} there"
-            record(order, "decided", summary, rule=action.rule)
+            order.review_reason = SHIPPED_THEN_CANCELLED
+            summary = N_("not cancelled on the marketplace: the package is already %(status)s there")
+            record(order, "decided", summary, {"status": current.value}, rule=action.rule)
             return
         if target in CANCELLATIONS:
             steps = [] if current in CANCELLATIONS else [CanonicalStatus.UNSUPPLIED]
         else:
             steps = [step for step in REVERSE_STEPS if RANK[current] < RANK[step] <= RANK[target]]
         if not steps:
-            summary = f"nothing to send for {target.value}: the marketplace is at {current.value}"
-            record(order, "decided", summary, rule=action.rule)
+            summary = N_("nothing to send for %(to_status)s: the marketplace is at %(status)s")
+            where = {"to_status": target.value, "status": current.value}
+            record(order, "decided", summary, where, rule=action.rule)
             return
         for step in steps:
             marketplace.push_status(order.package_id, _live_lines(order), step)
-            record(order, "sent", f"marketplace status → {step.value} (from the shop)", rule=action.rule)
+            summary = N_("marketplace status → %(status)s (from the shop)")
+            record(order, "sent", summary, {"status": step.value}, rule=action.rule)
             order.marketplace_echo = step.value
 
 
@@ -710,7 +735,8 @@ def marketplace_tracking(
     with marketplace_for(integration) as marketplace:
         marketplace.push_tracking(order.package_id, code)
     order.tracking_number = code  # what the marketplace will report back: no news then
-    record(order, "sent", f"tracking code {code} to the marketplace (from the shop)", rule=action.rule)
+    summary = N_("tracking code %(code)s to the marketplace (from the shop)")
+    record(order, "sent", summary, {"code": code}, rule=action.rule)
 
 
 def shop_to_canonical(integration: Integration, shop_status: str) -> CanonicalStatus | None:
@@ -759,7 +785,8 @@ def transfer_again(order: Order) -> list[OrderAction] | None:
         return None
     for action in _failed(order):
         action.state = ActionState.SUPERSEDED
-    record(order, "decided", f"transfer again asked: shop order #{order.shop_id} is gone", rule="manual")
+    gone = {"shop_id": order.shop_id}
+    record(order, "decided", N_("transfer again asked: shop order #%(shop_id)s is gone"), gone, rule="manual")
     order.shop_id = order.shop_status = order.shop_create_sent_at = None
     order.shop_tracking = ""
     order.transfer_state = TransferState.WAITING
@@ -778,7 +805,7 @@ def push_status(order: Order) -> list[OrderAction]:
         transferred=order.transferred,
         has_tracking_code=bool(tracking_code(order, settings.tracking_code_source)),
     )
-    record(order, "decided", "push status again asked", rule="manual")
+    record(order, "decided", N_("push status again asked"), rule="manual")
     return enqueue(order, decide(settings, facts))
 
 
@@ -800,7 +827,7 @@ def ignore(order: Order, reason: str) -> bool:
     order.transfer_state = TransferState.IGNORED
     order.ignored_reason = reason
     order.error_category = order.error_reason = None
-    record(order, "decided", f"ignored by the seller: {reason}", rule="manual")
+    record(order, "decided", N_("ignored by the seller: %(text)s"), {"text": reason}, rule="manual")
     return True
 
 
@@ -816,7 +843,8 @@ def retry(order: Order) -> list[OrderAction]:
     if order.status is not None:
         order.transfer_state = TransferState.TRANSFERRED if order.transferred else TransferState.WAITING
         order.error_category = order.error_reason = None
-    record(order, "decided", f"retry asked: {len(failed)} action(s) again", rule="manual")
+    again = {"count": len(failed)}
+    record(order, "decided", N_("retry asked: %(count)s action(s) again"), again, rule="manual")
     return failed
 
 

@@ -11,6 +11,7 @@ from extensions import db
 from models import ActionState, Order, OrderAction, OrderEvent
 from sync.guards import changed
 from sync.rules import Action, Decision, Plan
+from sync.wording import N_
 
 OPEN = (ActionState.PENDING, ActionState.RUNNING)
 # Decisions that run inline (sync/stock.py), reading products line by line, rather than as outbox rows.
@@ -21,11 +22,17 @@ def record(
     order: Order,
     kind: str,
     summary: str,
+    params: dict[str, Any] | None = None,
     *,
     rule: str | None = None,
     payload: Any = None,
 ) -> None:
-    db.session.add(OrderEvent(order=order, kind=kind, summary=summary, rule=rule, payload=payload))
+    """A line of the order's history: `summary` an English wording marked with N_, `params` its values
+    (see sync/wording.py)."""
+    event = OrderEvent(
+        order=order, kind=kind, summary=summary, params=params or {}, rule=rule, payload=payload
+    )
+    db.session.add(event)
 
 
 def open_actions(order: Order, kinds: frozenset[Action] | set[Action]) -> list[OrderAction]:
@@ -56,7 +63,7 @@ def enqueue(order: Order, plan: Plan, known: list[OrderAction] | None = None) ->
     current = known if known is not None else open_actions(order, set(Action))
     for action in current:
         if action.kind in plan.supersede and action.state == ActionState.PENDING and _supersede(action):
-            record(order, "decided", f"{action.kind} dropped", rule="priority")
+            record(order, "decided", N_("%(action)s dropped"), {"action": action.kind}, rule="priority")
     if plan.note:
         record(order, **_noted(plan))
     created = []
@@ -96,11 +103,16 @@ def planned(plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _noted(plan: Plan) -> dict[str, Any]:
-    return {"kind": "decided", "summary": plan.note, "rule": "priority"}
+    return {"kind": "decided", "summary": plan.note, "params": {}, "rule": "priority"}
 
 
 def _queued(decision: Decision) -> dict[str, Any]:
-    return {"kind": "decided", "summary": f"{decision.action.value} queued", "rule": decision.rule}
+    return {
+        "kind": "decided",
+        "summary": N_("%(action)s queued"),
+        "params": {"action": decision.action.value},
+        "rule": decision.rule,
+    }
 
 
 def _outbox(decision: Decision) -> dict[str, Any]:

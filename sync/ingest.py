@@ -30,6 +30,7 @@ from sync.rules import TO_MARKETPLACE, Event, Facts, Plan, decide
 from sync.settings import GeneralSettings, TrackingCodeSource
 from sync.statuses import CANCELLATIONS, CanonicalStatus, moves_forward
 from sync.stock import give_back
+from sync.wording import N_
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,8 @@ def broken(
     order = _find(integration, package_id)
     if order is not None and order.status is not None:
         # An order read before: keep what the hub knows, and say that the latest copy was unreadable.
-        record(order, "failed", f"an update of the package could not be read: {reason}", payload=_masked(raw))
+        summary = N_("an update of the package could not be read: %(reason)s")
+        record(order, "failed", summary, {"reason": reason}, payload=_masked(raw))
         return order
     if order is None:
         order = Order(
@@ -206,7 +208,8 @@ def broken(
         )
         db.session.add(order)
     if order.error_reason != reason:
-        record(order, "failed", f"the package could not be read: {reason}", payload=_masked(raw))
+        summary = N_("the package could not be read: %(reason)s")
+        record(order, "failed", summary, {"reason": reason}, payload=_masked(raw))
     order.fail(category, reason)
     notifications.order_failed(order)
     order.raw = raw
@@ -309,7 +312,8 @@ def _ingest_one(
     if package.status in CANCELLATIONS and not lives_on:
         _cancelled_first(order)
     if origin is not None:
-        record(order, "changed", f"split from package {origin.package_id}: same order, same shop order")
+        summary = N_("split from package %(package)s: same order, same shop order")
+        record(order, "changed", summary, {"package": origin.package_id})
         if origin.transferred:
             return
         # The origin never reached the shop: this package carries the order there in its place.
@@ -318,7 +322,8 @@ def _ingest_one(
         events.append(Event.NEW_ORDER)
     elif forward:
         if order.marketplace_echo and _is_echo(order.marketplace_echo, package.status):
-            record(order, "changed", f"the marketplace confirms {package.status.value}, which the shop sent")
+            summary = N_("the marketplace confirms %(status)s, which the shop sent")
+            record(order, "changed", summary, {"status": package.status.value})
             order.marketplace_echo = None
             if package.status in CANCELLATIONS:
                 give_back(order, rule="decrease_stock")  # not news for the shop, but the stock comes back
@@ -350,7 +355,9 @@ def _cancelled_first(order: Order) -> None:
         return
     order.transfer_state = TransferState.CANCELLED
     order.error_category = order.error_reason = None
-    record(order, "changed", "cancelled on the marketplace before it reached the shop: nothing to transfer")
+    record(
+        order, "changed", N_("cancelled on the marketplace before it reached the shop: nothing to transfer")
+    )
 
 
 def _copy(order: Order, package: MarketplaceOrder, forward: bool) -> None:
@@ -425,8 +432,13 @@ def _line_columns(incoming: Line) -> dict[str, Any]:
 
 def _received(package: MarketplaceOrder, first_sight: bool) -> dict[str, Any]:
     """The history line of a package that came in."""
-    summary = f"{'new package' if first_sight else 'package updated'}: {package.native_status}"
-    return {"kind": "received", "summary": summary, "payload": _masked(package.raw)}
+    return {
+        "kind": "received",
+        "summary": N_("new package: %(native)s") if first_sight else N_("package updated: %(native)s"),
+        # The canonical status too: the order page's timeline reads when each step was reached.
+        "params": {"native": package.native_status, "status": package.status.value},
+        "payload": _masked(package.raw),
+    }
 
 
 def _same(order: Order, package: MarketplaceOrder) -> bool:

@@ -22,6 +22,7 @@ from sync.history import enqueue, open_actions, record
 from sync.ingest import IngestResult, ingest
 from sync.rules import TO_SHOP, Event, Facts, decide
 from sync.statuses import CANCELLATIONS, CanonicalStatus
+from sync.wording import N_
 
 log = logging.getLogger(__name__)
 # Trendyol answers at most two weeks per request.
@@ -309,11 +310,13 @@ def _poll_shop(integration: Integration, outcome: SyncOutcome) -> None:
             continue  # not ours, or an action is writing it right now: the overlap brings it back
         events = []
         if shop_order.status != order.shop_status:
-            record(order, "received", f"shop status {order.shop_status} → {shop_order.status} (in the shop)")
+            moved = {"shop_from": order.shop_status, "shop_to": shop_order.status}
+            record(order, "received", N_("shop status %(shop_from)s → %(shop_to)s (in the shop)"), moved)
             order.shop_status = shop_order.status
             events.append(Event.SHOP_STATUS_CHANGED)
         if shop_order.tracking_number and shop_order.tracking_number != order.shop_tracking:
-            record(order, "received", f"tracking code {shop_order.tracking_number} entered in the shop")
+            entered = {"code": shop_order.tracking_number}
+            record(order, "received", N_("tracking code %(code)s entered in the shop"), entered)
             order.shop_tracking = shop_order.tracking_number
             events.append(Event.SHOP_TRACKING_CHANGED)
         for event in events:

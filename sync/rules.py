@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from sync.settings import GeneralSettings, Priority
 from sync.statuses import CANCELLATIONS, CanonicalStatus
+from sync.wording import N_
 
 S = CanonicalStatus
 
@@ -139,10 +140,11 @@ def decide(settings: GeneralSettings, facts: Facts) -> Plan:
 
     if shop_wins:
         return Plan(
-            tuple(decisions), note="the shop changed this order too; e-commerce first keeps the shop's change"
+            tuple(decisions),
+            note=N_("the shop changed this order too; e-commerce first keeps the shop's change"),
         )
     if facts.other_side_pending:
-        note = "the shop changed this order too; marketplace first passes the marketplace's change on"
+        note = N_("the shop changed this order too; marketplace first passes the marketplace's change on")
         return Plan(tuple(decisions), supersede=TO_MARKETPLACE, note=note)
     return Plan(tuple(decisions))
 
@@ -152,14 +154,14 @@ def _from_shop(settings: GeneralSettings, facts: Facts, talks_back: bool) -> Pla
     if not talks_back:
         return Plan(())
     if facts.other_side_pending and settings.priority is Priority.MARKETPLACE:
-        return Plan((), note="the marketplace changed this order too; marketplace first keeps its change")
+        return Plan((), note=N_("the marketplace changed this order too; marketplace first keeps its change"))
     decisions = []
     if facts.event is Event.SHOP_STATUS_CHANGED and settings.reverse_flow:
         decisions.append(Decision(Action.MARKETPLACE_STATUS, "reverse_flow"))
     if facts.event is Event.SHOP_TRACKING_CHANGED and settings.update_feedback:
         decisions.append(Decision(Action.MARKETPLACE_TRACKING, "update_feedback"))
     if facts.other_side_pending and decisions:
-        note = "the marketplace changed this order too; e-commerce first passes the shop's change on"
+        note = N_("the marketplace changed this order too; e-commerce first passes the shop's change on")
         return Plan(tuple(decisions), supersede=TO_SHOP, note=note)
     return Plan(tuple(decisions))
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from extensions import db
 from models import Order, OrderLine, Product
 from sync.history import record
+from sync.wording import N_
 
 
 def find_product(account_id: int, line: OrderLine) -> Product | None:
@@ -31,13 +32,15 @@ def take(order: Order, rule: str) -> None:
             record(
                 order,
                 "stock",
-                f"no panel product with barcode {line.barcode or '–'}: stock unchanged",
+                N_("no panel product with barcode %(barcode)s: stock unchanged"),
+                {"barcode": line.barcode or "–"},
                 rule=rule,
             )
             continue
         _move(product, -line.quantity)
         line.stock_taken = True
-        record(order, "stock", f"{product.name}: stock −{line.quantity}", rule=rule)
+        moved = {"product": product.name, "quantity": line.quantity}
+        record(order, "stock", N_("%(product)s: stock −%(quantity)s"), moved, rule=rule)
 
 
 def give_back(order: Order, rule: str) -> None:
@@ -57,7 +60,8 @@ def give_back(order: Order, rule: str) -> None:
         if product is None:
             continue
         _move(product, line.quantity)
-        record(order, "stock", f"{product.name}: stock +{line.quantity} (cancelled)", rule=rule)
+        moved = {"product": product.name, "quantity": line.quantity}
+        record(order, "stock", N_("%(product)s: stock +%(quantity)s (cancelled)"), moved, rule=rule)
 
 
 def _move(product: Product, delta: int) -> None:

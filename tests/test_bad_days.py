@@ -26,6 +26,7 @@ from sync import actions, pull
 from sync.history import enqueue
 from sync.ingest import NOT_STORED, has_successor, ingest
 from sync.rules import TO_MARKETPLACE, Action, Plan
+from sync.wording import english
 from tests.conftest import Client, make_action, make_order
 from tests.fake_platform import FakePlatform, serve_fake
 from tests.sandbox_server import Sandbox
@@ -245,5 +246,5 @@ def test_a_superseded_action_a_worker_claimed_meanwhile_is_left_running(hub: Int
     db.session.expire_all()
     assert db.session.get_one(OrderAction, pushed.id).state == ActionState.RUNNING
     assert db.session.get_one(OrderAction, waiting.id).state == ActionState.SUPERSEDED
-    dropped = db.session.scalars(sa.select(OrderEvent.summary).where(OrderEvent.order_id == order.id)).all()
-    assert dropped == ["marketplace_tracking dropped"]
+    dropped = db.session.scalars(sa.select(OrderEvent).where(OrderEvent.order_id == order.id)).all()
+    assert [english(event.summary, event.params) for event in dropped] == ["marketplace_tracking dropped"]

@@ -30,7 +30,14 @@ def source_messages() -> set[Key]:
     found = extract_from_dir(
         ROOT,
         method_map=[("**.py", "python"), ("templates/**.html", "jinja2"), ("templates/**.txt", "jinja2")],
-        keywords={"_": None, "gettext": None, "_l": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2)},
+        keywords={
+            "_": None,
+            "gettext": None,
+            "_l": None,
+            "N_": None,
+            "ngettext": (1, 2),
+            "pgettext": ((1, "c"), 2),
+        },
     )
     return {(context, message) for _file, _line, message, _comments, context in found if message}
 
@@ -135,7 +142,7 @@ def test_no_english_is_left_on_a_turkish_page(
     """Every page of the panel, in Turkish, with an order in error, an import and a product: no text
     of the catalog is left in its English form (a message whose Turkish differs)."""
     account.language = "tr"
-    order = make_order(integration, error_category="shop_rejected", transfer_state="error")
+    order = make_order(integration, error_category="shop_refused", transfer_state="error")
     make_action(order, last_error="refused")
     make_import(integration)
     db.session.add(Product(account_id=account.id, barcode="869000", stock_code="SKU-1", name="Kupa", stock=3))

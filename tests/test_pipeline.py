@@ -31,6 +31,7 @@ from sandbox.state import now_ms, woo_time
 from sync import actions, pull
 from sync.settings import Priority, TrackingCodeSource
 from sync.statuses import CanonicalStatus
+from sync.wording import english
 from tests.conftest import join_sandbox, make_account, running_app
 from tests.pipeline import configure, cycle, drain, order_for
 from tests.sandbox_server import Sandbox, serve_sandbox
@@ -40,7 +41,11 @@ OIL = "8680001000097"  # ZEYTINYAGI-1L, 389.00, VAT 1
 
 
 def history(order: Order) -> list[tuple[str, str | None, str]]:
-    return [(event.kind, event.rule, event.summary) for event in db.session.scalars(order.events.select())]
+    """The order's history lines, in English."""
+    return [
+        (event.kind, event.rule, english(event.summary, event.params))
+        for event in db.session.scalars(order.events.select())
+    ]
 
 
 def shop_calls(sandbox: Sandbox, since: int) -> list[tuple[str, str]]:

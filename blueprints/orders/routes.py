@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from blueprints.auth.forms import EmptyForm
 from blueprints.integrations.forms import SETTING_TEXT
-from blueprints.orders import bp
+from blueprints.orders import bp, history
 from blueprints.orders.colors import Palette, fingerprint, stylesheet
 from blueprints.orders.listing import PAGE_SIZES, Filters, counts, matching, page
 from blueprints.orders.view import OrderView
@@ -59,16 +59,7 @@ def order_words() -> dict[str, object]:
             TransferState.IGNORED: _("Ignored"),
             TransferState.CANCELLED: _("Cancelled first"),
         },
-        "kind_labels": {
-            Action.TRANSFER.value: _("Transfer to the shop"),
-            Action.APPROVE.value: _("Approve on the marketplace"),
-            Action.SHOP_STATUS.value: _("Status to the shop"),
-            Action.SHOP_CANCEL.value: _("Cancel in the shop"),
-            Action.SHOP_NOTE.value: _("Note to the shop order"),
-            Action.SHOP_TRACKING.value: _("Tracking code to the shop"),
-            Action.MARKETPLACE_STATUS.value: _("Status to the marketplace"),
-            Action.MARKETPLACE_TRACKING.value: _("Tracking code to the marketplace"),
-        },
+        "kind_labels": kind_labels(),
         # Why the hub did it: the General setting by its name on the page, or the seller's own ask.
         "rule_labels": {
             **{name: str(text[0]) for name, text in SETTING_TEXT.items()},
@@ -91,6 +82,20 @@ def order_words() -> dict[str, object]:
             ActionState.FAILED: _("Failed"),
             ActionState.SUPERSEDED: _("Dropped"),
         },
+    }
+
+
+def kind_labels() -> dict[str, str]:
+    """The outbox's actions as the seller reads them."""
+    return {
+        Action.TRANSFER.value: _("Transfer to the shop"),
+        Action.APPROVE.value: _("Approve on the marketplace"),
+        Action.SHOP_STATUS.value: _("Status to the shop"),
+        Action.SHOP_CANCEL.value: _("Cancel in the shop"),
+        Action.SHOP_NOTE.value: _("Note to the shop order"),
+        Action.SHOP_TRACKING.value: _("Tracking code to the shop"),
+        Action.MARKETPLACE_STATUS.value: _("Status to the marketplace"),
+        Action.MARKETPLACE_TRACKING.value: _("Tracking code to the marketplace"),
     }
 
 
@@ -417,7 +422,8 @@ def _detail_context(order: Order) -> dict[str, object]:
         "order": order,
         "integration": integration,
         "view": OrderView.of(order),
-        "events": events,
+        "timeline": history.timeline(order, events),
+        "history": history.lines(events, integration.shop, kind_labels()),
         "recent_actions": recent,
         "busy": any(action.state in (ActionState.PENDING, ActionState.RUNNING) for action in recent),
         "version": version,

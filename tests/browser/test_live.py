@@ -6,6 +6,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -158,7 +159,8 @@ def test_sync_now_shows_its_progress_and_result(page: Page, panel: Panel, stack:
     expect(row.get_by_role("button", name="Sync now")).to_be_visible()
 
 
-def test_an_action_on_the_order_page_shows_its_progress(page: Page, panel: Panel, stack: Stack) -> None:
+def open_a_transferred_order(page: Page, stack: Stack) -> tuple[dict[str, Any], Order]:
+    """A new sandbox order, once the stack put it in the shop, open on its page."""
     package = stack.sandbox.order()
     stack.wait_for(
         "the order in the shop", lambda: (order_of(package) or Order()).transfer_state == "transferred"
@@ -167,6 +169,11 @@ def test_an_action_on_the_order_page_shows_its_progress(page: Page, panel: Panel
     assert order is not None
     sign_in(page)
     page.goto(f"/orders/{order.id}")
+    return package, order
+
+
+def test_an_action_on_the_order_page_shows_its_progress(page: Page, panel: Panel, stack: Stack) -> None:
+    open_a_transferred_order(page, stack)
     navigations = count_navigations(page)
     page.get_by_role("button", name="Push status again").click()
     jobs = page.locator("#order-jobs")
@@ -174,5 +181,30 @@ def test_an_action_on_the_order_page_shows_its_progress(page: Page, panel: Panel
     expect(jobs.locator("tr.job-done", has_text="Status to the shop")).to_have_count(
         1, timeout=TWO_POLLS + 5000
     )
-    expect(page.locator("#history")).to_contain_text("shop order already processing")
+    expect(page.locator("#history")).to_contain_text("shop order already Processing")
     assert navigations == []
+
+
+def test_an_order_s_way_on_its_page_as_it_goes(page: Page, panel: Panel, stack: Stack) -> None:
+    """The timeline of one sandbox order, live: ordered and in the shop at once, shipped with its tracking
+    code when the marketplace ships it, without a reload; the history says why, by the setting's name."""
+    package, order = open_a_transferred_order(page, stack)
+    navigations = count_navigations(page)
+    steps = page.locator("#order-timeline li")
+    expect(steps).to_have_count(5)
+    expect(steps.nth(0)).to_have_class(re.compile("reached"))
+    expect(steps.nth(1)).to_have_class(re.compile("reached"))
+    expect(steps.nth(1)).to_contain_text(re.compile(rf"In the shop\s+done.*#{order.shop_id}", re.S))
+    expect(steps.nth(3)).to_contain_text(re.compile(r"Shipped\s+not yet"))
+    expect(page.locator("#history")).to_contain_text(
+        f"created in the shop as #{order.shop_id} (Processing) (setting: Automatic E-commerce Order Transfer)"
+    )
+
+    stack.sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    expect(steps.nth(3)).to_have_class(re.compile("reached"), timeout=TWO_POLLS + 10_000)
+    expect(steps.nth(2)).to_have_class(re.compile("reached"))  # shipped: approved on the way
+    shipped = stack.sandbox.package(package["shipmentPackageId"])
+    expect(steps.nth(3)).to_contain_text(str(shipped["cargoTrackingNumber"]))
+    expect(steps.nth(4)).not_to_have_class(re.compile("reached"))
+    assert navigations == [], "the page reloaded"
+    screenshot(page, "order.png")
