@@ -4,6 +4,7 @@ transferred order, the workers' CPU time and memory.
     .venv/bin/python -m bench.pipeline                           # 1,000 orders; 1, 2 and 4 workers
     .venv/bin/python -m bench.pipeline --orders 5000 --workers 2
     .venv/bin/python -m bench.pipeline --approval-feedback       # each order also approved on Trendyol
+    .venv/bin/python -m bench.pipeline --latency-ms 50           # each answer of the sandbox 50 ms late
 
 The stack of the end-to-end tests (tests/stack.py) on PostgreSQL (database `orderhub_bench_pipeline` on the
 BENCH_DATABASE_URL server): the sandbox over HTTP with no latency, a Redis of its own, N `flask worker`
@@ -16,7 +17,10 @@ work on the machine does not inflate, unlike the rates; the load average is prin
 worker's resident memory at the end.
 
 Targets: at least 50 orders/s per worker, close to linear with 2 and 4, no slowdown from quarter to
-quarter, and no more requests than the API needs (one lookup, one create).
+quarter, and no more requests than the API needs (one lookup, one create). On a machine whose CPUs the
+workers, the sandbox and PostgreSQL saturate, more workers cannot do more; `--latency-ms` makes each
+answer of the sandbox late, as a real platform's are, so that the workers wait rather than compute and
+their scaling shows on a small machine too.
 """
 
 from __future__ import annotations
@@ -50,12 +54,15 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--approval-feedback", action="store_true", help="approve each order on Trendyol")
+    parser.add_argument("--latency-ms", type=int, default=0, help="how late each sandbox answer comes")
     arguments = parser.parse_args()
     progress_output()
     url = database_url("orderhub_bench_pipeline")
     rates = {}
     for workers in arguments.workers:
-        rates[workers] = run(url, arguments.orders, workers, arguments.approval_feedback)
+        rates[workers] = run(
+            url, arguments.orders, workers, arguments.approval_feedback, arguments.latency_ms
+        )
     print(f"{'workers':>8} {'orders/s':>9} {'per worker':>11} {'vs one':>7}")
     for workers, rate in rates.items():
         one = rates.get(1)
@@ -68,13 +75,13 @@ def timings(workers: int) -> dict[str, str]:
     return {"TICK_SECONDS": "1", "ACTIONS_IN_FLIGHT": str(2 * workers)}
 
 
-def run(url: str, orders: int, workers: int, approval_feedback: bool) -> float:
+def run(url: str, orders: int, workers: int, approval_feedback: bool, latency_ms: int = 0) -> float:
     """One run on a fresh schema; prints what it measured and returns the orders per second."""
     settings = timings(workers)
     shown = " ".join(f"{name}={settings.get(name, getattr(Config, name))}" for name in SHOWN)
     print(
         f"# {orders:,} orders, {workers} worker(s); pull_interval=1 {shown}; automatic transfer on, "
-        f"approval feedback {'on' if approval_feedback else 'off'}"
+        f"approval feedback {'on' if approval_feedback else 'off'}; sandbox answers {latency_ms} ms late"
     )
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -88,6 +95,7 @@ def run(url: str, orders: int, workers: int, approval_feedback: bool) -> float:
     ):
         stack.wait_ready()
         world = stack.sandbox.world
+        world.faults.latency_ms = latency_ms
         before = len(world.requests)
         pids = [stack.processes[name].pid for name in stack.workers]
         cpu = [cpu_seconds(pid) for pid in pids]
