@@ -71,7 +71,7 @@ typecheck: $(PY_STAMP)
 # The README's picture of the General settings page, taken by the browser tests.
 screenshots: setup chromium
 	mkdir -p docs/screenshots
-	SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q tests/browser -k "every_section or new_orders_and_status or overview_draws"
+	SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q tests/browser -k "every_section or new_orders_and_status or overview_draws or way_on_its_page"
 
 # After changing UI text: refresh the catalogs, then translate what is new in the .po files.
 translations-update: $(PY_STAMP)

@@ -156,6 +156,9 @@ class Config:
     ACTION_BACKOFF_MAX = float(os.environ.get("ACTION_BACKOFF_MAX", "600"))
     # An action running longer than this is taken as dead (its worker was killed) and run again (seconds).
     ACTION_LEASE_SECONDS = int(os.environ.get("ACTION_LEASE_SECONDS", "120"))
+    # A platform's "later" (429) is no failed attempt: the action waits Retry-After, longer with each 429 in
+    # a row (the backoff above), and gives up only after this many in a row (about a day at the longest wait).
+    ACTION_MAX_THROTTLES = int(os.environ.get("ACTION_MAX_THROTTLES", "150"))
     # Actions of one integration queued or running at once; the rest wait their turn in the outbox, so one
     # seller's slow platform or long backlog holds this many workers at most.
     ACTIONS_IN_FLIGHT = int(os.environ.get("ACTIONS_IN_FLIGHT", "2"))

@@ -204,7 +204,10 @@ class MarketplaceConnector(Protocol):
         """Move the package on; raises Permanent for a status the marketplace sets only itself."""
         ...
 
-    def push_tracking(self, package_id: str, tracking_number: str) -> None: ...
+    def push_tracking(self, package_id: str, tracking_number: str, carrier: str) -> None:
+        """The tracking code of a parcel the seller ships with a carrier of their own contract, with that
+        carrier as the seller named it; raises Permanent for a carrier the marketplace has no code for."""
+        ...
 
 
 class ShopConnector(Protocol):

@@ -79,6 +79,32 @@ CARRIER_PREFIXES = {
 }
 
 
+# Trendyol's code (providerCode) of each Turkish carrier, by the start of the carrier's name as a seller or
+# a shop writes it, case and "Marketplace" aside (developers.trendyol.com, "Trendyol Shipment Providers
+# List"). Ceva Tedarik before Ceva: the first match counts.
+PROVIDER_CODES = {
+    "trendyol express": "TEXMP",
+    "yurtiçi": "YKMP",
+    "aras": "ARASMP",
+    "sürat": "SURATMP",
+    "ptt": "PTTMP",
+    "horoz": "HOROZMP",
+    "dhl": "DHLECOMMP",
+    "ceva tedarik": "CEVATEDARIK",
+    "ceva": "CEVAMP",
+    "kolay gelsin": "SENDEOMP",
+    "sendeo": "SENDEOMP",
+}
+
+
+def provider_code(carrier: str) -> str | None:
+    """Trendyol's providerCode for a carrier named by the seller (or a code given as it is)."""
+    name = carrier.casefold().strip()
+    if carrier.strip().upper() in PROVIDER_CODES.values():
+        return carrier.strip().upper()
+    return next((code for prefix, code in PROVIDER_CODES.items() if name.startswith(prefix)), None)
+
+
 class UnreadablePackage(ValueError):
     """A package whose fields the hub cannot make sense of; the reason says which."""
 
@@ -183,12 +209,22 @@ class TrendyolConnector:
         }
         self.http.request("PUT", f"{self.base}/shipment-packages/{package_id}", json=body)
 
-    def push_tracking(self, package_id: str, tracking_number: str) -> None:
-        """Only for carriers on the seller's own contract; Trendyol's carriers set their own numbers."""
+    def push_tracking(self, package_id: str, tracking_number: str, carrier: str) -> None:
+        """Only for carriers on the seller's own contract; Trendyol's carriers set their own numbers.
+        Trendyol's current endpoint (`update-tracking-number` is deprecated): the carrier's number as
+        `cargoSenderNumber`, which the package then shows under that name, and the carrier's code. The
+        package must be accepted (Picking) first; Trendyol refuses a package that is delivered or back."""
+        code = provider_code(carrier)
+        if code is None:
+            raise Permanent(
+                f"Trendyol has no carrier code for {carrier or 'an unnamed carrier'!r}: name the carrier "
+                f"in the shop as Trendyol lists it ({', '.join(sorted(set(PROVIDER_CODES.values())))})",
+                code="unknown_carrier",
+            )
         self.http.request(
             "PUT",
-            f"{self.base}/shipment-packages/{package_id}/update-tracking-number",
-            json={"trackingNumber": tracking_number},
+            f"{self.base}/shipment-packages/{package_id}/tracking-details",
+            json={"cargoSenderNumber": tracking_number, "providerCode": code},
         )
 
 

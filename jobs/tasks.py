@@ -17,7 +17,7 @@ from extensions import db
 from jobs import ACTIONS, PIPELINE, job, queue, redis_connection
 from models import Integration, IntegrationSettings, Notification, OrderAction
 from models.base import utcnow
-from sync import actions, backfill, notifications, pull
+from sync import actions, backfill, notifications, pull, reconsider
 from sync.guards import changed
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,26 @@ def run_action(action_id: int) -> bool:
     if integration_id is not None:
         dispatch(actions.waiting(integration_id, utcnow()))
     return ran
+
+
+@job
+def reconsider_tracking_codes(integration_id: int) -> int:
+    """Shipment Tracking Code changed: the open orders in the shop get the code it now names."""
+    return reconsider.tracking_codes(integration_id, dispatch)
+
+
+def settings_changed(integration_id: int, names: set[str]) -> None:
+    """After a save of General settings: what bears on orders already in the shop is looked at again,
+    by a worker; with Redis away, here and now (it writes outbox rows only, which the sweeper hands out)."""
+    if "tracking_code_source" not in names:
+        return
+    try:
+        _enqueue(PIPELINE, f"reconsider-{integration_id}", reconsider_tracking_codes, integration_id)
+    except RedisError as error:
+        log.warning(
+            "could not queue the tracking codes of integration %s, done in place: %s", integration_id, error
+        )
+        reconsider.tracking_codes(integration_id)
 
 
 @job
@@ -247,6 +267,10 @@ def _enqueue_at(
     queue_name: str = ACTIONS,
     timeout: int | None = None,
 ) -> None:
+    """Schedule a job, never before `moment`: RQ's scheduler keeps whole seconds (it would hand out a job
+    due at 12:00:00.4 at 12:00:00), so the moment is rounded up."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     try:
         queue(queue_name).enqueue_at(
             moment,

@@ -85,10 +85,20 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by copying it into a new one and dropping the old; with foreign keys
+            # on, that drop would run the ON DELETE actions of every row pointing at it (origin_id set to
+            # NULL, lines deleted). Off for the migration (outside a transaction, or SQLite ignores it).
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end SQLAlchemy's own transaction, so the migration's is the outer one
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")  # back in the pool as the app expects it
+            connection.commit()
 
 
 if context.is_offline_mode():

@@ -70,6 +70,8 @@ class Order(Model):
     shop_create_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     shop_status: Mapped[str | None] = mapped_column(sa.String(32))  # last written or seen
     shop_tracking: Mapped[str] = mapped_column(sa.String(120), default="")  # last written or seen
+    # The carrier the seller named in the shop with a tracking code of their own (for the marketplace).
+    shop_carrier: Mapped[str] = mapped_column(sa.String(120), default="", server_default="")
 
     customer_name: Mapped[str] = mapped_column(sa.String(200), default="")
     customer_email: Mapped[str] = mapped_column(sa.String(254), default="")
@@ -179,6 +181,8 @@ class OrderAction(Model):
     rule: Mapped[str] = mapped_column(sa.String(64))
     state: Mapped[str] = mapped_column(sa.String(16), default=ActionState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
+    # The platform's "later" (429) answers in a row: they give their attempt back, and the wait grows.
+    throttles: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

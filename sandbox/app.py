@@ -20,6 +20,19 @@ MAX_PAGE_SIZE = 200
 TWO_WEEKS_MS = 14 * 24 * 3600 * 1000
 # Where a seller may still declare a package unsupplied (before the carrier has it).
 UNSUPPLIABLE = ("Awaiting", "Created", "Picking", "Invoiced")
+# Trendyol's carriers by their providerCode (developers.trendyol.com, "Trendyol Shipment Providers List").
+PROVIDERS = {
+    "TEXMP": "Trendyol Express Marketplace",
+    "YKMP": "Yurtiçi Kargo Marketplace",
+    "ARASMP": "Aras Kargo Marketplace",
+    "SURATMP": "Sürat Kargo Marketplace",
+    "PTTMP": "PTT Kargo Marketplace",
+    "HOROZMP": "Horoz Kargo Marketplace",
+    "DHLECOMMP": "DHL eCommerce Marketplace",
+    "CEVAMP": "CEVA Marketplace",
+    "CEVATEDARIK": "Ceva Tedarik Marketplace",
+    "SENDEOMP": "Kolay Gelsin Marketplace",
+}
 CARGO_FIELDS = ("cargoTrackingNumber", "cargoTrackingLink", "cargoProviderName", "cargoSenderNumber")
 
 
@@ -107,22 +120,27 @@ def create_sandbox(world: World | None = None) -> Flask:
                 world.set_status(package, status)
         return "", 200
 
-    @app.put(f"{TRENDYOL}/shipment-packages/<int:package_id>/update-tracking-number")
+    @app.put(f"{TRENDYOL}/shipment-packages/<int:package_id>/tracking-details")
     def update_tracking(seller_id: str, package_id: int) -> ResponseReturnValue:
+        """Trendyol's Update Tracking Number (the deprecated `update-tracking-number` is gone here):
+        the seller's own carrier's number as cargoSenderNumber, with the carrier's providerCode; only
+        once the package is accepted (Picking), changed at most until it is shipped."""
         trendyol_auth(seller_id)
-        number = str((request.get_json(silent=True) or {}).get("trackingNumber") or "")
+        body = request.get_json(silent=True) or {}
+        number, code = str(body.get("cargoSenderNumber") or ""), str(body.get("providerCode") or "")
         with world.lock:
             package = world.packages.get(package_id) or abort(404, "package not found")
-            if not number:
-                abort(400, "trackingNumber is required")
-            if package["status"] not in ("Created", "Picking", "Invoiced", "Shipped"):
-                abort(400, f"package is {package['status']}")
-            if str(package["cargoProviderName"] or "").endswith("Marketplace"):
-                abort(
-                    400, "the tracking number of a Trendyol-contract carrier cannot be changed by the seller"
-                )
-            package["cargoTrackingNumber"] = number
-            package["cargoProviderName"] = package["cargoProviderName"] or "Satıcı Anlaşmalı Kargo"
+            if not number or not code:
+                abort(400, "cargoSenderNumber and providerCode are required")
+            if code not in PROVIDERS:
+                abort(400, f"unknown providerCode {code}")
+            status = package["status"]
+            if status not in ("Picking", "Invoiced", "Shipped"):
+                abort(400, "Shipment tracking number cannot be updated")  # Trendyol's words, any other status
+            if status == "Shipped" and package.get("cargoSenderNumber") not in (None, "", number):
+                abort(400, "Shipment tracking number cannot be updated")  # a new code after shipping
+            package["cargoSenderNumber"] = number
+            package["cargoProviderName"] = PROVIDERS[code]
             package["lastModifiedDate"] = now_ms()
         return "", 200
 

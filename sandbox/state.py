@@ -236,8 +236,9 @@ class World:
             prefix, carrier = self.rng.choice(generator.CARRIERS)
             number = f"{prefix}{self.rng.randint(10**9, 10**10 - 1)}"
             package["cargoTrackingNumber"] = int(number)
-            package["cargoProviderName"] = carrier
-            package["cargoSenderNumber"] = str(self.rng.randint(10**11, 10**12 - 1))
+            if not package.get("cargoSenderNumber"):  # else the seller's own carrier took it, as told
+                package["cargoProviderName"] = carrier
+                package["cargoSenderNumber"] = str(self.rng.randint(10**11, 10**12 - 1))
             package["cargoTrackingLink"] = (
                 f"https://kargotakip.trendyol.com/?token={package['shipmentPackageId']}"
             )

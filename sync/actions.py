@@ -85,7 +85,13 @@ SHOP_CLOCK_MARGIN = timedelta(minutes=10)
 # expires it. (Bind names differ from column names: SQLAlchemy keeps those for the SET clause.)
 ACTIONS = cast(sa.Table, OrderAction.__table__)
 ORDERS = cast(sa.Table, Order.__table__)
-CLAIMED = (ACTIONS.c.id, ACTIONS.c.order_id, ACTIONS.c.integration_id, ACTIONS.c.attempts)
+CLAIMED = (
+    ACTIONS.c.id,
+    ACTIONS.c.order_id,
+    ACTIONS.c.integration_id,
+    ACTIONS.c.attempts,
+    ACTIONS.c.throttles,
+)
 
 
 def _claiming(statement: sa.Update) -> sa.Update:
@@ -109,8 +115,16 @@ def _turn(table: sa.Table) -> sa.ColumnElement[bool]:
     )
 
 
+# Never before its time: a job the scheduler hands out early (it keeps whole seconds) claims nothing.
 CLAIM = _claiming(
-    sa.update(ACTIONS).where(ACTIONS.c.id == sa.bindparam("action"), ACTIONS.c.state == ActionState.PENDING)
+    sa.update(ACTIONS).where(
+        ACTIONS.c.id == sa.bindparam("action"),
+        ACTIONS.c.state == ActionState.PENDING,
+        ACTIONS.c.next_attempt_at <= sa.bindparam("now"),
+    )
+)
+NOT_YET = sa.select(ACTIONS.c.next_attempt_at).where(
+    ACTIONS.c.id == sa.bindparam("action"), ACTIONS.c.state == ActionState.PENDING
 )
 # An integration's oldest action waiting for its turn, claimed in the same statement; a row another
 # worker is claiming at this moment is skipped, not waited for (PostgreSQL; SQLite runs one writer).
@@ -126,11 +140,19 @@ CLAIM_NEXT = _claiming(
         ACTIONS.c.state == ActionState.PENDING,
     )
 )
+# The order's row is skipped, not waited for, while another transaction holds it (an ingest page, a shop
+# poll): the claim is not committed yet, and waiting for the order while holding the action could meet
+# a transaction that holds the order and waits for the action (PostgreSQL; SQLite runs one writer).
 LEASE = (
     sa.update(ORDERS)
     .where(
         ORDERS.c.id == sa.bindparam("order"),
         sa.or_(ORDERS.c.lease_until.is_(None), ORDERS.c.lease_until < sa.bindparam("now")),
+        ORDERS.c.id.in_(
+            sa.select(ORDERS.c.id)
+            .where(ORDERS.c.id == sa.bindparam("order"))
+            .with_for_update(skip_locked=True)
+        ),
     )
     .values(lease_until=sa.bindparam("until"))
     .returning(ORDERS.c.account_id)
@@ -180,8 +202,16 @@ class Outcome:
 
 
 def run(action_id: int) -> Outcome:
-    """Run one action if it is still pending; whatever happens, the outbox row says so afterwards."""
-    return _run(CLAIM, {"action": action_id}) or Outcome(action_id)  # done, running elsewhere, superseded
+    """Run one action if it is still pending and due; whatever happens, the outbox row says so afterwards.
+    Handed out before its time, it runs nothing and says when it is due."""
+    now = utcnow()
+    outcome = _run(CLAIM, {"action": action_id}, now)
+    if outcome is not None:
+        return outcome
+    due = db.session.scalar(NOT_YET, {"action": action_id})
+    db.session.rollback()
+    # Not yet due: come back then. Otherwise done, running elsewhere or superseded: nothing to do.
+    return Outcome(action_id, retry_at=due if due is not None and due > now else None)
 
 
 def run_next(integration_id: int) -> Outcome | None:
@@ -202,8 +232,8 @@ def _run(statement: sa.Update, parameters: dict[str, object], now: datetime | No
     if claimed is None:
         db.session.rollback()
         return None
-    action_id, order_id, integration_id, attempts = claimed
-    claim = Claim(action_id, now, attempts)
+    action_id, order_id, integration_id, attempts, throttles = claimed
+    claim = Claim(action_id, now, attempts, throttles)
     lease = Lease(order_id, now + timedelta(seconds=current_app.config["ACTION_LEASE_SECONDS"]))
     account_id = db.session.scalar(LEASE, {"order": order_id, "now": now, "until": lease.until})
     if account_id is None:
@@ -249,6 +279,7 @@ class Claim:
     action_id: int
     claimed_at: datetime
     attempts: int  # this one included
+    throttles: int  # the platform's 429s in a row before this run
 
     def settle(self, **values: object) -> bool:
         """Change the row only if it is still this worker's claim."""
@@ -291,7 +322,7 @@ def _attempt(action: OrderAction, claim: Claim, lease: Lease) -> Outcome:
         return _later(claim, str(wait), seconds=wait.seconds)
     except RateLimited as error:
         db.session.rollback()
-        return _retry(claim, order_id, kind, attempts, error, max(error.retry_after, 1.0), exchanges)
+        return _throttled(claim, order_id, kind, error, exchanges)
     except Retryable as error:
         db.session.rollback()
         return _retry(claim, order_id, kind, attempts, error, backoff(attempts), exchanges)
@@ -339,13 +370,51 @@ def _retry(
         return Outcome(ran=True)
     retry_at = utcnow() + timedelta(seconds=delay)
     if claim.settle(
-        state=ActionState.PENDING, next_attempt_at=retry_at, enqueued_at=utcnow(), last_error=str(error)
+        state=ActionState.PENDING,
+        next_attempt_at=retry_at,
+        enqueued_at=utcnow(),
+        last_error=str(error),
+        throttles=0,
     ):
         record(
             db.session.get_one(Order, order_id),
             "failed",
             N_("%(action)s did not go through (attempt %(attempt)s); it is tried again"),
             {"action": kind, "attempt": attempts, "reason": str(error)},
+            payload=exchanges or None,
+        )
+    db.session.commit()
+    return Outcome(ran=True, retry_at=retry_at)
+
+
+def _throttled(
+    claim: Claim, order_id: int, kind: str, error: RateLimited, exchanges: list[dict[str, Any]]
+) -> Outcome:
+    """A 429: the platform says "later", which is no failed attempt. The attempt is given back and the
+    action waits Retry-After, or longer with each 429 in a row (the backoff of failed attempts, so a
+    crowd of throttled actions spreads out), until ACTION_MAX_THROTTLES in a row."""
+    throttles = claim.throttles + 1
+    if throttles > current_app.config["ACTION_MAX_THROTTLES"]:
+        reason = f"gave up after {claim.throttles} answers in a row asking to wait: {error}"
+        _fail(claim, order_id, kind, error.category, reason, exchanges)
+        return Outcome(ran=True)
+    retry_at = utcnow() + timedelta(seconds=max(error.retry_after, backoff(throttles), 1.0))
+    if (
+        claim.settle(
+            state=ActionState.PENDING,
+            attempts=claim.attempts - 1,
+            throttles=throttles,
+            next_attempt_at=retry_at,
+            enqueued_at=utcnow(),
+            last_error=str(error),
+        )
+        and throttles == 1  # the first of a spell is news; the history need not count them
+    ):
+        record(
+            db.session.get_one(Order, order_id),
+            "failed",
+            N_("%(action)s: the platform asked the hub to wait; it tries again by itself"),
+            {"action": kind, "reason": str(error)},
             payload=exchanges or None,
         )
     db.session.commit()
@@ -682,7 +751,8 @@ def approve(order: Order, integration: Integration, settings: GeneralSettings, a
             record(
                 order,
                 "decided",
-                f"not approved: already {current.native_status} on the marketplace",
+                N_("not approved: already %(status)s on the marketplace"),
+                {"status": current.status.value, "native": current.native_status},
                 rule=action.rule,
             )
             return
@@ -730,13 +800,17 @@ def marketplace_tracking(
     order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction
 ) -> None:
     code = order.shop_tracking
-    if not code or code == order.tracking_number:
+    if not code or code in (order.tracking_number, order.shipment_barcode):
         return
+    # The carrier the seller named in the shop, else the one the marketplace has for the package.
+    carrier = order.shop_carrier or order.carrier
     with marketplace_for(integration) as marketplace:
-        marketplace.push_tracking(order.package_id, code)
-    order.tracking_number = code  # what the marketplace will report back: no news then
-    summary = N_("tracking code %(code)s to the marketplace (from the shop)")
-    record(order, "sent", summary, {"code": code}, rule=action.rule)
+        marketplace.push_tracking(order.package_id, code, carrier)
+    # What the marketplace will report back (Trendyol shows it as the package's cargoSenderNumber, the
+    # hub's shipment barcode): no news then.
+    order.shipment_barcode = code
+    summary = N_("tracking code %(code)s (%(carrier)s) to the marketplace (from the shop)")
+    record(order, "sent", summary, {"code": code, "carrier": carrier}, rule=action.rule)
 
 
 def shop_to_canonical(integration: Integration, shop_status: str) -> CanonicalStatus | None:

@@ -194,7 +194,7 @@ def broken(
     order = _find(integration, package_id)
     if order is not None and order.status is not None:
         # An order read before: keep what the hub knows, and say that the latest copy was unreadable.
-        summary = N_("an update of the package could not be read: %(reason)s")
+        summary = N_("an update of the package could not be read")
         record(order, "failed", summary, {"reason": reason}, payload=_masked(raw))
         return order
     if order is None:
@@ -208,7 +208,7 @@ def broken(
         )
         db.session.add(order)
     if order.error_reason != reason:
-        summary = N_("the package could not be read: %(reason)s")
+        summary = N_("the package could not be read")
         record(order, "failed", summary, {"reason": reason}, payload=_masked(raw))
     order.fail(category, reason)
     notifications.order_failed(order)
@@ -434,9 +434,10 @@ def _received(package: MarketplaceOrder, first_sight: bool) -> dict[str, Any]:
     """The history line of a package that came in."""
     return {
         "kind": "received",
-        "summary": N_("new package: %(native)s") if first_sight else N_("package updated: %(native)s"),
-        # The canonical status too: the order page's timeline reads when each step was reached.
-        "params": {"native": package.native_status, "status": package.status.value},
+        "summary": N_("new package: %(status)s") if first_sight else N_("package updated: %(status)s"),
+        # The canonical status, which the page translates and its timeline dates the steps by; the
+        # marketplace's own word for it among the technical details.
+        "params": {"status": package.status.value, "native": package.native_status},
         "payload": _masked(package.raw),
     }
 

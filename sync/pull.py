@@ -318,6 +318,7 @@ def _poll_shop(integration: Integration, outcome: SyncOutcome) -> None:
             entered = {"code": shop_order.tracking_number}
             record(order, "received", N_("tracking code %(code)s entered in the shop"), entered)
             order.shop_tracking = shop_order.tracking_number
+            order.shop_carrier = shop_order.carrier
             events.append(Event.SHOP_TRACKING_CHANGED)
         for event in events:
             facts = Facts(

@@ -21,6 +21,7 @@ from rq import Queue, SimpleWorker
 from blueprints.orders.export import MIMETYPES
 from extensions import db
 from jobs import PIPELINE, redis_connection
+from jobs.exports import queue_export
 from models import Account, Integration, OrderExport, TransferState
 from tests.conftest import Client, make_account, make_integration, make_order, running_app
 from tests.pipeline import free_port
@@ -253,6 +254,7 @@ def test_the_page_follows_the_export_to_its_download_link(
     for number in range(1, 4):
         make_order(integration, number, total=Decimal("12.50"))
     running = make_export(account, state="running", rows_done=2, rows_total=5)
+    queue_export(running.id)  # its job, which a worker is running
     page = seller.get(f"/orders/exports/{running.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "2 of 5 orders" in page and 'value="2" max="5"' in page and 'hx-trigger="every 1s"' in page
     full = seller.get(f"/orders/exports/{running.id}").get_data(as_text=True)
@@ -318,6 +320,7 @@ def test_one_export_at_a_time_until_it_ends_or_stalls(
     for number in range(1, 4):
         make_order(integration, number)
     running = make_export(account, state="running", rows_done=1)
+    queue_export(running.id)  # its job is in the queue
     page = seller.post("/orders/exports", data={"format": "csv"}, htmx=True).get_data(as_text=True)
     assert "still being written" in page and f'id="export-{running.id}"' in page
     assert len(exports()) == 1
@@ -326,6 +329,23 @@ def test_one_export_at_a_time_until_it_ends_or_stalls(
     running.created_at = datetime.now(UTC) - timedelta(seconds=2 * app.config["EXPORT_JOB_TIMEOUT"] + 1)
     db.session.commit()
     page = seller.get(f"/orders/exports/{running.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "stopped before its file was written" in page and "hx-trigger" not in page
+    seller.post("/orders/exports", data={"format": "csv"}, htmx=True)
+    assert len(exports()) == 2
+
+
+def test_an_export_whose_job_is_gone_is_over_at_once(
+    seller: Client, account: Account, integration: Integration, inline_rows: int
+) -> None:
+    """Redis came back empty: the job is lost, and the seller need not wait an hour to export again."""
+    for number in range(1, 4):
+        make_order(integration, number)
+    queued = make_export(account)
+    queue_export(queued.id)
+    page = seller.get(f"/orders/exports/{queued.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "hx-trigger" in page  # waiting for its job
+    redis_connection().flushdb()
+    page = seller.get(f"/orders/exports/{queued.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "stopped before its file was written" in page and "hx-trigger" not in page
     seller.post("/orders/exports", data={"format": "csv"}, htmx=True)
     assert len(exports()) == 2

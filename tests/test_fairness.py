@@ -11,11 +11,13 @@ import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 from rq import Queue, SimpleWorker
+from rq.registry import ScheduledJobRegistry
 
 from extensions import db
-from jobs import ACTIONS, redis_connection
+from jobs import ACTIONS, PIPELINE, redis_connection
 from jobs.tasks import dispatch, run_action
 from models import (
+    Account,
     ActionState,
     Backfill,
     BackfillState,
@@ -264,6 +266,48 @@ def test_a_job_goes_on_with_its_integration_s_waiting_actions_while_its_time_las
     db.session.expire_all()
     assert set(db.session.scalars(sa.select(OrderAction.state))) == {ActionState.DONE}
     assert run_action(waiting[1]) is False  # a second delivery of its job finds nothing to do
+
+
+def test_a_job_handed_out_early_comes_back_when_its_action_is_due(redis_app: Flask, sandbox: Sandbox) -> None:
+    """RQ's scheduler keeps whole seconds: a retry due at 12:00:30.4 was handed out at 12:00:30. The
+    action runs nothing before its time, and its job is scheduled again, rounded up to the second."""
+    hub = join_sandbox(make_account("early@example.com"), sandbox)
+    sandbox.order()
+    (transfer_id,) = [row.id for row in pull.sync_integration(hub.id).actions]
+    due = utcnow().replace(microsecond=400_000) + timedelta(seconds=30)
+    db.session.execute(sa.update(OrderAction).values(next_attempt_at=due))
+    db.session.commit()
+    assert run_action(transfer_id) is False
+    assert sandbox.shop_orders() == []
+    scheduled = ScheduledJobRegistry(ACTIONS, connection=redis_connection())
+    assert scheduled.get_scheduled_time(f"action-{transfer_id}") == due.replace(microsecond=0) + timedelta(
+        seconds=1
+    )
+
+
+def test_a_new_tracking_code_source_is_looked_at_by_a_worker(
+    redis_app: Flask, seller: Client, account: Account, sandbox: Sandbox
+) -> None:
+    """Saved on the General page, Shipment Tracking Code sends a worker over the orders in the shop (the
+    request only queues it); the orders get the code the setting now names."""
+    hub = join_sandbox(account, sandbox)
+    package = sandbox.order()
+    cycle(hub)
+    response = seller.post(
+        f"/integrations/{hub.id}/general/tracking_code",
+        data={"tracking_code_source": "package_number"},
+        htmx=True,
+    )
+    assert response.status_code == 200
+    pipeline = Queue(PIPELINE, connection=redis_connection())
+    assert pipeline.job_ids == [f"reconsider-{hub.id}"]
+    assert drain() == 0  # nothing was decided in the request
+    actions_queue = Queue(ACTIONS, connection=redis_connection())
+    SimpleWorker([pipeline, actions_queue], connection=redis_connection()).work(burst=True)
+    shop_order = sandbox.shop_order_for(package["shipmentPackageId"])
+    assert shop_order is not None
+    meta = {item["key"]: item["value"] for item in shop_order["meta_data"]}
+    assert meta["hub_tracking_number"] == str(package["shipmentPackageId"])
 
 
 def _action_of(job_id: str) -> int:

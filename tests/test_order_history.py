@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from flask import Flask
 
 from blueprints.orders.history import timeline
@@ -117,13 +118,23 @@ def test_the_timeline_reads_when_each_step_was_reached(app: Flask, integration: 
     assert not steps["Delivered"].reached and steps["Delivered"].at is None
 
 
-def test_a_cancellation_ends_the_way_where_it_happened(app: Flask, integration: Integration) -> None:
-    order = make_order(integration, status="Cancelled")
-    events = [received(order, "Created", 0), received(order, "Cancelled", 45)]
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        (["Created", "Cancelled"], ["Ordered", "Cancelled"]),
+        # Cancelled after it shipped: the way shows how far it got first.
+        (["Created", "Picking", "Shipped", "Cancelled"], ["Ordered", "Approved", "Shipped", "Cancelled"]),
+        (["Created", "Shipped", "UnDelivered"], ["Ordered", "Approved", "Shipped", "Undelivered"]),
+        (["Created", "Delivered", "Returned"], ["Ordered", "Approved", "Shipped", "Delivered", "Returned"]),
+    ],
+)
+def test_an_ending_closes_the_way_after_the_steps_reached(
+    app: Flask, integration: Integration, history: list[str], expected: list[str]
+) -> None:
+    order = make_order(integration, status=history[-1])
+    events = [received(order, status, minutes) for minutes, status in enumerate(history)]
     with app.test_request_context():
         steps = timeline(order, events)
-    assert [(step.name, step.reached, step.ended) for step in steps] == [
-        ("Ordered", True, False),
-        ("Cancelled", True, True),
-    ]
-    assert steps[-1].at == AT + timedelta(minutes=45)
+    assert [step.name for step in steps] == expected
+    assert [step.ended for step in steps] == [False] * (len(expected) - 1) + [True]
+    assert steps[-1].at == AT + timedelta(minutes=len(history) - 1)

@@ -32,8 +32,8 @@ from sync import actions, pull
 from sync.settings import Priority, TrackingCodeSource
 from sync.statuses import CanonicalStatus
 from sync.wording import english
-from tests.conftest import join_sandbox, make_account, running_app
-from tests.pipeline import configure, cycle, drain, order_for
+from tests.conftest import Client, join_sandbox, make_account, running_app
+from tests.pipeline import configure, cycle, drain, due_now, order_for
 from tests.sandbox_server import Sandbox, serve_sandbox
 
 TSHIRT = "8680001000011"  # TS-BEYAZ-M, 149.90, VAT 10
@@ -275,6 +275,36 @@ def test_tracking_code_transfer_writes_the_chosen_code(
     assert meta["hub_tracking_url"] == ""  # no link unless forced
 
 
+def test_a_new_tracking_code_source_reaches_the_orders_already_in_the_shop(
+    seller: Client, hub: Integration, sandbox: Sandbox
+) -> None:
+    """The package number is there from the start and never changes, so nothing told an order in the shop
+    about it: the change of the setting does (what the seller sees is what the setting says)."""
+    package, shipped = sandbox.order(), sandbox.order()
+    cycle(hub)
+    sandbox.set_status(shipped["shipmentPackageId"], "Shipped")
+    cycle(hub)
+    assert "hub_tracking_number" not in _meta(sandbox, package)
+    tracking_number = str(sandbox.package(shipped["shipmentPackageId"])["cargoTrackingNumber"])
+    assert _meta(sandbox, shipped)["hub_tracking_number"] == tracking_number
+    response = seller.post(
+        f"/integrations/{hub.id}/general/tracking_code",
+        data={"tracking_code_source": "package_number", "tracking_code_transfer": "y"},
+        htmx=True,
+    )
+    assert response.status_code == 200
+    drain()  # no Redis here: the orders were looked at in place, their actions wait in the outbox
+    assert _meta(sandbox, package)["hub_tracking_number"] == str(package["shipmentPackageId"])
+    assert _meta(sandbox, shipped)["hub_tracking_number"] == str(shipped["shipmentPackageId"])
+    saved_again = seller.post(
+        f"/integrations/{hub.id}/general/tracking_code",
+        data={"tracking_code_source": "package_number", "tracking_code_transfer": "y"},
+        htmx=True,
+    )
+    assert saved_again.status_code == 200
+    assert drain() == 0  # nothing changed, nothing to send
+
+
 def test_tracking_code_transfer_off_writes_nothing(hub: Integration, sandbox: Sandbox) -> None:
     configure(hub, tracking_code_transfer=False)
     package = sandbox.order()
@@ -376,17 +406,57 @@ def test_reverse_flow_needs_the_own_shipping_agreement(hub: Integration, sandbox
     assert sandbox.package(package["shipmentPackageId"])["status"] == "Created"
 
 
-@pytest.mark.parametrize(("on", "expected"), [(True, "SELLER123"), (None, None)])
+def _tracking_in_the_shop(sandbox: Sandbox, package: dict[str, Any], carrier: str, number: str) -> None:
+    """The seller enters a tracking code of their own carrier in the shop (Shipment Tracking's meta)."""
+    items = [{"tracking_provider": carrier, "tracking_number": number, "custom_tracking_link": ""}]
+    _seller_changes(sandbox, package, meta_data=[{"key": "_wc_shipment_tracking_items", "value": items}])
+
+
+@pytest.mark.parametrize(("on", "expected"), [(True, "SELLER123"), (False, None)])
 def test_update_feedback_sends_the_sellers_tracking_code(
-    hub: Integration, sandbox: Sandbox, on: bool | None, expected: str | None
+    hub: Integration, sandbox: Sandbox, on: bool, expected: str | None
 ) -> None:
-    configure(hub, update_feedback=bool(on))
+    """Through Trendyol's current endpoint (tracking-details): the number as cargoSenderNumber, with the
+    carrier's code; the package shows it back, which is no news for the hub."""
+    configure(hub, update_feedback=on)
     package = sandbox.order()
     cycle(hub)
-    items = [{"tracking_provider": "Sürat Kargo", "tracking_number": "SELLER123", "custom_tracking_link": ""}]
-    _seller_changes(sandbox, package, meta_data=[{"key": "_wc_shipment_tracking_items", "value": items}])
+    sandbox.set_status(package["shipmentPackageId"], "Picking")  # accepted: Trendyol takes a code now
     cycle(hub)
-    assert sandbox.package(package["shipmentPackageId"])["cargoTrackingNumber"] == expected
+    _tracking_in_the_shop(sandbox, package, "Sürat Kargo", "SELLER123")
+    cycle(hub)
+    now = sandbox.package(package["shipmentPackageId"])
+    assert now.get("cargoSenderNumber") == expected
+    if on:
+        assert now["cargoProviderName"] == "Sürat Kargo Marketplace"
+        calls = [(method, path) for method, path, _ in sandbox.world.requests if "tracking" in path]
+        assert [method for method, _ in calls] == ["PUT"] and calls[0][1].endswith("/tracking-details")
+        cycle(hub)  # the package comes back with the code: nothing goes out again
+        assert drain() == 0 and len([call for call in sandbox.world.requests if "tracking" in call[1]]) == 1
+
+
+@pytest.mark.parametrize(
+    ("carrier", "accepted", "reason"),
+    [
+        ("Yurtiçi Kargo", False, "Shipment tracking number cannot be updated"),  # still Created there
+        ("Bisiklet Kurye", True, "Trendyol has no carrier code for 'Bisiklet Kurye'"),
+    ],
+)
+def test_a_tracking_code_trendyol_cannot_take_is_an_error_that_says_why(
+    hub: Integration, sandbox: Sandbox, carrier: str, accepted: bool, reason: str
+) -> None:
+    configure(hub, update_feedback=True)
+    package = sandbox.order()
+    cycle(hub)
+    if accepted:
+        sandbox.set_status(package["shipmentPackageId"], "Picking")
+        cycle(hub)
+    _tracking_in_the_shop(sandbox, package, carrier, "SELLER9")
+    cycle(hub)
+    order = order_for(package)
+    assert (order.transfer_state, order.error_category) == (TransferState.ERROR, "marketplace_refused")
+    assert reason in (order.error_reason or "")
+    assert not sandbox.package(package["shipmentPackageId"]).get("cargoSenderNumber")
 
 
 @pytest.mark.parametrize(
@@ -597,6 +667,7 @@ def test_a_lost_answer_never_creates_twice(
         order.shop_create_sent_at is not None
     )  # committed before the create went out: no rollback undoes it
     sandbox.world.faults.update({"timeout_rate": 0})
+    due_now()  # the retry's time has come
     before = len(sandbox.world.requests)
     actions.run(transfer.id)
     # Found by its reference: by the search where it reads meta, else among the orders changed since
@@ -627,6 +698,7 @@ def test_only_a_create_that_may_have_reached_the_shop_is_looked_up(
     sandbox.world.faults.update(fault)
     assert actions.run(transfer.id).retry_at is not None
     sandbox.world.faults.update({"rate_limit_rate": 0, "error_rate": 0})
+    due_now()  # the retry's time has come
     before = len(sandbox.world.requests)
     actions.run(transfer.id)
     assert shop_calls(sandbox, before) == [*lookup, ("POST", "/orders")]
@@ -661,6 +733,7 @@ def test_a_create_turned_down_after_a_lost_one_keeps_the_first_note(
         {"status": "processing", "meta_data": [{"key": "hub_reference", "value": order.reference}]}
     )
     sandbox.world.faults.update({"rate_limit_rate": 0})
+    due_now()  # the retry's time has come
     before = len(sandbox.world.requests)
     actions.run(transfer.id)
     assert ("POST", "/orders") not in shop_calls(sandbox, before)
@@ -705,6 +778,7 @@ def test_a_lost_create_is_found_on_the_first_page_however_busy_the_shop_since(
         for shop_order in sandbox.world.shop_orders.values():  # the seller works through older orders
             shop_order["date_modified_gmt"] = woo_time(now_ms())
     fill_shop(sandbox, 250)  # and the shop goes on selling
+    due_now()  # the retry's time has come
     before = len(sandbox.world.requests)
     actions.run(transfer.id)
     assert shop_calls(sandbox, before) == [("GET", "/orders"), ("GET", "/orders")]  # search, first page
@@ -787,7 +861,67 @@ def test_a_rate_limited_action_waits_for_retry_after(hub: Integration, sandbox: 
     assert result.retry_at is not None
     assert timedelta(seconds=29) <= result.retry_at - before <= timedelta(seconds=32)
     row = db.session.get_one(OrderAction, transfer.id)
-    assert (row.state, row.attempts) == (ActionState.PENDING, 1) and "429" in (row.last_error or "")
+    assert (row.state, row.attempts, row.throttles) == (ActionState.PENDING, 0, 1)  # no attempt spent
+    assert "429" in (row.last_error or "")
+
+
+def test_a_spell_of_429s_spends_no_attempt_and_waits_longer_each_time(
+    app: Flask, hub: Integration, sandbox: Sandbox
+) -> None:
+    """A throttled approval used its 8 attempts in 32 s and went to the error queue: now each 429 gives
+    its attempt back and the next wait is longer, at least Retry-After; the spell over, it goes through."""
+    app.config.update(ACTION_MAX_ATTEMPTS=3)
+    package = sandbox.order()
+    transfer = transfer_of(hub)
+    sandbox.world.faults.update({"rate_limit_rate": 1, "retry_after": 1})
+    waits = []
+    for _ in range(8):  # more 429s than attempts
+        before = utcnow()
+        retry_at = actions.run(transfer.id).retry_at
+        assert retry_at is not None
+        waits.append((retry_at - before).total_seconds())
+        due_now()
+    row = db.session.get_one(OrderAction, transfer.id)
+    assert (row.state, row.attempts, row.throttles) == (ActionState.PENDING, 0, 8)
+    assert waits[-1] >= 128 > waits[0] >= 1  # 2 s doubling, with jitter: at least half of 2 × 2⁷
+    sandbox.world.faults.update({"rate_limit_rate": 0})
+    actions.run(transfer.id)
+    order = order_for(package)
+    assert order.transfer_state == TransferState.TRANSFERRED and len(sandbox.shop_orders()) == 1
+    asked = [summary for kind, _, summary in history(order) if "asked the hub to wait" in summary]
+    assert asked == ["transfer: the platform asked the hub to wait; it tries again by itself"]  # once
+
+
+def test_an_endless_spell_of_429s_ends_in_the_error_queue(
+    app: Flask, hub: Integration, sandbox: Sandbox
+) -> None:
+    app.config.update(ACTION_MAX_THROTTLES=3)
+    package = sandbox.order()
+    transfer = transfer_of(hub)
+    sandbox.world.faults.update({"rate_limit_rate": 1, "retry_after": 1})
+    for _ in range(4):
+        actions.run(transfer.id)
+        due_now()
+    order = order_for(package)
+    assert db.session.get_one(OrderAction, transfer.id).state == ActionState.FAILED
+    assert order.transfer_state == TransferState.ERROR and order.error_category == "rate_limited"
+    assert "3 answers in a row asking to wait" in (order.error_reason or "")
+
+
+def test_an_action_never_runs_before_its_time(hub: Integration, sandbox: Sandbox) -> None:
+    """Handed out early (RQ's scheduler keeps whole seconds), an action runs nothing and says when."""
+    sandbox.order()
+    transfer = transfer_of(hub)
+    later = utcnow() + timedelta(seconds=30)
+    transfer.next_attempt_at = later
+    db.session.commit()
+    before = len(sandbox.world.requests)
+    outcome = actions.run(transfer.id)
+    assert (outcome.ran, outcome.retry_at) == (False, later)
+    assert len(sandbox.world.requests) == before
+    assert db.session.get_one(OrderAction, transfer.id).state == ActionState.PENDING
+    due_now()
+    assert actions.run(transfer.id).ran is True
 
 
 def test_a_rate_limited_pull_keeps_its_cursor_and_waits(hub: Integration, sandbox: Sandbox) -> None:

@@ -84,27 +84,27 @@ def test_cancelling_a_line_creates_a_new_package(sandbox: Sandbox) -> None:
     assert new["orderNumber"] == old["orderNumber"]
 
 
-def test_tracking_numbers_only_for_seller_contract_carriers(sandbox: Sandbox) -> None:
-    own, theirs = sandbox.order(), sandbox.order()
-    sandbox.set_status(theirs["shipmentPackageId"], "Shipped")  # a Trendyol-contract carrier took it
-    base = f"{sandbox.marketplace_url}/order/sellers/100200/shipment-packages"
-    body = {"trackingNumber": "SELLER1"}
-    assert (
-        httpx.put(
-            f"{base}/{own['shipmentPackageId']}/update-tracking-number", json=body, auth=AUTH, headers=AGENT
-        ).status_code
-        == 200
-    )
-    assert (
-        httpx.put(
-            f"{base}/{theirs['shipmentPackageId']}/update-tracking-number",
-            json=body,
-            auth=AUTH,
-            headers=AGENT,
-        ).status_code
-        == 400
-    )
-    assert sandbox.package(own["shipmentPackageId"])["cargoTrackingNumber"] == "SELLER1"
+def test_tracking_details_as_trendyol_takes_them(sandbox: Sandbox) -> None:
+    """Trendyol's Update Tracking Number: the carrier's number and code, once the package is accepted,
+    changed at most until it is shipped; the deprecated endpoint is not played."""
+    package = sandbox.order()
+    url = f"{sandbox.marketplace_url}/order/sellers/100200/shipment-packages/{package['shipmentPackageId']}"
+
+    def put(body: dict[str, str], path: str = "/tracking-details") -> int:
+        return httpx.put(url + path, json=body, auth=AUTH, headers=AGENT).status_code
+
+    code = {"cargoSenderNumber": "SELLER1", "providerCode": "YKMP"}
+    assert put(code) == 400  # still Created: not accepted yet
+    sandbox.set_status(package["shipmentPackageId"], "Picking")
+    assert put({"cargoSenderNumber": "SELLER1"}) == 400  # no carrier code
+    assert put({**code, "providerCode": "BISIKLET"}) == 400  # a carrier Trendyol does not list
+    assert put({"trackingNumber": "SELLER1"}, "/update-tracking-number") == 404
+    assert put(code) == 200
+    now = sandbox.package(package["shipmentPackageId"])
+    assert (now["cargoSenderNumber"], now["cargoProviderName"]) == ("SELLER1", "Yurtiçi Kargo Marketplace")
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    assert put({**code, "cargoSenderNumber": "SELLER2"}) == 400  # no new code once shipped
+    assert put(code) == 200  # the same one again is harmless
 
 
 def test_the_sandbox_keeps_its_orders_across_a_restart(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from blueprints.integrations.forms import (
 from blueprints.integrations.labels import field_label, value_label
 from connectors.registry import KINDS, MARKETPLACES, Side
 from extensions import db, hx
+from jobs.tasks import settings_changed
 from models import Account, Integration, IntegrationSettings
 from models.integration import REPLACED
 from sync.settings import (
@@ -194,9 +195,9 @@ def general(integration_id: int) -> ResponseReturnValue:
     if request.method == "POST":
         locks = _locks(integration)
         if all([_validate_section(form, integration, locks) for form in forms.values()]):
-            for form in forms.values():
-                _save_section(form, integration)
+            changed = {name for form in forms.values() for name in _save_section(form, integration)}
             db.session.commit()
+            settings_changed(integration.id, changed)
             flash(_("General settings are saved."), "success")
             return redirect(url_for("integrations.general", integration_id=integration.id))
         flash(_("Nothing was saved: correct the marked settings."), "error")
@@ -213,8 +214,9 @@ def save_section(integration_id: int, section_key: str) -> ResponseReturnValue:
     locks = _locks(integration)
     saved = _validate_section(form, integration, locks)
     if saved:
-        _save_section(form, integration)
+        changed = _save_section(form, integration)
         db.session.commit()
+        settings_changed(integration.id, set(changed))
     if not hx():
         if saved:
             flash(_("%(section)s is saved.", section=section.title), "success")
@@ -410,11 +412,13 @@ def _locks(integration: Integration) -> dict[str, Markup]:
     return locks
 
 
-def _save_section(form: SectionForm, integration: Integration) -> None:
+def _save_section(form: SectionForm, integration: Integration) -> list[str]:
+    """Save a section; the names of the settings that changed."""
     actor = _account().email
-    integration.change_settings(form.settings_values(), actor)
+    changed = integration.change_settings(form.settings_values(), actor)
     if isinstance(form, ColorsForm):
         integration.change_status_colors(form.status_colors(), actor)
+    return changed
 
 
 def _latest_changes(integration: Integration) -> list:

@@ -59,6 +59,7 @@ from blueprints.orders.routes import account_integrations, order_words
 from connectors.registry import ConnectorKind
 from extensions import db, hx
 from jobs.exports import queue_export
+from jobs.tasks import job_state
 from models import ExportState, Integration, Order, OrderExport
 from models.base import utcnow
 from models.export import EXPORT_KEPT
@@ -354,7 +355,6 @@ def start_export() -> ResponseReturnValue:
         url = url_for(f"orders.export_{kind}", **filters.page(size=None))
         # htmx follows HX-Redirect by opening the address: an attachment downloads, the page stays.
         return ("", 200, {"HX-Redirect": url}) if hx() else redirect(url, 303)
-    timeout = current_app.config["EXPORT_JOB_TIMEOUT"]
     busy = db.session.scalar(
         sa.select(OrderExport)
         .where(
@@ -364,7 +364,7 @@ def start_export() -> ResponseReturnValue:
         .order_by(OrderExport.id.desc())
         .limit(1)
     )
-    if busy is not None and not busy.stalled(timeout):
+    if busy is not None and not _stalled(busy):
         # One at a time: the jobs share the pipeline's workers with every seller's pulls.
         note = _("Your export below is still being written; export again when it is done.")
         return _answer_with(busy, ("warning", note))
@@ -421,6 +421,20 @@ def download_export(export_id: int) -> ResponseReturnValue:
     return _attachment(io.BytesIO(export.content), export.format, export.created_at)
 
 
+def _stalled(export: OrderExport) -> bool:
+    """Queued or running, but its job is gone (Redis came back empty, the job failed outside its own
+    handling), or it is long past the time its job may take (the way to tell with Redis away)."""
+    if export.stalled(current_app.config["EXPORT_JOB_TIMEOUT"]):
+        return True
+    if not export.live:
+        return False
+    try:
+        status = job_state(f"export-{export.id}").status
+    except RedisError:
+        return False  # cannot tell now: its time limit will
+    return status in ("", "finished", "failed", "stopped", "canceled")
+
+
 def _get_export(export_id: int) -> OrderExport:
     export = db.session.scalar(
         sa.select(OrderExport).where(OrderExport.id == export_id, OrderExport.account_id == current_user.id)
@@ -433,7 +447,7 @@ def _get_export(export_id: int) -> OrderExport:
 def _export_context(export: OrderExport) -> dict[str, object]:
     return {
         "export": export,
-        "stalled": export.stalled(current_app.config["EXPORT_JOB_TIMEOUT"]),
+        "stalled": _stalled(export),
         "file_name": file_name(export.format, export.created_at),
         "format_names": FORMAT_NAMES,
         "export_states": EXPORT_STATES,

@@ -25,8 +25,8 @@ from models import Order, OrderEvent
 from sync.actions import IN_THE_SHOP
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
 
-# Parameters that stay as the platform or the seller wrote them: the technical details show them.
-TECHNICAL = frozenset({"reason"})
+# Parameters that stay as the platform wrote them: the technical details show them.
+TECHNICAL = ("native", "reason")
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,17 @@ STEPS: tuple[tuple[CanonicalStatus | None, LazyString], ...] = (
 )
 
 
+# Where an order's way stops short of, or goes back from, Delivered: shown as a last step of its own.
+ENDINGS = CANCELLATIONS | {CanonicalStatus.UNDELIVERED, CanonicalStatus.RETURNED}
+
+
 def timeline(order: Order, events: Sequence[OrderEvent]) -> list[Step]:
     """Ordered → In the shop → Approved → Shipped (with its tracking code) → Delivered: which steps the
-    order reached and when (the first history line that showed it there); a cancellation or a return
-    ends the way where it happened."""
+    order reached and when (the first history line that showed it there). A cancellation ends the way
+    after the steps it reached before (by its history); an undelivered or returned parcel ends it after
+    Shipped or Delivered."""
     status = order.canonical_status
     rank = RANK[status] if status is not None else -1
-    ended = status in CANCELLATIONS or status is CanonicalStatus.RETURNED
     reached_at = _first_seen(events)
     steps = []
     for step_status, name in STEPS:
@@ -119,15 +123,16 @@ def timeline(order: Order, events: Sequence[OrderEvent]) -> list[Step]:
         if step_status is CanonicalStatus.CREATED:
             reached, at = status is not None, order.ordered_at
         else:
-            reached = not ended and rank >= RANK[step_status]
+            # A cancelled order's rank says nothing of the way before: its history does.
+            reached = step_status in reached_at if status in CANCELLATIONS else rank >= RANK[step_status]
             at = reached_at.get(step_status)
         detail = ""
         if step_status is CanonicalStatus.SHIPPED and reached and order.tracking_number:
             detail = " ".join(part for part in (order.carrier, order.tracking_number) if part)
         steps.append(Step(str(name), reached, at, detail))
-    if ended and status is not None:
-        at = reached_at.get(status)
-        steps = [step for step in steps if step.reached] + [Step(status.label, True, at, ended=True)]
+    if status in ENDINGS:
+        steps = [step for step in steps if step.reached]
+        steps.append(Step(status.label, True, reached_at.get(status), ended=True))
     return steps
 
 
@@ -150,6 +155,6 @@ def _first_seen(events: Sequence[OrderEvent]) -> dict[CanonicalStatus, datetime]
 
 
 def _passes(status: CanonicalStatus, step: CanonicalStatus) -> bool:
-    if step in CANCELLATIONS or step is CanonicalStatus.RETURNED:
+    if step in ENDINGS:
         return status is step
     return status not in CANCELLATIONS and RANK[status] >= RANK[step]

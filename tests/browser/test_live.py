@@ -208,3 +208,14 @@ def test_an_order_s_way_on_its_page_as_it_goes(page: Page, panel: Panel, stack: 
     expect(steps.nth(4)).not_to_have_class(re.compile("reached"))
     assert navigations == [], "the page reloaded"
     screenshot(page, "order.png")
+
+    # The Overview with the same real order: in today's figures, its transfer timed, the charts drawn.
+    page.goto("/orders/overview")
+    expect(page.locator("#figure-today .figure-value")).to_have_text("1")
+    expect(page.locator("#figure-transfers .figure-value")).to_have_text("1")
+    expect(page.locator("#figure-time .figure-value")).not_to_have_text("–")
+    expect(page.locator("#figure-to-ship .figure-value")).to_have_text("0")  # shipped already
+    drawn = page.evaluate(
+        "() => [...document.querySelectorAll('canvas[data-chart]')].map(c => !!Chart.getChart(c))"
+    )
+    assert drawn == [True, True, True]
