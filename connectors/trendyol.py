@@ -23,6 +23,7 @@ from connectors.base import (
     Permanent,
     Shipment,
 )
+from connectors.carriers import by_name
 from connectors.http import Guard, Outbound, json_body, sanitised
 from sync.statuses import CanonicalStatus as S
 
@@ -99,10 +100,9 @@ PROVIDER_CODES = {
 
 def provider_code(carrier: str) -> str | None:
     """Trendyol's providerCode for a carrier named by the seller (or a code given as it is)."""
-    name = carrier.casefold().strip()
     if carrier.strip().upper() in PROVIDER_CODES.values():
         return carrier.strip().upper()
-    return next((code for prefix, code in PROVIDER_CODES.items() if name.startswith(prefix)), None)
+    return by_name(PROVIDER_CODES, carrier.strip())
 
 
 class UnreadablePackage(ValueError):

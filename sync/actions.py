@@ -100,19 +100,18 @@ def _claiming(statement: sa.Update) -> sa.Update:
     ).returning(*CLAIMED)
 
 
-def _turn(table: sa.Table) -> sa.ColumnElement[bool]:
-    """Pending, due, and not handed out, or handed out and lost: due for OUTBOX_REQUEUE_SECONDS
-    (`handed`) and still pending. (A retry handed to RQ's scheduler long before it is due is not lost
-    while it waits: handing it out again would run it twice.)"""
-    handed: sa.BindParameter[datetime] = sa.bindparam("handed")
-    return sa.and_(
-        table.c.state == ActionState.PENDING,
-        table.c.next_attempt_at <= sa.bindparam("now"),
-        sa.or_(
-            table.c.enqueued_at.is_(None),
-            sa.and_(table.c.enqueued_at < handed, table.c.next_attempt_at < handed),
-        ),
-    )
+# An action waiting for its turn: pending, due, and not handed out, or handed out and lost: due for
+# OUTBOX_REQUEUE_SECONDS (`handed`) and still pending. (A retry handed to RQ's scheduler long before it is
+# due is not lost while it waits: handing it out again would run it twice.)
+HANDED: sa.BindParameter[datetime] = sa.bindparam("handed")
+TURN = sa.and_(
+    ACTIONS.c.state == ActionState.PENDING,
+    ACTIONS.c.next_attempt_at <= sa.bindparam("now"),
+    sa.or_(
+        ACTIONS.c.enqueued_at.is_(None),
+        sa.and_(ACTIONS.c.enqueued_at < HANDED, ACTIONS.c.next_attempt_at < HANDED),
+    ),
+)
 
 
 # Never before its time: a job the scheduler hands out early (it keeps whole seconds) claims nothing.
@@ -132,7 +131,7 @@ CLAIM_NEXT = _claiming(
     sa.update(ACTIONS).where(
         ACTIONS.c.id
         == sa.select(ACTIONS.c.id)
-        .where(ACTIONS.c.integration_id == sa.bindparam("integration"), _turn(ACTIONS))
+        .where(ACTIONS.c.integration_id == sa.bindparam("integration"), TURN)
         .order_by(ACTIONS.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -220,14 +219,13 @@ def run_next(integration_id: int) -> Outcome | None:
     return _run(CLAIM_NEXT, {"integration": integration_id, "handed": _handed(now)}, now)
 
 
-def _run(statement: sa.Update, parameters: dict[str, object], now: datetime | None = None) -> Outcome | None:
+def _run(statement: sa.Update, parameters: dict[str, object], now: datetime) -> Outcome | None:
     """Claim a row with `statement`, lease its order, and run it.
 
     The claim is the row's `claimed_at`: every later change of the row is guarded by it, so a worker that
     outlived its lease (and saw the sweeper hand the action to another) changes nothing. The claim and
     the lease go in one commit.
     """
-    now = now or utcnow()
     claimed = db.session.execute(statement, {**parameters, "now": now}).first()
     if claimed is None:
         db.session.rollback()
@@ -368,23 +366,9 @@ def _retry(
         reason = f"gave up after {attempts} attempts: {error}"
         _fail(claim, order_id, kind, error.category, reason, exchanges)
         return Outcome(ran=True)
-    retry_at = utcnow() + timedelta(seconds=delay)
-    if claim.settle(
-        state=ActionState.PENDING,
-        next_attempt_at=retry_at,
-        enqueued_at=utcnow(),
-        last_error=str(error),
-        throttles=0,
-    ):
-        record(
-            db.session.get_one(Order, order_id),
-            "failed",
-            N_("%(action)s did not go through (attempt %(attempt)s); it is tried again"),
-            {"action": kind, "attempt": attempts, "reason": str(error)},
-            payload=exchanges or None,
-        )
-    db.session.commit()
-    return Outcome(ran=True, retry_at=retry_at)
+    wording = N_("%(action)s did not go through (attempt %(attempt)s); it is tried again")
+    line = (wording, {"action": kind, "attempt": attempts, "reason": str(error)})
+    return _again(claim, order_id, error, delay, exchanges, line, throttles=0)
 
 
 def _throttled(
@@ -398,25 +382,36 @@ def _throttled(
         reason = f"gave up after {claim.throttles} answers in a row asking to wait: {error}"
         _fail(claim, order_id, kind, error.category, reason, exchanges)
         return Outcome(ran=True)
-    retry_at = utcnow() + timedelta(seconds=max(error.retry_after, backoff(throttles), 1.0))
-    if (
-        claim.settle(
-            state=ActionState.PENDING,
-            attempts=claim.attempts - 1,
-            throttles=throttles,
-            next_attempt_at=retry_at,
-            enqueued_at=utcnow(),
-            last_error=str(error),
-        )
-        and throttles == 1  # the first of a spell is news; the history need not count them
-    ):
-        record(
-            db.session.get_one(Order, order_id),
-            "failed",
-            N_("%(action)s: the platform asked the hub to wait; it tries again by itself"),
-            {"action": kind, "reason": str(error)},
-            payload=exchanges or None,
-        )
+    wording = N_("%(action)s: the platform asked the hub to wait; it tries again by itself")
+    # The first of a spell is news; the history need not count them.
+    line = (wording, {"action": kind, "reason": str(error)}) if throttles == 1 else None
+    delay = max(error.retry_after, backoff(throttles), 1.0)
+    return _again(
+        claim, order_id, error, delay, exchanges, line, attempts=claim.attempts - 1, throttles=throttles
+    )
+
+
+def _again(
+    claim: Claim,
+    order_id: int,
+    error: ConnectorError,
+    delay: float,
+    exchanges: list[dict[str, Any]],
+    line: tuple[str, dict[str, Any]] | None,
+    **values: object,
+) -> Outcome:
+    """Back to pending, due after `delay`, with `values` besides; the history `line` (wording, params)
+    if the row was still this worker's claim."""
+    retry_at = utcnow() + timedelta(seconds=delay)
+    settled = claim.settle(
+        state=ActionState.PENDING,
+        next_attempt_at=retry_at,
+        enqueued_at=utcnow(),
+        last_error=str(error),
+        **values,
+    )
+    if settled and line is not None:
+        record(db.session.get_one(Order, order_id), "failed", *line, payload=exchanges or None)
     db.session.commit()
     return Outcome(ran=True, retry_at=retry_at)
 
@@ -969,7 +964,7 @@ def waiting(integration_id: int, now: datetime) -> list[OrderAction]:
     return list(
         db.session.scalars(
             sa.select(OrderAction)
-            .where(OrderAction.integration_id == integration_id, _turn(ACTIONS))
+            .where(OrderAction.integration_id == integration_id, TURN)
             .order_by(OrderAction.id)
             .limit(current_app.config["ACTIONS_IN_FLIGHT"]),
             {"now": now, "handed": _handed(now)},
@@ -999,7 +994,7 @@ def stale_and_due(now: datetime) -> list[OrderAction]:
         .over(partition_by=OrderAction.integration_id, order_by=OrderAction.id)
         .label("turn")
     )
-    candidates = sa.select(OrderAction.id, turn).where(_turn(ACTIONS)).subquery()
+    candidates = sa.select(OrderAction.id, turn).where(TURN).subquery()
     due = list(
         db.session.scalars(
             sa.select(OrderAction)

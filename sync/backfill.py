@@ -10,7 +10,6 @@ One import per integration waits or runs at a time (a unique index says so).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -19,9 +18,10 @@ from flask import current_app
 from connectors.base import ConnectorError, PackagePage, RateLimited, Retryable
 from connectors.factory import marketplace_for
 from extensions import db
-from models import Backfill, BackfillState, Integration, OrderAction
+from models import Backfill, BackfillState, Integration
 from models.base import utcnow
 from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, changed
+from sync.history import Dispatch
 from sync.ingest import ingest
 from sync.pull import Budget, newest, read
 
@@ -38,7 +38,7 @@ BUSY_WAIT = 2.0
 FAILURE_WAIT = 30.0
 
 
-def run(backfill_id: int, dispatch: Callable[[list[OrderAction]], None]) -> float | None:
+def run(backfill_id: int, dispatch: Dispatch) -> float | None:
     """Run a queued import for one budget's worth of pages; None when it has ended (done or failed),
     else the seconds after which it should run again: 0 when its budget ran out (it goes behind the
     others: one seller's 90-day import does not hold a worker for an hour), a little while the

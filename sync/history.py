@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -16,6 +17,8 @@ from sync.wording import N_
 
 OPEN = (ActionState.PENDING, ActionState.RUNNING)
 INSERT_EVENT = sa.insert(cast(sa.Table, OrderEvent.__table__))
+# Hands committed outbox rows to the workers (jobs.tasks.dispatch); long runs call it batch by batch.
+Dispatch = Callable[[list[OrderAction]], None]
 # Decisions that run inline (sync/stock.py), reading products line by line, rather than as outbox rows.
 STOCK_MOVES = frozenset({Action.DECREASE_STOCK, Action.RESTORE_STOCK})
 

@@ -18,7 +18,7 @@ from extensions import db
 from models import Integration, Order, OrderAction
 from models.base import utcnow
 from sync.guards import INTERNAL_ERROR, backoff, changed
-from sync.history import enqueue, open_actions, record
+from sync.history import Dispatch, enqueue, open_actions, record
 from sync.ingest import IngestResult, ingest
 from sync.rules import TO_SHOP, Event, Facts, decide
 from sync.statuses import CANCELLATIONS, CanonicalStatus
@@ -38,9 +38,6 @@ class SyncOutcome:
     error: str | None = None
     more: bool = False  # the budget ran out: the rest is read by the next cycle, which is due at once
     actions: list[OrderAction] = field(default_factory=list)
-
-
-Dispatch = Callable[[list[OrderAction]], None]
 
 
 def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> SyncOutcome:

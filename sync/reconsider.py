@@ -10,13 +10,11 @@ changed (Tracking Code Transfer still decides).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sqlalchemy as sa
 
 from extensions import db
 from models import Integration, Order, OrderAction
-from sync.history import enqueue
+from sync.history import Dispatch, enqueue
 from sync.ingest import tracking_code
 from sync.rules import Event, Facts, decide
 from sync.statuses import RANK, CanonicalStatus
@@ -25,8 +23,6 @@ from sync.statuses import RANK, CanonicalStatus
 BATCH = 500
 # Open: in the shop and not yet with the customer, nor ended.
 OPEN = [status.value for status in CanonicalStatus if RANK[status] < RANK[CanonicalStatus.DELIVERED]]
-
-Dispatch = Callable[[list[OrderAction]], None]
 
 
 def tracking_codes(integration_id: int, dispatch: Dispatch | None = None) -> int:

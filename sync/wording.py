@@ -3,19 +3,12 @@
 A line's `summary` is an English sentence with %(name)s placeholders, marked with `N_` so that
 `make translations-update` collects it, and its `params` fill it: the panel shows it in the seller's
 language (blueprints/orders/history.py, which also translates the parameters that name a status or an
-action), the log and the exports in English.
+action).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 
 def N_(wording: str) -> str:
     """Marks a wording for the translations; it is stored as it is and translated when shown."""
     return wording
-
-
-def english(summary: str, params: dict[str, Any] | None) -> str:
-    """A history line in English, as the log and the exports read it."""
-    return summary % params if params else summary

@@ -30,6 +30,11 @@ def drain(limit: int = 200) -> int:
     raise AssertionError("actions kept coming")
 
 
+def english(summary: str, params: dict[str, Any] | None) -> str:
+    """A history line in English, its wording filled with its values (sync/wording.py)."""
+    return summary % params if params else summary
+
+
 def due_now() -> None:
     """Time passes, as far as the outbox knows: every pending action waiting for its time is due now
     (an action never runs before its `next_attempt_at`)."""

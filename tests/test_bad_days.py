@@ -26,9 +26,9 @@ from sync import actions, pull
 from sync.history import enqueue
 from sync.ingest import NOT_STORED, has_successor, ingest
 from sync.rules import TO_MARKETPLACE, Action, Plan
-from sync.wording import english
 from tests.conftest import Client, make_action, make_order
 from tests.fake_platform import FakePlatform, serve_fake
+from tests.pipeline import english
 from tests.sandbox_server import Sandbox
 from tests.test_fairness import orders, spread
 

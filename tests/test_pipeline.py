@@ -31,9 +31,8 @@ from sandbox.state import now_ms, woo_time
 from sync import actions, pull
 from sync.settings import Priority, TrackingCodeSource
 from sync.statuses import CanonicalStatus
-from sync.wording import english
 from tests.conftest import Client, join_sandbox, make_account, running_app
-from tests.pipeline import configure, cycle, drain, due_now, order_for
+from tests.pipeline import configure, cycle, drain, due_now, english, order_for
 from tests.sandbox_server import Sandbox, serve_sandbox
 
 TSHIRT = "8680001000011"  # TS-BEYAZ-M, 149.90, VAT 10

@@ -71,7 +71,8 @@ def _translator(shop: ConnectorKind, action_labels: dict[str, str]) -> Callable[
         if value is None:
             return "–"
         if name in ("status", "to_status"):
-            return _status_label(str(value))
+            status = _canonical(value)
+            return status.label if status is not None else value
         if name in ("shop_status", "shop_from", "shop_to"):
             return shop.status_name(str(value))
         if name == "action":
@@ -85,11 +86,12 @@ def _translator(shop: ConnectorKind, action_labels: dict[str, str]) -> Callable[
     return translate
 
 
-def _status_label(value: str) -> str:
+def _canonical(value: Any) -> CanonicalStatus | None:
+    """A canonical status kept in a line's params; None for anything else."""
     try:
-        return CanonicalStatus(value).label
+        return CanonicalStatus(value)
     except ValueError:
-        return value
+        return None
 
 
 STEPS: tuple[tuple[CanonicalStatus | None, LazyString], ...] = (
@@ -141,12 +143,8 @@ def _first_seen(events: Sequence[OrderEvent]) -> dict[CanonicalStatus, datetime]
     canonical status they came with): a status counts as reached at the first line at or past it."""
     seen: dict[CanonicalStatus, datetime] = {}
     for event in events:
-        value = (event.params or {}).get("status") if event.kind == "received" else None
-        if value is None:
-            continue
-        try:
-            status = CanonicalStatus(value)
-        except ValueError:
+        status = _canonical((event.params or {}).get("status")) if event.kind == "received" else None
+        if status is None:
             continue
         for step in CanonicalStatus:
             if step not in seen and _passes(status, step):
