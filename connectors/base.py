@@ -147,6 +147,8 @@ class ShopOrder:
     tracking_number: str = ""
     tracking_link: str = ""
     carrier: str = ""
+    # What the customer pays in the shop, as the shop calculated it (None where a shop does not say).
+    total: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,9 @@ class ShopOrderPlan:
     shipping: Address
     lines: tuple[ShopLine, ...]
     shipping_charge: ShippingCharge
+    # What the customer paid on the marketplace, VAT included: the lines plus the shipping charge. The
+    # shop order must come to exactly this.
+    total: Decimal
 
 
 class MarketplaceConnector(Protocol):

@@ -623,6 +623,7 @@ def shop_plan(order: Order, integration: Integration, settings: GeneralSettings)
         shipping_charge=shipping_charge(
             fee, settings.shipping_vat_rate, lines, integration.marketplace.label
         ),
+        total=goods + fee,
     )
 
 

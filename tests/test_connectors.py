@@ -167,6 +167,7 @@ def plan(reference: str, sku: str = "TS-BEYAZ-M") -> ShopOrderPlan:
         shipping=address,
         lines=(ShopLine(sku, "Tişört", 2, Decimal("299.80"), Decimal(10)),),
         shipping_charge=ShippingCharge("Trendyol Kargo", Decimal("29.16"), Decimal("5.83"), Decimal(20)),
+        total=Decimal("334.79"),
     )
 
 
