@@ -201,6 +201,10 @@ class MarketplaceConnector(Protocol):
         """One package as the marketplace holds it now."""
         ...
 
+    def packages_of(self, order_number: str) -> Sequence[MarketplaceOrder]:
+        """The marketplace order's recent packages: one split by a cancellation goes on in another."""
+        ...
+
     def approve(self, package_id: str, lines: Sequence[tuple[str, int]]) -> None:
         """Tell the marketplace the seller has taken the package (Trendyol: Picking)."""
         ...
@@ -223,7 +227,14 @@ class ShopConnector(Protocol):
         first create that may have reached the shop, less a margin for the shop's clock)."""
         ...
 
-    def create_order(self, plan: ShopOrderPlan) -> ShopOrder: ...
+    def create_order(self, plan: ShopOrderPlan) -> ShopOrder:
+        """Create the order; its total is the marketplace's where the shop allows it at once."""
+        ...
+
+    def settle_total(self, shop_id: str, total: Decimal) -> ShopOrder:
+        """Bring the shop order's total to `total` (the shop calculates its own from its tax settings),
+        if it differs; asked again, it does only what is left."""
+        ...
 
     def get_order(self, shop_id: str) -> ShopOrder: ...
 

@@ -25,6 +25,7 @@ from connectors.base import (
 )
 from connectors.carriers import by_name
 from connectors.http import Guard, Outbound, json_body, sanitised
+from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
 
 INTEGRATOR = "OrderHub"
@@ -171,23 +172,28 @@ class TrendyolConnector:
 
     def get_package(self, package_id: str) -> MarketplaceOrder | None:
         """One package as the marketplace holds it now."""
-        # Without dates Trendyol searches the last week only: ask for the two weeks it allows.
+        found = self._recent({"shipmentPackageIds": package_id, "size": 1}, f"package {package_id}")
+        return found[0] if found else None
+
+    def packages_of(self, order_number: str) -> list[MarketplaceOrder]:
+        """The packages of a marketplace order changed in the last two weeks: after a cancellation of
+        some lines, the one the rest went on in among them."""
+        params = {"orderNumber": order_number, "size": MAX_PAGE_SIZE}
+        return self._recent(params, f"order {order_number}")
+
+    def _recent(self, params: dict[str, Any], what: str) -> list[MarketplaceOrder]:
+        """The packages matching `params` changed in the last two weeks (without dates Trendyol searches
+        the last week only: ask for the two weeks it allows), on one page."""
         now = datetime.now(UTC)
-        params = {
-            "shipmentPackageIds": package_id,
-            "startDate": _ms(now - timedelta(days=14)),
-            "endDate": _ms(now),
-            "page": 0,
-            "size": 1,
-        }
-        payload = json_body(self.http.request("GET", f"{self.base}/orders", params=params), dict, "Trendyol")
-        content = payload.get("content") or []
+        window = {"startDate": _ms(now - timedelta(days=14)), "endDate": _ms(now), "page": 0}
+        response = self.http.request("GET", f"{self.base}/orders", params={**window, **params})
+        content = json_body(response, dict, "Trendyol").get("content") or []
         if not isinstance(content, list):
             raise InvalidAnswer("Trendyol's order list has no list of packages (content)")
         try:
-            return parse_package(content[0]) if content else None
+            return [parse_package(raw) for raw in content]
         except UnreadablePackage as error:
-            raise InvalidAnswer(f"Trendyol's copy of package {package_id} cannot be read: {error}") from None
+            raise InvalidAnswer(f"Trendyol's copy of {what} cannot be read: {error}") from None
 
     def approve(self, package_id: str, lines: Sequence[tuple[str, int]]) -> None:
         self.push_status(package_id, lines, S.PICKING)
@@ -237,7 +243,9 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
     if native not in STATUSES:
         raise UnreadablePackage(f"unknown package status {_shown(native)}")
     lines = raw.get("lines")
-    if not isinstance(lines, list) or not lines:
+    # A cancelled package may list none: which lines it keeps after a part cancellation is not
+    # documented, and the hub derives it from the package the rest went on in.
+    if not isinstance(lines, list) or (not lines and STATUSES[native] not in CANCELLATIONS):
         raise UnreadablePackage("the package has no lines")
     tracking = _text(raw, "cargoTrackingNumber", limit=CODE_LENGTH)
     modified = _time(raw, "lastModifiedDate") if raw.get("lastModifiedDate") else None

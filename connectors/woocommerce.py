@@ -5,25 +5,55 @@ order the first attempt created (`find_order`) instead of creating a second. Woo
 field: the code and the link go into the order's meta_data (`hub_tracking_number`, `hub_tracking_url`,
 `hub_carrier`) and into a note the customer sees. Tracking numbers the seller enters through the Shipment
 Tracking extension (`_wc_shipment_tracking_items`) are read back for the reverse flow.
+
+Totals: the shop order must come to what the customer paid on the marketplace, to the cent. WooCommerce
+calculates an order's taxes and total itself when it is created (and when its items change): from the
+store's tax settings and rates, ignoring any tax or total a client sends, with line totals always before
+tax. So the connector reads the store's rates once (GET /taxes) and sends each line before tax at the
+marketplace's VAT rate, to six decimals (WooCommerce keeps line totals unrounded), with the tax class whose
+rate for the customer's country is that VAT rate (none matching: no class is sent and the product's own
+applies); the shipping line likewise, at the rate the hub chose for it. In a store with those rates the
+total comes back right, or a cent off where WooCommerce rounds each line's tax. Whatever still differs (a
+cent, a store with taxes off, other rates, another shipping tax class) goes on the order as one fee line
+without tax (`settle_total`), added or changed in place, never a second, so the order's total is the
+marketplace's. The hub's `hub_vat_rate` meta stays on the lines for the seller; nothing depends on it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import httpx
 
-from connectors.base import Address, InvalidAnswer, ShopLine, ShopOrder, ShopOrderPlan
+from connectors.base import (
+    Address,
+    ConnectorError,
+    InvalidAnswer,
+    ShippingCharge,
+    ShopLine,
+    ShopOrder,
+    ShopOrderPlan,
+)
 from connectors.http import Guard, Outbound, json_body
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 REFERENCE_KEY = "hub_reference"
 TRACKING_KEYS = ("hub_tracking_number", "hub_tracking_url", "hub_carrier")
 PER_PAGE = 100
 MAX_PAGES = 10_000
+# Amounts before tax go out to six decimals: WooCommerce keeps them so and taxes them unrounded.
+NET = Decimal("0.000001")
+# The one fee line that brings the shop order's total to the marketplace's; known by its meta key.
+CORRECTION_KEY = "hub_total_correction"
+CORRECTION_NAME = "Pazaryeri tutar farkı"
+# A tax rate bound to any of these applies to part of a country only.
+LOCAL_KEYS = ("state", "postcode", "city", "postcodes", "cities")
 
 
 class WooCommerceConnector:
@@ -45,6 +75,7 @@ class WooCommerceConnector:
             headers={"User-Agent": "OrderHub"},
             transport=transport,
         )
+        self._rates: list[dict[str, Any]] | None = None
 
     def close(self) -> None:
         self.http.close()
@@ -69,7 +100,12 @@ class WooCommerceConnector:
         return None
 
     def create_order(self, plan: ShopOrderPlan) -> ShopOrder:
-        charge = plan.shipping_charge
+        """Create the order, then bring its total to the marketplace's (`settle_total`, from the create's
+        answer). Only the create is this call's to fail: the hub reads a refused create as "nothing was
+        made", which must not be said of an order that exists. So a correction that fails is left to be
+        asked for again: the order comes back with the total the shop calculated, and the hub, seeing it
+        differ from `plan.total`, calls `settle_total`."""
+        classes = self._tax_classes(plan.shipping.country)
         body = {
             "status": plan.status,
             # Paid on the marketplace; `set_paid` would run WooCommerce's payment_complete(), which overrides
@@ -80,19 +116,8 @@ class WooCommerceConnector:
             "payment_method_title": plan.marketplace.title(),
             "billing": {**_address(plan.billing), "email": plan.customer_email},
             "shipping": _address(plan.shipping),
-            "line_items": [_line_item(line) for line in plan.lines],
-            "shipping_lines": [
-                {
-                    "method_id": "flat_rate",
-                    "method_title": charge.title,
-                    "total": str(charge.net),
-                    "total_tax": str(charge.tax),
-                    "meta_data": [
-                        {"key": "hub_vat_rate", "value": str(charge.vat_rate)},
-                        {"key": "hub_vat_amount", "value": str(charge.tax)},
-                    ],
-                }
-            ],
+            "line_items": [_line_item(line, classes) for line in plan.lines],
+            "shipping_lines": [_shipping_line(plan.shipping_charge)],
             "meta_data": [
                 {"key": REFERENCE_KEY, "value": plan.reference},
                 {"key": "hub_marketplace", "value": plan.marketplace},
@@ -100,7 +125,41 @@ class WooCommerceConnector:
                 {"key": "hub_shipment_package_id", "value": plan.package_id},
             ],
         }
-        return parse_order(self._json("POST", "/orders", dict, json=body))
+        created = self._json("POST", "/orders", dict, json=body)
+        try:
+            return parse_order(self._settle(created, plan.total))
+        except ConnectorError as error:
+            log.warning("WooCommerce order %s: total not corrected yet: %s", created.get("id"), error)
+            return parse_order(created)
+
+    def settle_total(self, shop_id: str, total: Decimal) -> ShopOrder:
+        """Bring the shop order's total to `total` (the marketplace's, VAT included) with its one correction
+        fee line: added, or changed in place, and only if the total differs. Idempotent: asked again, after a
+        lost answer or on an order found by reference, it reads the order and does only what is left."""
+        return parse_order(self._settle(self._json("GET", f"/orders/{shop_id}", dict), total))
+
+    def _settle(self, raw: Mapping[str, Any], total: Decimal) -> Mapping[str, Any]:
+        shop_total = parse_order(raw).total
+        if shop_total is None:
+            raise InvalidAnswer("WooCommerce's order has no total")
+        if shop_total == total:
+            return raw
+        fees = _objects(raw.get("fee_lines") or [])
+        fee = next((fee for fee in fees if _meta(fee).get(CORRECTION_KEY)), None)
+        amount = total - shop_total + (_decimal(fee.get("total"), "fee total") if fee else 0)
+        line: dict[str, Any] = {"name": CORRECTION_NAME, "total": str(amount), "tax_status": "none"}
+        if fee:
+            line["id"] = fee["id"]
+        else:
+            line["meta_data"] = [{"key": CORRECTION_KEY, "value": "1"}]
+        return self._json("PUT", f"/orders/{raw['id']}", dict, json={"fee_lines": [line]})
+
+    def _tax_classes(self, country: str) -> dict[Decimal, str]:
+        """The store's tax class for each rate it charges in `country` ("" is the standard class in an
+        order, as WooCommerce wants it); the store's rates are read once per connector."""
+        if self._rates is None:
+            self._rates = list(self._collection("/taxes", {}))
+        return tax_classes(self._rates, country)
 
     def get_order(self, shop_id: str) -> ShopOrder:
         return parse_order(self._json("GET", f"/orders/{shop_id}", dict))
@@ -136,10 +195,15 @@ class WooCommerceConnector:
 
     def _pages(self, window: dict[str, str]) -> Iterator[dict[str, Any]]:
         """The orders in a date window, oldest first, a page at a time as they are read."""
+        return self._collection("/orders", {**window, "dates_are_gmt": "true", "order": "asc"})
+
+    def _collection(self, path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, a page at a time as they are read."""
         page = 1
         while True:
-            params = {**window, "dates_are_gmt": "true", "per_page": PER_PAGE, "page": page, "order": "asc"}
-            response = self.http.request("GET", f"{self.base}/orders", params=params)
+            response = self.http.request(
+                "GET", f"{self.base}{path}", params={**params, "per_page": PER_PAGE, "page": page}
+            )
             yield from _objects(json_body(response, list, "WooCommerce"))
             if page >= _total_pages(response):
                 return
@@ -150,19 +214,58 @@ def _gmt(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _line_item(line: ShopLine) -> dict[str, Any]:
-    """WooCommerce line totals are before tax: the marketplace's VAT-inclusive amount, split."""
-    net = (line.total / (1 + line.vat_rate / 100)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return {
+def tax_classes(rates: Sequence[Mapping[str, Any]], country: str) -> dict[Decimal, str]:
+    """Which class charges which rate in `country`, from GET /taxes. A class with one rate there, for the
+    whole country (or every country) and not compound, charges that rate; a class with more, or bound to a
+    state, postcode or city, is left out, since what it charges depends on more than the country. Where two
+    classes charge the same, the standard class is taken, else the first listed."""
+    found: dict[str, list[Mapping[str, Any]]] = {}
+    for rate in rates:
+        if rate.get("country") in (country, ""):
+            found.setdefault(str(rate.get("class") or "standard"), []).append(rate)
+    classes: dict[Decimal, str] = {}
+    for tax_class in sorted(found, key=lambda name: name != "standard"):
+        rate, *more = found[tax_class]
+        if more or rate.get("compound") or any(rate.get(key) for key in LOCAL_KEYS):
+            continue
+        try:
+            percent = Decimal(str(rate.get("rate")))
+        except InvalidOperation:
+            continue
+        classes.setdefault(percent, "" if tax_class == "standard" else tax_class)
+    return classes
+
+
+def _net(gross: Decimal, vat_rate: Decimal) -> str:
+    """A VAT-inclusive amount before tax, to six decimals."""
+    return str((gross / (1 + vat_rate / 100)).quantize(NET, rounding=ROUND_HALF_UP))
+
+
+def _line_item(line: ShopLine, classes: Mapping[Decimal, str]) -> dict[str, Any]:
+    """WooCommerce line totals are before tax: the marketplace's VAT-inclusive amount, split at its rate,
+    taxed by the store at the class that charges that rate (the product's own class if none does)."""
+    net = _net(line.total, line.vat_rate)
+    item: dict[str, Any] = {
         "sku": line.sku,
         "name": line.name,
         "quantity": line.quantity,
-        "subtotal": str(net),
-        "total": str(net),
-        "meta_data": [
-            {"key": "hub_vat_rate", "value": str(line.vat_rate)},
-            {"key": "hub_vat_amount", "value": str(line.total - net)},
-        ],
+        "subtotal": net,
+        "total": net,
+        "meta_data": [{"key": "hub_vat_rate", "value": str(line.vat_rate)}],
+    }
+    if line.vat_rate in classes:
+        item["tax_class"] = classes[line.vat_rate]
+    return item
+
+
+def _shipping_line(charge: ShippingCharge) -> dict[str, Any]:
+    """The shipping fee before tax at the rate the hub chose; the store taxes it at its shipping tax class
+    (WooCommerce has no tax class per shipping line, and its taxes are read-only)."""
+    return {
+        "method_id": "flat_rate",
+        "method_title": charge.title,
+        "total": _net(charge.net + charge.tax, charge.vat_rate),
+        "meta_data": [{"key": "hub_vat_rate", "value": str(charge.vat_rate)}],
     }
 
 
@@ -183,7 +286,19 @@ def parse_order(raw: Mapping[str, Any]) -> ShopOrder:
         tracking_number=seller_tracking[0] or str(meta.get("hub_tracking_number", "")),
         tracking_link=seller_tracking[1] or str(meta.get("hub_tracking_url", "")),
         carrier=seller_tracking[2] or str(meta.get("hub_carrier", "")),
+        total=None if raw.get("total") is None else _decimal(raw["total"], "total"),
     )
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    """An amount of WooCommerce's answer (a decimal string), or InvalidAnswer."""
+    try:
+        amount = Decimal(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite():
+        raise InvalidAnswer(f"WooCommerce's {name} is not an amount")
+    return amount
 
 
 def _modified(value: Any) -> datetime | None:

@@ -114,7 +114,8 @@ class Order(Model):
 
 
 class OrderLine(Model):
-    """A marketplace order line; it follows its line id from package to package when Trendyol splits."""
+    """A marketplace order line; it follows its line id from package to package when Trendyol splits, and
+    belongs to the package that holds it now (sync/ingest.py `_upsert_lines`)."""
 
     __tablename__ = "order_lines"
     __table_args__ = (
@@ -128,19 +129,34 @@ class OrderLine(Model):
     barcode: Mapped[str] = mapped_column(sa.String(64), default="")
     stock_code: Mapped[str] = mapped_column(sa.String(120), default="")
     name: Mapped[str] = mapped_column(sa.String(300), default="")
+    # The units as the live package holding the line last listed them (a cancelled package changes
+    # nothing: which lines it still lists is not documented).
     quantity: Mapped[int]
     unit_price: Mapped[Decimal] = mapped_column(MONEY)
     vat_rate: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
-    cancelled: Mapped[bool] = mapped_column(default=False)
-    # Stock Management: each line takes from the panel stock once and gives back once.
-    stock_taken: Mapped[bool] = mapped_column(default=False)
-    stock_returned: Mapped[bool] = mapped_column(default=False)
+    cancelled: Mapped[bool] = mapped_column(default=False)  # the whole line: its package is cancelled
+    # Units cancelled off the line while the rest went on in a newer package (a part cancellation).
+    cancelled_quantity: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Stock Management: the units the panel stock holds for the line, taken and not given back. It
+    # should hold the live units (none for a cancelled line); moving the difference makes every take
+    # and every give-back exactly-once, whatever is replayed.
+    stock_held: Mapped[int] = mapped_column(default=0, server_default="0")
 
     order: Mapped[Order] = relationship(back_populates="lines")
 
     @property
     def total(self) -> Decimal:
         return self.unit_price * self.quantity
+
+    @property
+    def live_quantity(self) -> int:
+        """The units still going to the customer."""
+        return 0 if self.cancelled else self.quantity
+
+    @property
+    def cancelled_units(self) -> int:
+        """The units of the line cancelled on the marketplace, in part or whole."""
+        return self.cancelled_quantity + (self.quantity if self.cancelled else 0)
 
 
 class OrderEvent(Model):

@@ -12,7 +12,7 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from sandbox.state import SELLER_STATUSES, World, now_ms, shop_public
+from sandbox.state import SELLER_STATUSES, Refused, World, now_ms, shop_public
 
 TRENDYOL = "/trendyol/integration/order/sellers/<seller_id>"
 WOO = "/woocommerce/wp-json/wc/v3"
@@ -97,7 +97,8 @@ def create_sandbox(world: World | None = None) -> Flask:
             int(value) for value in request.args.get("shipmentPackageIds", "").split(",") if value.isdigit()
         }
         newest_first = request.args.get("orderByDirection", "DESC").upper() != "ASC"
-        return jsonify(world.listing(start, end, statuses, page, size, ids, newest_first))
+        order_number = request.args.get("orderNumber", "")
+        return jsonify(world.listing(start, end, statuses, page, size, ids, newest_first, order_number))
 
     @app.put(f"{TRENDYOL}/shipment-packages/<int:package_id>")
     def update_package(seller_id: str, package_id: int) -> ResponseReturnValue:
@@ -153,30 +154,32 @@ def create_sandbox(world: World | None = None) -> Flask:
             if package["status"] not in UNSUPPLIABLE:
                 # Trendyol's rule: a seller cannot supply a package it has not yet handed to the carrier.
                 abort(400, f"package in status {package['status']} cannot be unsupplied")
-            line_ids = {int(line["lineId"]) for line in body.get("lines") or []}
-            if not line_ids or line_ids - {line["lineId"] for line in package["lines"]}:
-                abort(400, "lines must name this package's lineIds")
-            world.cancel_lines(package, line_ids)
+            world.cancel_lines(package, *_unsupplied(package, body.get("lines")))
         return "", 200
 
     # -- WooCommerce -------------------------------------------------------------------------------
 
     def woo_auth() -> None:
         if _basic() != (world.consumer_key, world.consumer_secret):
-            abort(401, "woocommerce_rest_cannot_view")
+            abort(_woo_error(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources."))
 
-    def shop_order(order_id: int) -> dict[str, Any]:
+    def shop_order(order_id: int, status: int = 404, message: str = "Invalid ID.") -> dict[str, Any]:
+        """The order, or WooCommerce's answer for a missing one: 404 to a read, 400 to an update."""
         order = world.shop_orders.get(order_id)
         if order is None:
-            abort(404, "woocommerce_rest_shop_order_invalid_id")
+            abort(_woo_error(status, "woocommerce_rest_shop_order_invalid_id", message))
         return order
+
+    def page_size(maximum: int) -> int:
+        per_page = request.args.get("per_page", 10, type=int)
+        if not 1 <= per_page <= maximum:
+            abort(_woo_error(400, "rest_invalid_param", "Invalid parameter(s): per_page"))
+        return per_page
 
     @app.get(f"{WOO}/orders")
     def woo_list() -> ResponseReturnValue:
         woo_auth()
-        per_page = request.args.get("per_page", 10, type=int)
-        if not 1 <= per_page <= 100:
-            abort(400, "per_page must be between 1 and 100")
+        per_page = page_size(100)
         page = request.args.get("page", 1, type=int)
         search = request.args.get("search", "")
         modified_after = request.args.get("modified_after", "")
@@ -198,18 +201,15 @@ def create_sandbox(world: World | None = None) -> Flask:
             ]
             orders.sort(key=lambda order: order["id"])
             chunk = [shop_public(order) for order in orders[(page - 1) * per_page : page * per_page]]
-        response = jsonify(chunk)
-        response.headers["X-WP-Total"] = str(len(orders))
-        response.headers["X-WP-TotalPages"] = str(max(1, -(-len(orders) // per_page)))
-        return response
+        return _paged(chunk, len(orders), per_page)
 
     @app.post(f"{WOO}/orders")
     def woo_create() -> ResponseReturnValue:
         woo_auth()
         try:
             order = world.create_shop_order(request.get_json(silent=True) or {})
-        except LookupError as error:
-            return _woo_error(400, "woocommerce_rest_invalid_product_id", f"No product with SKU {error}.")
+        except Refused as refused:
+            return _woo_error(400, refused.code, refused.message)
         return jsonify(shop_public(order)), 201
 
     @app.get(f"{WOO}/orders/<int:order_id>")
@@ -220,23 +220,44 @@ def create_sandbox(world: World | None = None) -> Flask:
     @app.put(f"{WOO}/orders/<int:order_id>")
     def woo_update(order_id: int) -> ResponseReturnValue:
         woo_auth()
-        order = shop_order(order_id)
+        order = shop_order(order_id, status=400)
         try:
             world.update_shop_order(order, request.get_json(silent=True) or {})
-        except ValueError as error:
-            return _woo_error(400, "rest_invalid_param", f"Invalid status {error}.")
+        except Refused as refused:
+            return _woo_error(400, refused.code, refused.message)
         return jsonify(shop_public(order))
 
     @app.route(f"{WOO}/orders/<int:order_id>/notes", methods=["GET", "POST"])
     def woo_notes(order_id: int) -> ResponseReturnValue:
         woo_auth()
-        order = shop_order(order_id)
+        order = shop_order(order_id, message="Invalid order ID.")
         if request.method == "GET":
             return jsonify(order["notes"])
         body = request.get_json(silent=True) or {}
         if not body.get("note"):
             return _woo_error(400, "rest_missing_callback_param", "Missing parameter(s): note")
         return jsonify(world.add_note(order, body["note"], bool(body.get("customer_note")))), 201
+
+    @app.get(f"{WOO}/taxes")
+    def woo_taxes() -> ResponseReturnValue:
+        """The store's tax rates, in their order, a page at a time (read-only here: set them through
+        /_control/taxes)."""
+        woo_auth()
+        per_page = page_size(100)
+        page = request.args.get("page", 1, type=int)
+        wanted = request.args.get("class")
+        with world.lock:
+            if wanted is not None and wanted not in world.taxes.slugs():
+                return _woo_error(400, "rest_invalid_param", "Invalid parameter(s): class")
+            rates = [rate for rate in world.taxes.rates if wanted is None or rate["class"] == wanted]
+            chunk = rates[(page - 1) * per_page : page * per_page]
+            return _paged(chunk, len(rates), per_page)
+
+    @app.get(f"{WOO}/taxes/classes")
+    def woo_tax_classes() -> ResponseReturnValue:
+        woo_auth()
+        with world.lock:
+            return jsonify([{"slug": "standard", "name": "Standard rate"}, *world.taxes.classes])
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -270,8 +291,23 @@ def create_sandbox(world: World | None = None) -> Flask:
     def control_shop_order(order_id: int) -> ResponseReturnValue:
         """A change the seller makes in the shop: {"status": ..., "meta_data": [...]}."""
         order = shop_order(order_id)
-        world.update_shop_order(order, request.get_json(silent=True) or {})
+        try:
+            world.update_shop_order(order, request.get_json(silent=True) or {})
+        except Refused as refused:
+            abort(400, refused.message)
         return jsonify(shop_public(order))
+
+    @app.post("/_control/taxes")
+    def control_taxes() -> ResponseReturnValue:
+        """The shop's tax settings: {"enabled", "prices_include_tax", "round_at_subtotal", "shipping_class",
+        "classes": [{slug, name}], "rates": [{country, rate, name, class, shipping, priority}]}, any of them;
+        answers them all."""
+        with world.lock:
+            try:
+                world.taxes.update(request.get_json(silent=True) or {})
+            except (KeyError, ValueError, TypeError) as error:
+                abort(400, f"unknown or bad tax setting: {error}")
+            return jsonify(vars(world.taxes))
 
     @app.post("/_control/faults")
     def control_faults() -> ResponseReturnValue:
@@ -329,6 +365,23 @@ def create_sandbox(world: World | None = None) -> Flask:
     return app
 
 
+def _unsupplied(package: dict[str, Any], lines: Any) -> tuple[set[int], dict[int, int]]:
+    """The lines and units an unsupply request cancels, each of this package's lines at most once and for
+    1 up to its quantity, as Trendyol refuses anything else (a 400, nothing changed)."""
+    held = {line["lineId"]: line["quantity"] for line in package["lines"]}
+    if not lines or not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+        abort(400, "lines must name this package's lineIds")
+    quantities: dict[int, int] = {}
+    for line in lines:
+        line_id, quantity = line.get("lineId"), line.get("quantity")
+        if not isinstance(line_id, int) or line_id not in held or line_id in quantities:
+            abort(400, "lines must name this package's lineIds, each once")
+        if not isinstance(quantity, int) or not 1 <= quantity <= held[line_id]:
+            abort(400, f"quantity of line {line_id} must be from 1 to {held[line_id]}")
+        quantities[line_id] = quantity
+    return set(quantities), quantities
+
+
 def _basic() -> tuple[str, str] | None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Basic "):
@@ -347,7 +400,16 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return response
 
 
+def _paged(items: list[dict[str, Any]], total: int, per_page: int) -> Response:
+    """A page of a WooCommerce collection, with its counts in WordPress's headers."""
+    response = jsonify(items)
+    response.headers["X-WP-Total"] = str(total)
+    response.headers["X-WP-TotalPages"] = str(max(1, -(-total // per_page)))
+    return response
+
+
 def _woo_error(status: int, code: str, message: str) -> Response:
+    """An error as WordPress answers a WP_Error."""
     response = jsonify({"code": code, "message": message, "data": {"status": status}})
     response.status_code = status
     return response

@@ -5,11 +5,13 @@ One lock guards it all; the sandbox is a test double, not a database.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -30,6 +32,32 @@ FORWARD = (
 FINAL = ("Delivered", "Cancelled", "UnSupplied", "Returned", "UnDelivered")
 SELLER_STATUSES = ("Picking", "Invoiced")
 WOO_STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed")
+
+# The shop's tax classes and KDV rates, as a Turkish store keeps them: 20 % at the standard class, 10 % at
+# WooCommerce's "Reduced rate", 1 % at a class of its own, 0 % (exempt) at WooCommerce's "Zero rate". The
+# order of the classes matters: shipping that inherits its class takes the first one an item has.
+TAX_CLASSES = (("reduced-rate", "Reduced rate"), ("kdv-1", "KDV %1"), ("zero-rate", "Zero rate"))
+KDV_RATES = (("standard", 20), ("reduced-rate", 10), ("kdv-1", 1), ("zero-rate", 0))
+# The class each catalogue product has in the shop, by its VAT rate ("" is the standard class in an order).
+TAX_CLASS_BY_VAT = {20: "", 10: "reduced-rate", 1: "kdv-1", 0: "zero-rate"}
+BASE_COUNTRY = "TR"  # the store's address: taxes go by it when an order has no address
+CENT = Decimal("0.01")
+TAX_PRECISION = Decimal("0.000001")  # wc_get_rounding_precision(): a rate's tax is kept to six decimals
+ITEM_KINDS = ("line_items", "shipping_lines", "fee_lines")
+# An update that names any of these makes WooCommerce calculate the order's totals again.
+RECALCULATING = ("billing", "shipping", "line_items", "shipping_lines", "fee_lines", "coupon_lines")
+NULLING_KEYS = ("product_id", "method_id", "method_title", "name", "code")  # null removes the item
+# What WooCommerce's REST answer rounds to the store's decimals (wc_format_decimal with `dp`).
+ORDER_AMOUNTS = (
+    "discount_total",
+    "discount_tax",
+    "shipping_total",
+    "shipping_tax",
+    "cart_tax",
+    "total",
+    "total_tax",
+)
+ITEM_AMOUNTS = ("subtotal", "subtotal_tax", "total", "total_tax", "tax_total", "shipping_tax_total")
 
 
 def now_ms() -> int:
@@ -58,12 +86,125 @@ class Faults:
     timeout_method: str = ""  # only answers to this method are lost ("" for all)
     duplicate_rate: float = 0.0  # share of listing pages that repeat packages of the page before
     search_covers_meta: bool = True  # off: the shop's order search ignores custom meta, as many stores do
+    # What a package Trendyol cancelled lines of lists afterwards; its docs do not say, so the hub must
+    # read the cancellation from the new package. "cancelled": the cancelled lines and units only; "all":
+    # every line as it was before; "none": no lines.
+    cancelled_package_lists: str = "cancelled"
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"cancelled_package_lists": ("cancelled", "all", "none")}
 
     def update(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
             if not hasattr(self, name):
                 raise KeyError(name)
-            setattr(self, name, type(getattr(self, name))(value))
+            value = type(getattr(self, name))(value)
+            if value not in self.CHOICES.get(name, (value,)):
+                raise ValueError(f"{name} is one of {', '.join(self.CHOICES[name])}")
+            setattr(self, name, value)
+
+
+def _kdv_classes() -> list[dict[str, str]]:
+    return [{"slug": slug, "name": name} for slug, name in TAX_CLASSES]
+
+
+def _kdv_rates() -> list[dict[str, Any]]:
+    return [
+        _rate(index + 1, {"country": "TR", "rate": percent, "name": f"KDV %{percent}", "class": slug}, index)
+        for index, (slug, percent) in enumerate(KDV_RATES)
+    ]
+
+
+def _rate(rate_id: int, entry: dict[str, Any], order: int) -> dict[str, Any]:
+    """A tax rate as GET /taxes answers it, from {country, rate, name, class, shipping, priority}."""
+    unknown = set(entry) - {"country", "rate", "name", "class", "shipping", "priority"}
+    if unknown:
+        raise KeyError(", ".join(sorted(unknown)))  # compound rates, states and postcodes are not played
+    try:
+        percent = Decimal(str(entry["rate"]))
+    except ArithmeticError:
+        raise ValueError(f"rate {entry['rate']!r} is not a percentage") from None
+    if not 0 <= percent <= 100:
+        raise ValueError(f"rate {entry['rate']!r} is not a percentage")
+    return {
+        "id": rate_id,
+        "country": str(entry.get("country", "")).upper(),
+        "state": "",
+        "postcode": "",
+        "city": "",
+        "postcodes": [],
+        "cities": [],
+        "rate": f"{percent:.4f}",
+        "name": str(entry.get("name", "")),
+        "priority": int(entry.get("priority", 1)),
+        "compound": False,
+        "shipping": bool(entry.get("shipping", True)),
+        "order": order,
+        "class": str(entry.get("class", "standard")),
+    }
+
+
+@dataclass
+class TaxSettings:
+    """The store's tax settings (WooCommerce → Settings → Tax) and its rates; a Turkish store's by default."""
+
+    enabled: bool = True  # woocommerce_calc_taxes
+    # woocommerce_prices_include_tax: how the catalogue's prices are entered, and what an order says; an
+    # order's line totals are before tax all the same.
+    prices_include_tax: bool = True
+    round_at_subtotal: bool = False  # woocommerce_tax_round_at_subtotal: off, each line's tax is rounded
+    # woocommerce_shipping_tax_class: "inherit" (from the items, WooCommerce's default), "standard" or a slug.
+    shipping_class: str = "inherit"
+    classes: list[dict[str, str]] = field(default_factory=_kdv_classes)  # {slug, name}, beside the standard
+    rates: list[dict[str, Any]] = field(default_factory=_kdv_rates)  # as GET /taxes answers them
+
+    FLAGS: ClassVar[tuple[str, ...]] = ("enabled", "prices_include_tax", "round_at_subtotal")
+
+    def slugs(self) -> list[str]:
+        return ["standard", *(entry["slug"] for entry in self.classes)]
+
+    def rates_for(self, tax_class: str, country: str, shipping: bool = False) -> list[dict[str, Any]]:
+        """WC_Tax::find_rates(): the class's rates for the country or for every country, the most specific
+        of each priority; for shipping, only the rates that apply to shipping."""
+        slug = tax_class or "standard"
+        matching = sorted(
+            (
+                rate
+                for rate in self.rates
+                if rate["class"] == slug
+                and rate["country"] in (country, "")
+                and (rate["shipping"] or not shipping)
+            ),
+            key=lambda rate: (rate["priority"], rate["country"] == "", rate["order"]),
+        )
+        first: dict[int, dict[str, Any]] = {}
+        for rate in matching:
+            first.setdefault(rate["priority"], rate)
+        return list(first.values())
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set what `values` names, all or nothing: the three flags, `shipping_class`, `classes`
+        ([{slug, name}]) and `rates` ([{country, rate, name, class, shipping, priority}], replacing all)."""
+        draft = copy.deepcopy(self)
+        for name, value in values.items():
+            if name in self.FLAGS:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name} is true or false")
+                setattr(draft, name, value)
+            elif name == "shipping_class":
+                draft.shipping_class = str(value)
+            elif name == "classes":
+                draft.classes = [{"slug": str(entry["slug"]), "name": str(entry["name"])} for entry in value]
+            elif name == "rates":
+                draft.rates = [_rate(index + 1, entry, index) for index, entry in enumerate(value)]
+            else:
+                raise KeyError(name)
+        slugs = draft.slugs()
+        for rate in draft.rates:
+            if rate["class"] not in slugs:
+                raise ValueError(f"no tax class {rate['class']!r}")
+        if draft.shipping_class not in ("inherit", *slugs):
+            raise ValueError(f"no tax class {draft.shipping_class!r}")
+        vars(self).update(vars(draft))
 
 
 @dataclass
@@ -78,6 +219,7 @@ class World:
     shop_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     shop_products: dict[str, int] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
+    taxes: TaxSettings = field(default_factory=TaxSettings)  # the shop's, like the faults not kept on restart
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
 
     def __post_init__(self) -> None:
@@ -89,8 +231,13 @@ class World:
         self._shop_ids = itertools.count(5001)
         self._note_ids = itertools.count(9001)
         self._meta_ids = itertools.count(1)
+        # Order items of every kind (lines, shipping, fees, taxes) share one sequence, as in WooCommerce.
+        self._item_ids = itertools.count(101)
         self.shop_products = {
             product.stock_code: 200 + index for index, product in enumerate(generator.CATALOGUE)
+        }
+        self.product_tax_classes = {
+            product.stock_code: TAX_CLASS_BY_VAT[product.vat_rate] for product in generator.CATALOGUE
         }
 
     # -- kept across restarts (`python -m sandbox --state FILE`) ---------------------------------------
@@ -102,6 +249,7 @@ class World:
         "_shop_ids",
         "_note_ids",
         "_meta_ids",
+        "_item_ids",
     )
 
     def snapshot(self) -> dict[str, Any]:
@@ -243,11 +391,25 @@ class World:
                 f"https://kargotakip.trendyol.com/?token={package['shipmentPackageId']}"
             )
 
-    def cancel_lines(self, package: dict[str, Any], line_ids: set[int]) -> dict[str, Any] | None:
-        """Trendyol's line cancellation: the cancelled lines stay on the old package, now Cancelled; the
-        rest move to a new package id (createdBy "cancel"). Returns the new package, if any."""
-        keep = [line for line in package["lines"] if line["lineId"] not in line_ids]
-        gone = [line for line in package["lines"] if line["lineId"] in line_ids]
+    def cancel_lines(
+        self, package: dict[str, Any], line_ids: set[int], quantities: Mapping[int, int] | None = None
+    ) -> dict[str, Any] | None:
+        """Trendyol's line cancellation: the cancelled units stay on the old package, now Cancelled; the
+        rest move to a new package id (createdBy "cancel"). `quantities` says how many units of a line are
+        cancelled (default: all of them); a line cancelled in part is on both packages under its lineId,
+        the rest on the new one. What the old package lists afterwards is a fault knob, since Trendyol's
+        documentation does not say (`cancelled_package_lists`). Returns the new package, if any."""
+        quantities = quantities or {}
+        before = [dict(line) for line in package["lines"]]
+        keep, gone = [], []
+        for line in package["lines"]:
+            if line["lineId"] not in line_ids:
+                keep.append(line)
+                continue
+            cancelled = quantities.get(line["lineId"], line["quantity"])
+            if cancelled < line["quantity"]:
+                keep.append(_with_quantity(line, line["quantity"] - cancelled))
+            gone.append(_with_quantity(line, cancelled))
         successor = None
         if keep:
             successor = {
@@ -262,7 +424,8 @@ class World:
             self._price(successor)
             self.packages[successor["shipmentPackageId"]] = successor
         package["lines"] = gone
-        self._price(package)
+        self._price(package)  # the cancelled package's totals are those of what was cancelled
+        package["lines"] = {"cancelled": gone, "all": before, "none": []}[self.faults.cancelled_package_lists]
         self.set_status(package, "Cancelled")
         return successor
 
@@ -293,6 +456,7 @@ class World:
         size: int,
         ids: set[int] | None = None,
         newest_first: bool = True,
+        order_number: str = "",
     ) -> dict[str, Any]:
         with self.lock:
             matching = sorted(
@@ -305,6 +469,7 @@ class World:
                         else start <= package["lastModifiedDate"] <= end
                     )
                     and (not statuses or package["status"] in statuses)
+                    and (not order_number or package["orderNumber"] == order_number)
                 ),
                 key=lambda package: (package["lastModifiedDate"], package["shipmentPackageId"]),
                 reverse=newest_first,
@@ -324,88 +489,241 @@ class World:
     # -- shop --------------------------------------------------------------------------------------
 
     def create_shop_order(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /orders as WooCommerce takes it (WC_REST_Orders_V2_Controller::save_object): the items,
+        products by SKU, then calculate_totals(): taxes and totals are the store's own, whatever the client
+        sent for them. Raises `Refused` for what WooCommerce turns down, and stores nothing then."""
         with self.lock:
-            items = []
-            for index, item in enumerate(body.get("line_items") or []):
-                sku = str(item.get("sku") or "")
-                if sku not in self.shop_products:
-                    raise LookupError(sku)
-                quantity = int(item.get("quantity", 1))
-                total = Decimal(str(item.get("total") or "0"))
-                meta = {entry["key"]: entry["value"] for entry in item.get("meta_data") or []}
-                tax = Decimal(str(meta.get("hub_vat_amount", "0")))
-                items.append(
-                    {
-                        "id": 100 + index,
-                        "name": item.get("name") or sku,
-                        "product_id": self.shop_products[sku],
-                        "sku": sku,
-                        "quantity": quantity,
-                        "subtotal": str(total),
-                        "total": str(total),
-                        "total_tax": str(tax),
-                        "price": money(total / quantity) if quantity else 0,
-                    }
-                )
-            shipping = []
-            for index, line in enumerate(body.get("shipping_lines") or []):
-                shipping.append(
-                    {
-                        "id": 500 + index,
-                        "method_id": line.get("method_id", "flat_rate"),
-                        "method_title": line.get("method_title", ""),
-                        "total": line.get("total", "0.00"),
-                        "total_tax": line.get("total_tax", "0.00"),
-                        "meta_data": self._meta(line.get("meta_data") or []),
-                    }
-                )
-            stamp = now_ms()
-            order_id = next(self._shop_ids)
-            order = {
-                "id": order_id,
-                "number": str(order_id),
-                "status": body.get("status") or ("processing" if body.get("set_paid") else "pending"),
+            status = body.get("status") or ("processing" if body.get("set_paid") else "pending")
+            if status not in WOO_STATUSES:
+                raise Refused("rest_invalid_param", "Invalid parameter(s): status")
+            order: dict[str, Any] = {
+                "status": status,
                 "currency": body.get("currency", "TRY"),
-                "date_created_gmt": woo_time(stamp),
-                "date_modified_gmt": woo_time(stamp),
-                "_modified_ms": stamp,
+                "prices_include_tax": self.taxes.prices_include_tax,
                 "payment_method": body.get("payment_method", ""),
                 "payment_method_title": body.get("payment_method_title", ""),
                 "billing": body.get("billing") or {},
                 "shipping": body.get("shipping") or {},
                 "customer_note": body.get("customer_note", ""),
-                "line_items": items,
-                "shipping_lines": shipping,
-                "meta_data": self._meta(body.get("meta_data") or []),
+                "line_items": [],
+                "shipping_lines": [],
+                "fee_lines": [],
+                "tax_lines": [],
+                "meta_data": [],
                 "notes": [],
             }
-            order["total"] = str(
-                sum(Decimal(item["total"]) + Decimal(item["total_tax"]) for item in items)
-                + sum(Decimal(line["total"]) + Decimal(line["total_tax"]) for line in shipping)
+            self._set_items(order, body)
+            self._update_meta(order["meta_data"], body.get("meta_data"))
+            self._calculate_totals(order)
+            stamp = now_ms()
+            order_id = next(self._shop_ids)
+            order.update(
+                id=order_id,
+                number=str(order_id),
+                date_created_gmt=woo_time(stamp),
+                date_modified_gmt=woo_time(stamp),
+                _modified_ms=stamp,
             )
             self.shop_orders[order_id] = order
             return order
 
-    def _meta(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            {"id": next(self._meta_ids), "key": entry["key"], "value": entry["value"]} for entry in entries
-        ]
-
     def update_shop_order(self, order: dict[str, Any], body: dict[str, Any]) -> None:
+        """PUT /orders/{id}: addresses, items, meta and status, all or nothing; the totals are calculated
+        again when items or addresses came along, as WooCommerce does, and only then."""
         with self.lock:
+            draft = copy.deepcopy(order)
             if "status" in body:
-                self.set_shop_status(order, body["status"])
-            for entry in body.get("meta_data") or []:
-                existing = next((meta for meta in order["meta_data"] if meta["key"] == entry["key"]), None)
-                if existing is None:
-                    order["meta_data"].extend(self._meta([entry]))
-                else:
-                    existing["value"] = entry["value"]
+                self.set_shop_status(draft, body["status"])
+            for kind in ("billing", "shipping"):
+                if isinstance(body.get(kind), dict):
+                    draft[kind].update(body[kind])
+            self._set_items(draft, body)
+            if any(key in body for key in RECALCULATING):
+                self._calculate_totals(draft)
+            self._update_meta(draft["meta_data"], body.get("meta_data"))
+            order.clear()
+            order.update(draft)
             self.touch(order)
+
+    def _update_meta(self, entries: list[dict[str, Any]], posted: list[dict[str, Any]] | None) -> None:
+        """WooCommerce's update_meta_data(): a key already there takes the new value, a new key is added."""
+        for entry in posted or []:
+            existing = next((meta for meta in entries if meta["key"] == entry["key"]), None)
+            if existing is None:
+                entries.append({"id": next(self._meta_ids), "key": entry["key"], "value": entry.get("value")})
+            else:
+                existing["value"] = entry.get("value")
+
+    def _set_items(self, order: dict[str, Any], body: dict[str, Any]) -> None:
+        """WooCommerce's set_item() for each item the body lists: one with an id is changed (or removed, by a
+        null name or method, or a quantity of 0), one without is added."""
+        for kind, prepare in (
+            ("line_items", self._line_item),
+            ("shipping_lines", self._shipping_line),
+            ("fee_lines", self._fee_line),
+        ):
+            items = order.setdefault(kind, [])
+            for posted in body.get(kind) or []:
+                item = next((item for item in items if posted.get("id") and item["id"] == posted["id"]), None)
+                if posted.get("quantity") == 0 or any(
+                    key in posted and posted[key] is None for key in NULLING_KEYS
+                ):
+                    if item is not None:
+                        items.remove(item)
+                elif not posted.get("id"):
+                    items.append(prepare(posted, None))
+                elif item is None:
+                    raise Refused(
+                        "woocommerce_rest_invalid_item_id",
+                        "Order item ID provided is not associated with order.",
+                    )
+                else:
+                    prepare(posted, item)
+
+    def _line_item(self, posted: dict[str, Any], item: dict[str, Any] | None) -> dict[str, Any]:
+        if item is None:
+            sku = str(posted.get("sku") or "")
+            if sku not in self.shop_products:
+                raise Refused("woocommerce_rest_invalid_product_id", f"No product with SKU {sku}.")
+            item = {
+                "id": next(self._item_ids),
+                "name": sku,
+                "product_id": self.shop_products[sku],
+                "variation_id": 0,
+                "quantity": 1,
+                "tax_class": self.product_tax_classes.get(sku, ""),  # unless the client names one
+                "subtotal": _amount(posted.get("subtotal", posted.get("total", "0")), "subtotal"),
+                "total": "0",
+                "sku": sku,
+                "meta_data": [],
+            }
+        if "name" in posted:
+            item["name"] = str(posted["name"])
+        if "quantity" in posted:
+            item["quantity"] = _quantity(posted["quantity"])
+        for prop in ("subtotal", "total"):
+            if prop in posted:
+                item[prop] = _amount(posted[prop], prop)
+        if "tax_class" in posted:
+            item["tax_class"] = self._tax_class(posted["tax_class"], "order_item_product_invalid_tax_class")
+        self._update_meta(item["meta_data"], posted.get("meta_data"))
+        return item
+
+    def _shipping_line(self, posted: dict[str, Any], item: dict[str, Any] | None) -> dict[str, Any]:
+        if item is None:
+            if not posted.get("method_id"):
+                raise Refused("woocommerce_rest_invalid_shipping_item", "Shipping method ID is required.")
+            item = {"id": next(self._item_ids), "method_title": "", "total": "0", "meta_data": []}
+        for prop in ("method_id", "method_title"):
+            if prop in posted:
+                item[prop] = str(posted[prop])
+        if "total" in posted:
+            item["total"] = _amount(posted["total"], "total")
+        self._update_meta(item["meta_data"], posted.get("meta_data"))
+        return item
+
+    def _fee_line(self, posted: dict[str, Any], item: dict[str, Any] | None) -> dict[str, Any]:
+        if item is None:
+            if not posted.get("name"):
+                raise Refused("woocommerce_rest_invalid_fee_item", "Fee name is required.")
+            # WooCommerce's defaults for a fee: taxable, at the standard class.
+            item = {
+                "id": next(self._item_ids),
+                "tax_class": "",
+                "tax_status": "taxable",
+                "total": "0",
+                "meta_data": [],
+            }
+        if "name" in posted:
+            item["name"] = str(posted["name"])
+        if "total" in posted:
+            item["total"] = _amount(posted["total"], "total")
+        if "tax_status" in posted:
+            if posted["tax_status"] not in ("taxable", "none"):
+                raise Refused("rest_invalid_param", "Invalid parameter(s): fee_lines")
+            item["tax_status"] = posted["tax_status"]
+        if "tax_class" in posted:
+            item["tax_class"] = self._tax_class(posted["tax_class"], "order_item_fee_invalid_tax_class")
+        self._update_meta(item["meta_data"], posted.get("meta_data"))
+        return item
+
+    def _tax_class(self, value: Any, code: str) -> str:
+        """An item's tax class as WooCommerce's set_tax_class() takes it: "" is the standard class, anything
+        else must be one of the store's other classes ("standard" itself is refused)."""
+        if value and value not in self.taxes.slugs()[1:]:
+            raise Refused(code, "Invalid tax class")
+        return str(value or "")
+
+    def _calculate_totals(self, order: dict[str, Any]) -> None:
+        """WooCommerce's calculate_totals(): each line's and fee's tax at its class's rates for the customer's
+        country, shipping at the shipping tax class, each rate's tax kept to six decimals and rounded to the
+        cent per line, or only in the total when the store rounds at subtotal; the totals from those."""
+        taxes = self.taxes
+        country = order["shipping"].get("country") or order["billing"].get("country") or BASE_COUNTRY
+        per_line = not taxes.round_at_subtotal
+        cart: dict[int, Decimal] = {}
+        for item in order["line_items"] + order["fee_lines"]:
+            taxable = taxes.enabled and item.get("tax_status", "taxable") == "taxable"
+            rates = taxes.rates_for(item.get("tax_class", ""), country) if taxable else []
+            _add(cart, _set_taxes(item, rates, per_line))
+        shipping: dict[int, Decimal] = {}
+        shipping_class = self._shipping_class(order)
+        for item in order["shipping_lines"]:
+            taxable = taxes.enabled and shipping_class is not None
+            rates = taxes.rates_for(shipping_class or "", country, shipping=True) if taxable else []
+            _add(shipping, _set_taxes(item, rates, per_line))
+        goods = sum((_round(Decimal(item["total"]), per_line) for item in order["line_items"]), Decimal(0))
+        carriage = sum((_cent(Decimal(line["total"])) for line in order["shipping_lines"]), Decimal(0))
+        fees = sum((Decimal(fee["total"]) for fee in order["fee_lines"]), Decimal(0))
+        cart_tax, shipping_tax = sum(cart.values(), Decimal(0)), sum(shipping.values(), Decimal(0))
+        order.update(
+            discount_total="0",
+            discount_tax="0",
+            shipping_total=str(carriage),
+            shipping_tax=str(shipping_tax),
+            cart_tax=str(cart_tax),
+            total_tax=str(_cent(cart_tax + shipping_tax)),
+            total=str(_cent(goods + fees + carriage + cart_tax + shipping_tax)),
+            tax_lines=self._tax_lines(order.get("tax_lines", []), cart, shipping),
+        )
+
+    def _shipping_class(self, order: dict[str, Any]) -> str | None:
+        """The class shipping is taxed at: the store's setting, or with "inherit" the first class of the
+        store's list (standard first) that an item has; an order without items inherits the standard."""
+        setting = self.taxes.shipping_class
+        if setting != "inherit":
+            return setting
+        if not order["line_items"]:
+            return "standard"
+        found = {item.get("tax_class") or "standard" for item in order["line_items"]}
+        return next((slug for slug in self.taxes.slugs() if slug in found), None)
+
+    def _tax_lines(
+        self, existing: list[dict[str, Any]], cart: dict[int, Decimal], shipping: dict[int, Decimal]
+    ) -> list[dict[str, Any]]:
+        """One tax line per rate the order was taxed at (WooCommerce's update_taxes()), keeping its id."""
+        kept = {line["rate_id"]: line for line in existing}
+        lines = []
+        for rate in self.taxes.rates:
+            if rate["id"] not in cart and rate["id"] not in shipping:
+                continue
+            line = kept.get(rate["id"]) or {"id": next(self._item_ids)}
+            line.update(
+                rate_code=rate_code(rate),
+                rate_id=rate["id"],
+                label=rate["name"],
+                compound=False,
+                tax_total=str(cart.get(rate["id"], Decimal(0))),
+                shipping_tax_total=str(shipping.get(rate["id"], Decimal(0))),
+                rate_percent=float(rate["rate"]),
+                meta_data=[],
+            )
+            lines.append(line)
+        return lines
 
     def set_shop_status(self, order: dict[str, Any], status: str) -> None:
         if status not in WOO_STATUSES:
-            raise ValueError(status)
+            raise Refused("rest_invalid_param", "Invalid parameter(s): status")
         order["status"] = status
         self.touch(order)
 
@@ -428,9 +746,104 @@ class World:
         order["date_modified_gmt"] = woo_time(stamp)
 
 
+class Refused(Exception):
+    """What WooCommerce turns down with a 400 (a WP_Error): its code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def rate_code(rate: dict[str, Any]) -> str:
+    """WC_Tax::get_rate_code(): country, state, name and priority, e.g. "TR-KDV %20-1"."""
+    parts = (rate["country"], rate["state"], rate["name"] or "TAX", str(rate["priority"] or 1))
+    return "-".join(part for part in parts if part).upper()
+
+
+def _set_taxes(item: dict[str, Any], rates: list[dict[str, Any]], per_line: bool) -> dict[int, Decimal]:
+    """An item's taxes as WooCommerce's calculate_taxes() sets them: each rate's tax on the unrounded amount,
+    kept to six decimals; the item's tax rounded to the cent unless the store rounds at subtotal. Returns
+    what the item adds to the order's taxes, by rate id."""
+    totals = _taxed(Decimal(item["total"]), rates)
+    subtotals = _taxed(Decimal(item["subtotal"]), rates) if "subtotal" in item else {}
+    item["taxes"] = [
+        {"id": rate_id, "total": str(tax), "subtotal": str(subtotals.get(rate_id, ""))}
+        for rate_id, tax in totals.items()
+    ]
+    item["total_tax"] = str(sum((_round(tax, per_line) for tax in totals.values()), Decimal(0)))
+    if "subtotal" in item:
+        item["subtotal_tax"] = str(sum((_round(tax, per_line) for tax in subtotals.values()), Decimal(0)))
+    return {rate_id: _round(tax, per_line) for rate_id, tax in totals.items()}
+
+
+def _taxed(amount: Decimal, rates: list[dict[str, Any]]) -> dict[int, Decimal]:
+    return {
+        rate["id"]: (amount * Decimal(rate["rate"]) / 100).quantize(TAX_PRECISION, rounding=ROUND_HALF_UP)
+        for rate in rates
+    }
+
+
+def _add(into: dict[int, Decimal], taxes: dict[int, Decimal]) -> None:
+    for rate_id, tax in taxes.items():
+        into[rate_id] = into.get(rate_id, Decimal(0)) + tax
+
+
+def _cent(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _round(value: Decimal, per_line: bool) -> Decimal:
+    """To the cent per line (wc_round_tax_total, round_item_subtotal), or not when rounding at subtotal."""
+    return _cent(value) if per_line else value
+
+
+def _amount(value: Any, name: str) -> str:
+    """An amount as the client sent it (WooCommerce keeps line totals unrounded), if it is one."""
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise Refused("rest_invalid_param", f"Invalid parameter(s): {name}") from None
+    if not amount.is_finite():
+        raise Refused("rest_invalid_param", f"Invalid parameter(s): {name}")
+    return str(amount)
+
+
+def _quantity(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Refused("order_item_product_invalid_quantity", "Quantity must be positive")
+    return value
+
+
+def _with_quantity(line: dict[str, Any], quantity: int) -> dict[str, Any]:
+    """A copy of the line for `quantity` units, its gross amount repriced from its unit price."""
+    gross = Decimal(str(line["lineUnitPrice"])) * quantity
+    return {**line, "quantity": quantity, "lineGrossAmount": money(gross)}
+
+
 def _public(package: dict[str, Any]) -> dict[str, Any]:
     return {**package, "lines": [dict(line) for line in package["lines"]]}
 
 
 def shop_public(order: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in order.items() if not key.startswith("_") and key != "notes"}
+    """The order as WooCommerce's REST API answers it: amounts to the store's two decimals (it keeps them
+    unrounded), a line item's price per unit, nothing of the sandbox's own."""
+    public = {
+        key: _decimals(value) if key in ORDER_AMOUNTS else value
+        for key, value in order.items()
+        if not key.startswith("_") and key != "notes"
+    }
+    for kind in (*ITEM_KINDS, "tax_lines"):
+        public[kind] = [_item_public(item) for item in order.get(kind, [])]
+    return public
+
+
+def _item_public(item: dict[str, Any]) -> dict[str, Any]:
+    public = {key: _decimals(value) if key in ITEM_AMOUNTS else value for key, value in item.items()}
+    if "quantity" in item:
+        public["price"] = float(Decimal(item["total"]) / item["quantity"])
+    return public
+
+
+def _decimals(value: str) -> str:
+    return str(_cent(Decimal(value)))

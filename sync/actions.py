@@ -74,6 +74,10 @@ SHIPPED_THEN_CANCELLED = N_(
     "Cancelled in the shop after the marketplace shipped it: the marketplace takes no cancellation now. "
     "Let the customer return it, or settle it with the customer by hand."
 )
+TOTAL_DIFFERS = N_(
+    "The shop order's total is not what the customer paid on the marketplace, even with the hub's "
+    "correction line: check the order in the shop and the shop's tax settings."
+)
 # How far behind the hub's clock a shop's clock may run: a lookup after a lost answer reads the orders
 # created since the first create went out, less this.
 SHOP_CLOCK_MARGIN = timedelta(minutes=10)
@@ -506,6 +510,13 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
                 rule=action.rule,
                 payload=_plan_summary(plan),
             )
+        if created.total is not None and created.total != plan.total:
+            created = shop.settle_total(created.shop_id, plan.total)
+    if created.total is not None and created.total != plan.total:
+        order.review_reason = TOTAL_DIFFERS
+        totals = {"shop_total": str(created.total), "total": str(plan.total)}
+        summary = N_("the shop order's total %(shop_total)s is not the marketplace's %(total)s")
+        record(order, "failed", summary, totals, rule=action.rule)
     order.shop_id = created.shop_id
     order.shop_status = created.status
     order.transfer_state = TransferState.TRANSFERRED
@@ -687,6 +698,7 @@ def shop_cancel(
         # Only some lines were cancelled; the rest live on in a new package of the same shop order.
         shop_note(order, integration, settings, action)
         return
+    _no_package_unseen(order, integration)
     target = integration.status_map()[CanonicalStatus.CANCELLED]
     with shop_for(integration) as shop:
         current = shop.get_order(order.shop_id).status
@@ -696,6 +708,25 @@ def shop_cancel(
             record(order, "decided", N_("not cancelled in the shop: %(why)s"), why, rule=action.rule)
         else:
             _move_shop_order(shop, order, current, target, action.rule)
+
+
+def _no_package_unseen(order: Order, integration: Integration) -> None:
+    """Before the whole shop order is cancelled, the marketplace is asked whether some of it went on in
+    a package the hub has not read yet (a pull reads the cancelled package and the new one in either
+    order, maybe pages apart); then the cancellation waits for the pull to bring it."""
+    with marketplace_for(integration) as marketplace:
+        packages = marketplace.packages_of(order.order_number)
+    live = {package.package_id for package in packages if package.status not in CANCELLATIONS}
+    if live and live - set(
+        db.session.scalars(
+            sa.select(Order.package_id).where(
+                Order.integration_id == integration.id, Order.package_id.in_(live)
+            )
+        )
+    ):
+        raise Deferred(
+            "waiting for the pull to read the package the rest of the order went on in", seconds=15
+        )
 
 
 def _move_shop_order(shop: ShopConnector, order: Order, current: str, target: str, rule: str) -> None:
@@ -713,13 +744,32 @@ def shop_note(order: Order, integration: Integration, settings: GeneralSettings,
     _require_transfer(order)
     if order.shop_id is None:
         return
-    cancelled = [line for line in order.lines if line.cancelled]
+    cancelled = cancelled_by(order)
+    if not cancelled:
+        record(order, "decided", N_("no note on the shop order: no line was cancelled"), rule=action.rule)
+        return
     text = "Pazaryerinde iptal edilen satırlar: " + ", ".join(
-        f"{line.name} ({line.stock_code or line.barcode}) × {line.quantity}" for line in cancelled
+        f"{line.name} ({line.stock_code or line.barcode}) × {units}" for line, units in cancelled
     )
     with shop_for(integration) as shop:
         shop.add_note(order.shop_id, text)
     record(order, "sent", N_("note on the shop order: %(text)s"), {"text": text}, rule=action.rule)
+
+
+def cancelled_by(order: Order) -> list[tuple[OrderLine, int]]:
+    """What the cancellation of this package cut, with the units: its own lines (all cancelled with it)
+    and the units cut off lines that went on in a package split from it."""
+    went_on = db.session.scalars(
+        sa.select(OrderLine)
+        .where(
+            OrderLine.order_id.in_(sa.select(Order.id).where(Order.origin_id == order.id)),
+            OrderLine.cancelled_quantity > 0,
+        )
+        .order_by(OrderLine.id)
+    )
+    return [(line, line.cancelled_units) for line in order.lines if line.cancelled] + [
+        (line, line.cancelled_quantity) for line in went_on if not line.cancelled
+    ]
 
 
 def shop_tracking(
@@ -740,6 +790,8 @@ def shop_tracking(
 def approve(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> None:
     if order.canonical_status is not CanonicalStatus.CREATED:
         return  # moved on already: nothing to approve
+    if _no_lines_left(order, action):
+        return
     with marketplace_for(integration) as marketplace:
         # The hub's copy may be a pull behind: ask first, approve only what is still waiting.
         current = marketplace.get_package(order.package_id)
@@ -762,7 +814,7 @@ def marketplace_status(
 ) -> None:
     """The shop's status, back to the marketplace: as far as the marketplace lets a seller move it."""
     target = shop_to_canonical(integration, order.shop_status or "")
-    if target is None or order.canonical_status is None:
+    if target is None or order.canonical_status is None or _no_lines_left(order, action):
         return
     with marketplace_for(integration) as marketplace:
         # Where the package is now, not where the hub last saw it: a retry after a half-done push, or a
@@ -817,6 +869,15 @@ def shop_to_canonical(integration: Integration, shop_status: str) -> CanonicalSt
 
 def _live_lines(order: Order) -> list[tuple[str, int]]:
     return [(line.line_id, line.quantity) for line in order.lines if not line.cancelled]
+
+
+def _no_lines_left(order: Order, action: OrderAction) -> bool:
+    """A package whose lines all went on in a newer one, or were cancelled, has nothing to send: the
+    marketplace takes no status for an empty list of lines (the newer package gets it instead)."""
+    if _live_lines(order):
+        return False
+    record(order, "decided", N_("nothing sent: no line is left on this package"), rule=action.rule)
+    return True
 
 
 EXECUTORS: dict[Action, Executor] = {

@@ -28,7 +28,7 @@ from sync.guards import NOT_CONTAINED
 from sync.history import OPEN, STOCK_MOVES, enqueue, planned, record
 from sync.rules import TO_MARKETPLACE, Event, Facts, Plan, decide
 from sync.settings import GeneralSettings, TrackingCodeSource
-from sync.statuses import CANCELLATIONS, CanonicalStatus, moves_forward
+from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus, moves_forward
 from sync.stock import give_back
 from sync.wording import N_
 
@@ -311,15 +311,21 @@ def _ingest_one(
     lives_on = package.status in CANCELLATIONS and has_successor(order)
     if package.status in CANCELLATIONS and not lives_on:
         _cancelled_first(order)
+    # A package split from one in the shop is the same shop order, and it goes on from where its origin
+    # was: approved as a new package would be, its status passed on where it is further along, its own
+    # cancellation passed on. (One split from an order that never reached the shop carries the order
+    # there in its origin's place: a new order.)
+    carried_on = origin is not None and origin.transferred
     if origin is not None:
         summary = N_("split from package %(package)s: same order, same shop order")
         record(order, "changed", summary, {"package": origin.package_id})
-        if origin.transferred:
-            return
-        # The origin never reached the shop: this package carries the order there in its place.
     events = []
-    if first_sight:
+    if first_sight and carried_on and package.status in CANCELLATIONS:
+        events.append(Event.CANCELLED)
+    elif first_sight:
         events.append(Event.NEW_ORDER)
+        if carried_on and origin is not None and _further(package.status, origin):
+            events.append(Event.STATUS_CHANGED)
     elif forward:
         if order.marketplace_echo and _is_echo(order.marketplace_echo, package.status):
             summary = N_("the marketplace confirms %(status)s, which the shop sent")
@@ -345,6 +351,15 @@ def _ingest_one(
             other_side_pending=any(a.kind in TO_MARKETPLACE and a.state in OPEN for a in pending),
         )
         result.actions.extend(enqueue(order, decide(settings, facts), pending))
+
+
+def _further(status: CanonicalStatus, origin: Order) -> bool:
+    """Whether a package split from `origin` is further along than the origin was before it was
+    cancelled (which the hub may have seen already: then only a status past Created is news)."""
+    before = origin.canonical_status
+    if before is None or before in CANCELLATIONS:
+        before = CanonicalStatus.CREATED
+    return status not in CANCELLATIONS and RANK[status] > RANK[before]
 
 
 def _cancelled_first(order: Order) -> None:
@@ -456,23 +471,60 @@ def _same(order: Order, package: MarketplaceOrder) -> bool:
 def _upsert_lines(
     integration: Integration, order: Order, package: MarketplaceOrder, known: dict[str, OrderLine]
 ) -> None:
+    """The package's lines, which belong to the package that holds them now.
+
+    A live package takes each line it lists and says how many units go on; fewer than the hub held means
+    units cancelled off the line (a part cancellation), and a line that was taken for cancelled lives
+    again. A cancelled package is not asked which lines it still lists (Trendyol's docs do not say):
+    it never takes a line from a package split from it, nor from a live one, and never changes a
+    quantity; every line it holds then is cancelled. What was cancelled is derived from what lives on.
+    """
     cancelled = package.status in CANCELLATIONS
     for incoming in package.lines:
+        columns = _line_columns(incoming)
         line = known.get(incoming.line_id)
         if line is None:
             line = known[incoming.line_id] = OrderLine(
                 integration_id=integration.id,
                 line_id=incoming.line_id,
                 cancelled=False,
-                stock_taken=False,
-                stock_returned=False,
+                cancelled_quantity=0,
+                stock_held=0,
             )
             db.session.add(line)
+        elif line.order is not order and _holds_on(line.order, order, cancelled):
+            continue
+        elif cancelled:
+            del columns["quantity"]
+        elif incoming.quantity < line.quantity:
+            line.cancelled_quantity += line.quantity - incoming.quantity
         if line.order is not order:
             line.order = order  # a split moves the line to its new package
-        for name, value in _line_columns(incoming).items():
+        for name, value in columns.items():
             setattr(line, name, value)
-        line.cancelled = line.cancelled or cancelled
+        line.cancelled = cancelled
+    if cancelled:
+        for line in order.lines:
+            line.cancelled = True
+
+
+def _holds_on(holder: Order, order: Order, cancelled: bool) -> bool:
+    """Whether the line's holder keeps it from the package being ingested: a package split from it
+    (directly or further down the chain) holds it now, and so does any live package against a
+    cancelled one (a successor whose link to its origin the hub has not seen)."""
+    if cancelled and holder.canonical_status not in CANCELLATIONS:
+        return True
+    ancestor, steps = holder, 0
+    while ancestor.origin_id is not None and steps < MAX_CHAIN:
+        if ancestor.origin_id == order.id:
+            return True
+        ancestor = db.session.get_one(Order, ancestor.origin_id)
+        steps += 1
+    return False
+
+
+# How many splits the hub follows back from a package (Trendyol splits a package once per cancellation).
+MAX_CHAIN = 50
 
 
 # -- The bulk path: first-seen packages as rows ---------------------------------------------------------
@@ -535,8 +587,8 @@ def _insert_new(
                     "line_id": line.line_id,
                     **_line_columns(line),
                     "cancelled": cancelled,
-                    "stock_taken": False,
-                    "stock_returned": False,
+                    "cancelled_quantity": 0,
+                    "stock_held": 0,
                 }
             )
         decided, queued = planned(plans[package.package_id])

@@ -1,5 +1,7 @@
-"""Stock Management: each ordered line lowers the panel stock of its product once; a cancelled line
-puts it back once. The flags on the line make both exactly-once, whatever is replayed."""
+"""Stock Management: each ordered line lowers the panel stock of its product by its live units; a line
+cancelled in whole or in part puts the units back. The units the stock holds for each line are on the line
+(`stock_held`), and only the difference to what it should hold moves: exactly-once, whatever is replayed,
+and right however a cancellation splits the package."""
 
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ def find_product(account_id: int, line: OrderLine) -> Product | None:
 
 
 def take(order: Order, rule: str) -> None:
+    """Take what the order's live lines need from the stock and the stock does not hold yet."""
     for line in order.lines:
-        if line.stock_taken or line.cancelled:
+        units = line.live_quantity - line.stock_held
+        if units <= 0:
             continue
         product = find_product(order.account_id, line)
         if product is None:
@@ -37,30 +41,35 @@ def take(order: Order, rule: str) -> None:
                 rule=rule,
             )
             continue
-        _move(product, -line.quantity)
-        line.stock_taken = True
-        moved = {"product": product.name, "quantity": line.quantity}
+        _move(product, -units)
+        line.stock_held += units
+        moved = {"product": product.name, "quantity": units}
         record(order, "stock", N_("%(product)s: stock −%(quantity)s"), moved, rule=rule)
 
 
 def give_back(order: Order, rule: str) -> None:
+    """Put back what the stock holds beyond the live units, for every line of the order's chain: a part
+    cancellation leaves the cut units on a line that lives on in a newer package of the same order."""
     if order.id is None:
-        db.session.flush()  # new on the page being ingested: its lines are matched by its id
+        db.session.flush()  # new on the page being ingested: its lines are found by its id
+    chain = sa.select(Order.id).where(
+        Order.integration_id == order.integration_id, Order.reference == order.reference
+    )
     for line in db.session.scalars(
         sa.select(OrderLine).where(
             OrderLine.integration_id == order.integration_id,
-            OrderLine.cancelled.is_(True),
-            OrderLine.stock_taken.is_(True),
-            OrderLine.stock_returned.is_(False),
-            OrderLine.order_id == order.id,
+            OrderLine.order_id.in_(chain),
+            OrderLine.stock_held > 0,
+            OrderLine.cancelled.is_(True) | (OrderLine.stock_held > OrderLine.quantity),
         )
     ):
+        units = line.stock_held - line.live_quantity
+        line.stock_held = line.live_quantity
         product = find_product(order.account_id, line)
-        line.stock_returned = True
         if product is None:
             continue
-        _move(product, line.quantity)
-        moved = {"product": product.name, "quantity": line.quantity}
+        _move(product, units)
+        moved = {"product": product.name, "quantity": units}
         record(order, "stock", N_("%(product)s: stock +%(quantity)s (cancelled)"), moved, rule=rule)
 
 

@@ -23,7 +23,7 @@ from connectors.base import (
 from connectors.http import Guard
 from connectors.trendyol import TrendyolConnector, UnreadablePackage, parse_package
 from connectors.woocommerce import WooCommerceConnector
-from sandbox.state import World
+from sandbox.state import World, shop_public
 from sync.statuses import CanonicalStatus
 from tests.sandbox_server import Sandbox, serve_sandbox
 
@@ -177,13 +177,20 @@ def test_woocommerce_creates_by_sku_and_finds_by_reference(sandbox: Sandbox) -> 
     created = connector.create_order(plan("hub-1-1"))
     assert connector.find_order("hub-1-1") == created
     assert connector.find_order("hub-1") is None  # a search hit is not a match
-    (order,) = sandbox.shop_orders()
+    (order,) = map(shop_public, sandbox.shop_orders())  # as WooCommerce answers it
     assert order["line_items"][0]["sku"] == "TS-BEYAZ-M" and order["status"] == "processing"
     item = order["line_items"][0]
-    assert (item["total"], item["total_tax"]) == ("272.55", "27.25")  # 299.80 with 10 % VAT, split
+    # 299.80 with 10 % VAT, split: before tax, at the store's 10 % class, which taxes it itself.
+    assert (item["tax_class"], item["total"], item["total_tax"]) == ("reduced-rate", "272.55", "27.25")
     shipping = order["shipping_lines"][0]
-    assert (shipping["total"], shipping["total_tax"]) == ("29.16", "5.83")
-    assert order["status"] == "processing"
+    assert shipping["total"] == "29.16"  # the 34.99 fee before the 20 % VAT the hub chose
+    # The store taxes shipping at the class its items have (WooCommerce's "inherit"): 10 %, not 20 %. The
+    # difference is one fee line, so the order comes to the marketplace's total all the same.
+    assert shipping["total_tax"] == "2.92"
+    assert [(fee["name"], fee["total"], fee["total_tax"]) for fee in order["fee_lines"]] == [
+        ("Pazaryeri tutar farkı", "2.91", "0.00")
+    ]
+    assert order["total"] == "334.79" and created.total == Decimal("334.79")
 
 
 def test_woocommerce_refuses_an_unknown_sku(sandbox: Sandbox) -> None:

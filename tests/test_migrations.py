@@ -14,7 +14,7 @@ from flask_migrate import downgrade, upgrade
 
 from app import create_app
 from extensions import db
-from tests.conftest import make_account, make_config, make_integration, make_order
+from tests.conftest import make_account, make_config, make_integration, make_line, make_order
 
 
 @pytest.fixture
@@ -99,3 +99,28 @@ def test_orders_cancelled_before_the_shop_end_on_upgrade(empty_app: Flask) -> No
         ("waiting", None),
         ("waiting", None),
     ]
+
+
+def test_line_stock_flags_become_units_held_on_upgrade(empty_app: Flask) -> None:
+    """0015: a line whose stock was taken and not given back holds its units; one given back, or never
+    taken, holds none (written with today's models, taken back to 0014's two flags, then up again)."""
+    upgrade()
+    order = make_order(make_integration(make_account()), 1)
+    held = make_line(order, "1", quantity=3, stock_held=3)
+    returned = make_line(order, "2", quantity=2, cancelled=True, stock_held=0)
+    untouched = make_line(order, "3", quantity=4, stock_held=0)
+    db.session.commit()
+    ids = [line.id for line in (held, returned, untouched)]
+    db.session.remove()
+    downgrade(revision="0014")
+    with db.engine.connect() as connection:
+        flags = dict(
+            connection.execute(sa.text("SELECT id, stock_taken AND NOT stock_returned FROM order_lines"))
+            .tuples()
+            .all()
+        )
+    assert [bool(flags[line_id]) for line_id in ids] == [True, False, False]
+    upgrade(revision="0015")
+    with db.engine.connect() as connection:
+        found = dict(connection.execute(sa.text("SELECT id, stock_held FROM order_lines")).tuples().all())
+    assert [found[line_id] for line_id in ids] == [3, 0, 0]

@@ -84,6 +84,73 @@ def test_cancelling_a_line_creates_a_new_package(sandbox: Sandbox) -> None:
     assert new["orderNumber"] == old["orderNumber"]
 
 
+def unsupply(sandbox: Sandbox, package: dict[str, object], lines: list[dict[str, int]]) -> httpx.Response:
+    url = (
+        f"{sandbox.marketplace_url}/order/sellers/100200/shipment-packages/"
+        f"{package['shipmentPackageId']}/items/unsupplied"
+    )
+    return httpx.put(url, json={"lines": lines, "reasonId": 500}, auth=AUTH, headers=AGENT)
+
+
+def test_unsupplying_part_of_a_line_splits_its_units(sandbox: Sandbox) -> None:
+    """Two of three t-shirts cancelled: the old package holds the two, the new one the third under the
+    same lineId, both priced from the unit price; the mug moves on whole."""
+    package = sandbox.order(
+        lines=[{"barcode": "8680001000011", "quantity": 3}, {"barcode": "8680001000059", "quantity": 1}]
+    )
+    shirt, mug = (line["lineId"] for line in package["lines"])
+    assert unsupply(sandbox, package, [{"lineId": shirt, "quantity": 2}]).status_code == 200
+    old, new = sandbox.world.packages.values()
+    assert [(line["lineId"], line["quantity"], line["lineGrossAmount"]) for line in old["lines"]] == [
+        (shirt, 2, 299.80)
+    ]
+    assert [(line["lineId"], line["quantity"], line["lineGrossAmount"]) for line in new["lines"]] == [
+        (shirt, 1, 149.90),
+        (mug, 1, 89.99),
+    ]
+    assert old["status"] == "Cancelled" and old["packageGrossAmount"] == 299.80
+    assert new["status"] == "Created" and new["packageTotalPrice"] == 274.88  # 239.89 + the 34.99 fee
+
+
+@pytest.mark.parametrize("quantity", [0, 4, "2", None])
+def test_unsupplying_more_units_than_the_line_holds_is_refused(sandbox: Sandbox, quantity: object) -> None:
+    package = sandbox.order(lines=[{"barcode": "8680001000011", "quantity": 3}])
+    line_id = package["lines"][0]["lineId"]
+    answer = unsupply(sandbox, package, [{"lineId": line_id, "quantity": quantity}])  # type: ignore[dict-item]
+    assert answer.status_code == 400 and f"quantity of line {line_id} must be from 1 to 3" in answer.text
+    assert list(sandbox.world.packages.values()) == [package] and package["status"] == "Created"
+    assert package["lines"][0]["quantity"] == 3
+
+
+@pytest.mark.parametrize(
+    ("listing", "lists"),
+    [("cancelled", [(0, 1)]), ("all", [(0, 2), (1, 1)]), ("none", [])],
+)
+def test_what_the_cancelled_package_lists_is_a_knob(
+    sandbox: Sandbox, listing: str, lists: list[tuple[int, int]]
+) -> None:
+    """Trendyol's docs do not say what a package it cancelled lines of still lists: the sandbox plays each
+    reading, while the new package is the same every time."""
+    httpx.post(f"{sandbox.url}/_control/faults", json={"cancelled_package_lists": listing}).raise_for_status()
+    package = sandbox.order(
+        lines=[{"barcode": "8680001000011", "quantity": 2}, {"barcode": "8680001000097", "quantity": 1}]
+    )
+    ids = [line["lineId"] for line in package["lines"]]
+    successor = sandbox.world.cancel_lines(package, {ids[0]}, {ids[0]: 1})
+    assert [(line["lineId"], line["quantity"]) for line in package["lines"]] == [
+        (ids[index], quantity) for index, quantity in lists
+    ]
+    assert package["status"] == "Cancelled" and package["packageGrossAmount"] == 149.90
+    assert successor is not None
+    assert [(line["lineId"], line["quantity"]) for line in successor["lines"]] == [(ids[0], 1), (ids[1], 1)]
+    assert all(line["orderLineItemStatusName"] == "Created" for line in successor["lines"])
+
+
+def test_the_cancelled_package_listing_knob_takes_only_its_choices(sandbox: Sandbox) -> None:
+    answer = httpx.post(f"{sandbox.url}/_control/faults", json={"cancelled_package_lists": "some"})
+    assert answer.status_code == 400 and "cancelled, all, none" in answer.text
+
+
 def test_tracking_details_as_trendyol_takes_them(sandbox: Sandbox) -> None:
     """Trendyol's Update Tracking Number: the carrier's number and code, once the package is accepted,
     changed at most until it is shipped; the deprecated endpoint is not played."""
