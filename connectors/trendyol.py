@@ -185,7 +185,13 @@ class TrendyolConnector:
         """The packages matching `params` changed in the last two weeks (without dates Trendyol searches
         the last week only: ask for the two weeks it allows), on one page."""
         now = datetime.now(UTC)
-        window = {"startDate": _ms(now - timedelta(days=14)), "endDate": _ms(now), "page": 0}
+        window = {
+            "startDate": _ms(now - timedelta(days=14)),
+            "endDate": _ms(now),
+            "page": 0,
+            # As the pull reads: by the package's last change, so an order placed long ago still shows.
+            "orderByField": "PackageLastModifiedDate",
+        }
         response = self.http.request("GET", f"{self.base}/orders", params={**window, **params})
         content = json_body(response, dict, "Trendyol").get("content") or []
         if not isinstance(content, list):

@@ -9,22 +9,26 @@ Tracking extension (`_wc_shipment_tracking_items`) are read back for the reverse
 Totals: the shop order must come to what the customer paid on the marketplace, to the cent. WooCommerce
 calculates an order's taxes and total itself when it is created (and when its items change): from the
 store's tax settings and rates, ignoring any tax or total a client sends, with line totals always before
-tax. So the connector reads the store's rates once (GET /taxes) and sends each line before tax at the
-marketplace's VAT rate, to six decimals (WooCommerce keeps line totals unrounded), with the tax class whose
-rate for the customer's country is that VAT rate (none matching: no class is sent and the product's own
-applies); the shipping line likewise, at the rate the hub chose for it. In a store with those rates the
-total comes back right, or a cent off where WooCommerce rounds each line's tax. Whatever still differs (a
-cent, a store with taxes off, other rates, another shipping tax class) goes on the order as one fee line
-without tax (`settle_total`), added or changed in place, never a second, so the order's total is the
-marketplace's. The hub's `hub_vat_rate` meta stays on the lines for the seller; nothing depends on it.
+tax. So the connector reads the store's rates (GET /taxes, kept a while: `RATES`) and sends each line
+before tax at the marketplace's VAT rate, to six decimals (WooCommerce keeps line totals unrounded), with
+the tax class whose rate for the customer's country is that VAT rate (none matching: no class is sent and
+the product's own applies); the shipping line likewise, at the rate the hub chose for it. In a store with
+those rates the total comes back right, or a cent off where WooCommerce rounds each line's tax. Whatever
+still differs (a cent, a store with taxes off, other rates, another shipping tax class) goes on the order
+as one fee line without tax (`settle_total`), added or changed in place, never a second, so the order's
+total is the marketplace's. The hub's `hub_vat_rate` meta stays on the lines for the seller; nothing
+depends on it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from itertools import islice
 from typing import Any, TypeVar
 
 import httpx
@@ -52,6 +56,14 @@ NET = Decimal("0.000001")
 # The one fee line that brings the shop order's total to the marketplace's; known by its meta key.
 CORRECTION_KEY = "hub_total_correction"
 CORRECTION_NAME = "Pazaryeri tutar farkı"
+# The store's tax rates, by store: (when read, the rates). Read at most once per RATES_FOR seconds per
+# process, since a connector is built per action and a transfer would otherwise pay a second WordPress
+# request for them; a store's new rates show within that time, and the correction fee keeps every total
+# exact meanwhile. At most RATES_PAGES pages (a store with postcode tables of thousands of rates has the
+# rest taxed by its products' classes).
+RATES: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+RATES_FOR = 600.0
+RATES_PAGES = 10
 # A tax rate bound to any of these applies to part of a country only.
 LOCAL_KEYS = ("state", "postcode", "city", "postcodes", "cities")
 
@@ -75,7 +87,9 @@ class WooCommerceConnector:
             headers={"User-Agent": "OrderHub"},
             transport=transport,
         )
-        self._rates: list[dict[str, Any]] | None = None
+        # The store as the rates' cache knows it: its address and whose keys (a digest, not the key).
+        key = hashlib.sha256(credentials["consumer_key"].encode()).hexdigest()[:16]
+        self.store = f"{self.base} {key}"
 
     def close(self) -> None:
         self.http.close()
@@ -125,20 +139,21 @@ class WooCommerceConnector:
                 {"key": "hub_shipment_package_id", "value": plan.package_id},
             ],
         }
-        created = self._json("POST", "/orders", dict, json=body)
+        raw = self._json("POST", "/orders", dict, json=body)
+        created = parse_order(raw)
         try:
-            return parse_order(self._settle(created, plan.total))
+            return parse_order(self._settle(created.shop_id, raw, plan.total))
         except ConnectorError as error:
-            log.warning("WooCommerce order %s: total not corrected yet: %s", created.get("id"), error)
-            return parse_order(created)
+            log.warning("WooCommerce order %s: total not corrected yet: %s", created.shop_id, error)
+            return created
 
     def settle_total(self, shop_id: str, total: Decimal) -> ShopOrder:
         """Bring the shop order's total to `total` (the marketplace's, VAT included) with its one correction
         fee line: added, or changed in place, and only if the total differs. Idempotent: asked again, after a
         lost answer or on an order found by reference, it reads the order and does only what is left."""
-        return parse_order(self._settle(self._json("GET", f"/orders/{shop_id}", dict), total))
+        return parse_order(self._settle(shop_id, self._json("GET", f"/orders/{shop_id}", dict), total))
 
-    def _settle(self, raw: Mapping[str, Any], total: Decimal) -> Mapping[str, Any]:
+    def _settle(self, shop_id: str, raw: Mapping[str, Any], total: Decimal) -> Mapping[str, Any]:
         shop_total = parse_order(raw).total
         if shop_total is None:
             raise InvalidAnswer("WooCommerce's order has no total")
@@ -152,14 +167,23 @@ class WooCommerceConnector:
             line["id"] = fee["id"]
         else:
             line["meta_data"] = [{"key": CORRECTION_KEY, "value": "1"}]
-        return self._json("PUT", f"/orders/{raw['id']}", dict, json={"fee_lines": [line]})
+        return self._json("PUT", f"/orders/{shop_id}", dict, json={"fee_lines": [line]})
 
     def _tax_classes(self, country: str) -> dict[Decimal, str]:
         """The store's tax class for each rate it charges in `country` ("" is the standard class in an
-        order, as WooCommerce wants it); the store's rates are read once per connector."""
-        if self._rates is None:
-            self._rates = list(self._collection("/taxes", {}))
-        return tax_classes(self._rates, country)
+        order, as WooCommerce wants it), from its rates as this process last read them (`RATES`). Rates
+        that cannot be read leave every line to its product's class: the correction still settles the
+        total, and the order is not held up for a list that only spares a fee line."""
+        now = time.monotonic()
+        read = RATES.get(self.store)
+        if read is None or now - read[0] > RATES_FOR:
+            try:
+                rates = list(islice(self._collection("/taxes", {}), RATES_PAGES * PER_PAGE))
+            except ConnectorError as error:
+                log.warning("WooCommerce store %s: tax rates not read: %s", self.base, error)
+                rates = []
+            read = RATES[self.store] = (now, rates)
+        return tax_classes(read[1], country)
 
     def get_order(self, shop_id: str) -> ShopOrder:
         return parse_order(self._json("GET", f"/orders/{shop_id}", dict))
@@ -270,7 +294,8 @@ def _shipping_line(charge: ShippingCharge) -> dict[str, Any]:
 
 
 def parse_order(raw: Mapping[str, Any]) -> ShopOrder:
-    if not isinstance(raw, Mapping) or "id" not in raw:
+    if not isinstance(raw, Mapping) or isinstance(raw.get("id"), bool) or not isinstance(raw.get("id"), int):
+        # An order's id is a number, and goes into the paths of later calls as it is.
         raise InvalidAnswer("WooCommerce answered with something that is not an order")
     meta = _meta(raw)
     seller_tracking = _shipment_tracking(meta.get("_wc_shipment_tracking_items"))
@@ -286,8 +311,17 @@ def parse_order(raw: Mapping[str, Any]) -> ShopOrder:
         tracking_number=seller_tracking[0] or str(meta.get("hub_tracking_number", "")),
         tracking_link=seller_tracking[1] or str(meta.get("hub_tracking_url", "")),
         carrier=seller_tracking[2] or str(meta.get("hub_carrier", "")),
-        total=None if raw.get("total") is None else _decimal(raw["total"], "total"),
+        total=_total(raw.get("total")),
     )
+
+
+def _total(value: Any) -> Decimal | None:
+    """The order's total, if it reads as one: an order with an odd total is still an order to follow
+    (the shop poll reads many), and a transfer then checks nothing it cannot read."""
+    try:
+        return None if value is None else _decimal(value, "total")
+    except InvalidAnswer:
+        return None
 
 
 def _decimal(value: Any, name: str) -> Decimal:

@@ -135,7 +135,8 @@ class OrderLine(Model):
     unit_price: Mapped[Decimal] = mapped_column(MONEY)
     vat_rate: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
     cancelled: Mapped[bool] = mapped_column(default=False)  # the whole line: its package is cancelled
-    # Units cancelled off the line while the rest went on in a newer package (a part cancellation).
+    # Units cancelled off the line as it went on into this package: left behind by a part cancellation of
+    # the package it came from.
     cancelled_quantity: Mapped[int] = mapped_column(default=0, server_default="0")
     # Stock Management: the units the panel stock holds for the line, taken and not given back. It
     # should hold the live units (none for a cancelled line); moving the difference makes every take
@@ -152,11 +153,6 @@ class OrderLine(Model):
     def live_quantity(self) -> int:
         """The units still going to the customer."""
         return 0 if self.cancelled else self.quantity
-
-    @property
-    def cancelled_units(self) -> int:
-        """The units of the line cancelled on the marketplace, in part or whole."""
-        return self.cancelled_quantity + (self.quantity if self.cancelled else 0)
 
 
 class OrderEvent(Model):

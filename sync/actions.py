@@ -43,7 +43,7 @@ from models.base import utcnow
 from sync import changefeed, notifications
 from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, backoff, changed
 from sync.history import enqueue, open_actions, record
-from sync.ingest import has_successor, tracking_code
+from sync.ingest import has_successor, lives_on_elsewhere, tracking_code
 from sync.rules import TO_SHOP, Action, Event, Facts, decide, tracking_link
 from sync.settings import GeneralSettings
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
@@ -510,13 +510,7 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
                 rule=action.rule,
                 payload=_plan_summary(plan),
             )
-        if created.total is not None and created.total != plan.total:
-            created = shop.settle_total(created.shop_id, plan.total)
-    if created.total is not None and created.total != plan.total:
-        order.review_reason = TOTAL_DIFFERS
-        totals = {"shop_total": str(created.total), "total": str(plan.total)}
-        summary = N_("the shop order's total %(shop_total)s is not the marketplace's %(total)s")
-        record(order, "failed", summary, totals, rule=action.rule)
+        created = _settled(shop, order, created, plan.total, action.rule)
     order.shop_id = created.shop_id
     order.shop_status = created.status
     order.transfer_state = TransferState.TRANSFERRED
@@ -535,6 +529,25 @@ def transfer(order: Order, integration: Integration, settings: GeneralSettings, 
     if behind and settings.status_change_transfer:
         follow_ups += enqueue(order, decide(settings, _status_facts(order, integration)))
     return follow_ups
+
+
+def _settled(shop: ShopConnector, order: Order, created: ShopOrder, total: Decimal, rule: str) -> ShopOrder:
+    """The shop order, its total brought to the marketplace's where the shop calculated another (a
+    create that could not correct it, an order found after a lost answer). The order is in the shop
+    whatever happens here: a total that cannot be brought right is put before the seller, and the
+    transfer stands."""
+    if created.total is None or created.total == total:
+        return created
+    try:
+        created = shop.settle_total(created.shop_id, total)
+    except ConnectorError as error:
+        log.warning("order %s: the shop order's total was not corrected: %s", order.id, error)
+    if created.total is not None and created.total != total:
+        order.review_reason = TOTAL_DIFFERS
+        totals = {"shop_total": str(created.total), "total": str(total)}
+        summary = N_("the shop order's total %(shop_total)s is not the marketplace's %(total)s")
+        record(order, "failed", summary, totals, rule=rule)
+    return created
 
 
 def _create_sent_at(order: Order) -> datetime | None:
@@ -694,8 +707,8 @@ def shop_cancel(
     if integration.pull_resume_from is not None:
         # A pull is still catching up: the package that carries on some of these lines may be further on.
         raise Deferred("waiting for the pull to catch up before cancelling the whole shop order", seconds=15)
-    if has_successor(order):
-        # Only some lines were cancelled; the rest live on in a new package of the same shop order.
+    if lives_on_elsewhere(order):
+        # Only some lines were cancelled; the rest live on in another package of the same shop order.
         shop_note(order, integration, settings, action)
         return
     _no_package_unseen(order, integration)
@@ -725,7 +738,7 @@ def _no_package_unseen(order: Order, integration: Integration) -> None:
         )
     ):
         raise Deferred(
-            "waiting for the pull to read the package the rest of the order went on in", seconds=15
+            "waiting for the pull to read the package the rest of the order went on in", seconds=30
         )
 
 
@@ -744,7 +757,7 @@ def shop_note(order: Order, integration: Integration, settings: GeneralSettings,
     _require_transfer(order)
     if order.shop_id is None:
         return
-    cancelled = cancelled_by(order)
+    cancelled = cut_by_cancellation(order)
     if not cancelled:
         record(order, "decided", N_("no note on the shop order: no line was cancelled"), rule=action.rule)
         return
@@ -756,9 +769,10 @@ def shop_note(order: Order, integration: Integration, settings: GeneralSettings,
     record(order, "sent", N_("note on the shop order: %(text)s"), {"text": text}, rule=action.rule)
 
 
-def cancelled_by(order: Order) -> list[tuple[OrderLine, int]]:
-    """What the cancellation of this package cut, with the units: its own lines (all cancelled with it)
-    and the units cut off lines that went on in a package split from it."""
+def cut_by_cancellation(order: Order) -> list[tuple[OrderLine, int]]:
+    """What the cancellation of this package cut, with the units: the lines it still holds (cancelled
+    with it) and the units left behind by lines that went on into a package split from it. (Asked
+    late, after a line went on again, the line's cut is its latest one: a rare case, read as it is.)"""
     went_on = db.session.scalars(
         sa.select(OrderLine)
         .where(
@@ -767,8 +781,8 @@ def cancelled_by(order: Order) -> list[tuple[OrderLine, int]]:
         )
         .order_by(OrderLine.id)
     )
-    return [(line, line.cancelled_units) for line in order.lines if line.cancelled] + [
-        (line, line.cancelled_quantity) for line in went_on if not line.cancelled
+    return [(line, line.quantity) for line in order.lines if line.cancelled] + [
+        (line, line.cancelled_quantity) for line in went_on
     ]
 
 
@@ -790,7 +804,8 @@ def shop_tracking(
 def approve(order: Order, integration: Integration, settings: GeneralSettings, action: OrderAction) -> None:
     if order.canonical_status is not CanonicalStatus.CREATED:
         return  # moved on already: nothing to approve
-    if _no_lines_left(order, action):
+    if not _live_lines(order):
+        _nothing_to_send(order, action)
         return
     with marketplace_for(integration) as marketplace:
         # The hub's copy may be a pull behind: ask first, approve only what is still waiting.
@@ -814,7 +829,10 @@ def marketplace_status(
 ) -> None:
     """The shop's status, back to the marketplace: as far as the marketplace lets a seller move it."""
     target = shop_to_canonical(integration, order.shop_status or "")
-    if target is None or order.canonical_status is None or _no_lines_left(order, action):
+    if target is None or order.canonical_status is None:
+        return
+    if not _live_lines(order):
+        _nothing_to_send(order, action)
         return
     with marketplace_for(integration) as marketplace:
         # Where the package is now, not where the hub last saw it: a retry after a half-done push, or a
@@ -871,13 +889,10 @@ def _live_lines(order: Order) -> list[tuple[str, int]]:
     return [(line.line_id, line.quantity) for line in order.lines if not line.cancelled]
 
 
-def _no_lines_left(order: Order, action: OrderAction) -> bool:
+def _nothing_to_send(order: Order, action: OrderAction) -> None:
     """A package whose lines all went on in a newer one, or were cancelled, has nothing to send: the
     marketplace takes no status for an empty list of lines (the newer package gets it instead)."""
-    if _live_lines(order):
-        return False
     record(order, "decided", N_("nothing sent: no line is left on this package"), rule=action.rule)
-    return True
 
 
 EXECUTORS: dict[Action, Executor] = {

@@ -167,8 +167,12 @@ class Known:
         return cls(orders, lines, actions)
 
     def origin(self, package: MarketplaceOrder) -> Order | None:
-        """The first known order of those the package was split from."""
+        """The first known order of those the package was split from. None known (a package split from
+        one split in turn, both new on this page and the later read first): the order holding its lines
+        now, which is of the same chain, since lines keep their ids from package to package."""
         found = [self.orders[p] for p in package.origin_package_ids if p in self.orders]
+        if not found and package.origin_package_ids:
+            found = [self.lines[line.line_id].order for line in package.lines if line.line_id in self.lines]
         return min(found, key=lambda order: (order.id is None, order.id or 0), default=None)
 
 
@@ -307,8 +311,8 @@ def _ingest_one(
     else:
         result.updated += 1
 
-    # Cancelled: the whole order, or only lines whose rest lives on in a newer package.
-    lives_on = package.status in CANCELLATIONS and has_successor(order)
+    # Cancelled: the whole order, or only lines whose rest lives on in another package of the order.
+    lives_on = package.status in CANCELLATIONS and lives_on_elsewhere(order)
     if package.status in CANCELLATIONS and not lives_on:
         _cancelled_first(order)
     # A package split from one in the shop is the same shop order, and it goes on from where its origin
@@ -321,7 +325,7 @@ def _ingest_one(
         record(order, "changed", summary, {"package": origin.package_id})
     events = []
     if first_sight and carried_on and package.status in CANCELLATIONS:
-        events.append(Event.CANCELLED)
+        events.append(Event.LINES_CANCELLED if lives_on else Event.CANCELLED)
     elif first_sight:
         events.append(Event.NEW_ORDER)
         if carried_on and origin is not None and _further(package.status, origin):
@@ -338,7 +342,9 @@ def _ingest_one(
         else:
             events.append(Event.STATUS_CHANGED)
     new_code = tracking_code(order, settings.tracking_code_source)
-    if not first_sight and new_code and new_code != old_code:
+    # A package split from one in the shop has a parcel (and a code) of its own: the shop holds its origin's.
+    was = order.shop_tracking if carried_on and first_sight else old_code
+    if (not first_sight or carried_on) and new_code and new_code != was:
         events.append(Event.TRACKING_CHANGED)
     pending = known.actions[package.package_id]
     for event in events:
@@ -496,6 +502,10 @@ def _upsert_lines(
             continue
         elif cancelled:
             del columns["quantity"]
+        elif line.order is not order:
+            # Going on into this package: the units that did not come along were cut by the cancellation
+            # of the package it leaves (what that package's note names).
+            line.cancelled_quantity = max(line.quantity - incoming.quantity, 0)
         elif incoming.quantity < line.quantity:
             line.cancelled_quantity += line.quantity - incoming.quantity
         if line.order is not order:
@@ -506,6 +516,10 @@ def _upsert_lines(
     if cancelled:
         for line in order.lines:
             line.cancelled = True
+
+
+# How many splits the hub follows back from a package (Trendyol splits a package once per cancellation).
+MAX_CHAIN = 50
 
 
 def _holds_on(holder: Order, order: Order, cancelled: bool) -> bool:
@@ -521,10 +535,6 @@ def _holds_on(holder: Order, order: Order, cancelled: bool) -> bool:
         ancestor = db.session.get_one(Order, ancestor.origin_id)
         steps += 1
     return False
-
-
-# How many splits the hub follows back from a package (Trendyol splits a package once per cancellation).
-MAX_CHAIN = 50
 
 
 # -- The bulk path: first-seen packages as rows ---------------------------------------------------------
@@ -677,6 +687,31 @@ def has_successor(order: Order) -> bool:
     if order.id is None:
         return False
     return db.session.scalar(SUCCESSOR, {"origin": order.id}) is not None
+
+
+LIVE_ELSEWHERE = (
+    sa.select(OrderLine.id)
+    .join(Order, OrderLine.order_id == Order.id)
+    .where(
+        Order.integration_id == sa.bindparam("integration"),
+        Order.reference == sa.bindparam("reference"),
+        Order.id != sa.bindparam("order"),
+        Order.status.not_in(list(CANCELLATIONS)),
+        OrderLine.cancelled.is_(False),
+    )
+    .limit(1)
+)
+
+
+def lives_on_elsewhere(order: Order) -> bool:
+    """Whether another package of the order (its chain: one shop order, one reference) still holds a live
+    line, however the packages link: a cancellation of this one then cut only some lines. (A package a
+    seller split holds none once its lines went on; an origin whose cancellation the hub has not read yet
+    may: then it is cancelled in part, and the origin's cancellation, when read, cancels the order.)"""
+    if order.id is None:
+        db.session.flush()
+    values = {"integration": order.integration_id, "reference": order.reference, "order": order.id}
+    return db.session.scalar(LIVE_ELSEWHERE, values) is not None
 
 
 # Personal and tax identifiers a seller does not need to read in an order's history.

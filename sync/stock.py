@@ -27,7 +27,7 @@ def find_product(account_id: int, line: OrderLine) -> Product | None:
 
 def take(order: Order, rule: str) -> None:
     """Take what the order's live lines need from the stock and the stock does not hold yet."""
-    for line in order.lines:
+    for line in _locked(OrderLine.order_id == _written_id(order)):
         units = line.live_quantity - line.stock_held
         if units <= 0:
             continue
@@ -50,18 +50,14 @@ def take(order: Order, rule: str) -> None:
 def give_back(order: Order, rule: str) -> None:
     """Put back what the stock holds beyond the live units, for every line of the order's chain: a part
     cancellation leaves the cut units on a line that lives on in a newer package of the same order."""
-    if order.id is None:
-        db.session.flush()  # new on the page being ingested: its lines are found by its id
     chain = sa.select(Order.id).where(
         Order.integration_id == order.integration_id, Order.reference == order.reference
     )
-    for line in db.session.scalars(
-        sa.select(OrderLine).where(
-            OrderLine.integration_id == order.integration_id,
-            OrderLine.order_id.in_(chain),
-            OrderLine.stock_held > 0,
-            OrderLine.cancelled.is_(True) | (OrderLine.stock_held > OrderLine.quantity),
-        )
+    for line in _locked(
+        OrderLine.integration_id == order.integration_id,
+        OrderLine.order_id.in_(chain),
+        OrderLine.stock_held > 0,
+        OrderLine.cancelled.is_(True) | (OrderLine.stock_held > OrderLine.quantity),
     ):
         units = line.stock_held - line.live_quantity
         line.stock_held = line.live_quantity
@@ -71,6 +67,28 @@ def give_back(order: Order, rule: str) -> None:
         _move(product, units)
         moved = {"product": product.name, "quantity": units}
         record(order, "stock", N_("%(product)s: stock +%(quantity)s (cancelled)"), moved, rule=rule)
+
+
+def _written_id(order: Order) -> int:
+    """The order's id; one new on the page being ingested is written first (its lines are found by it)."""
+    if order.id is None:
+        db.session.flush()
+    return order.id
+
+
+def _locked(*where: sa.ColumnElement[bool]) -> list[OrderLine]:
+    """The lines, locked and read afresh (what the session has is written first): two ingests of one
+    order's packages (a pull and an import) then move its stock one after the other, each from what the
+    other left, not both from what they read before."""
+    return list(
+        db.session.scalars(
+            sa.select(OrderLine)
+            .where(*where)
+            .order_by(OrderLine.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def _move(product: Product, delta: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from connectors import woocommerce
 from sandbox.app import create_sandbox
 from sandbox.state import World
 
@@ -57,6 +58,9 @@ class Sandbox:
 @contextmanager
 def serve_sandbox(world: World | None = None) -> Iterator[Sandbox]:
     world = world or World()
+    # A new store, maybe at an address an earlier test's had: what this process read of that one's tax
+    # rates is not this one's.
+    woocommerce.RATES.clear()
     server = make_server("127.0.0.1", 0, create_sandbox(world), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -13,9 +13,10 @@ from extensions import db
 from models import Account, Integration, OrderAction, TransferState
 from sandbox.state import now_ms
 from sync import actions, pull
+from sync.actions import TOTAL_DIFFERS
 from tests.pipeline import configure, cycle, order_for
 from tests.sandbox_server import Sandbox
-from tests.test_pipeline import OIL, TSHIRT, _products
+from tests.test_pipeline import OIL, TSHIRT, _products, history
 
 LISTINGS = ("cancelled", "all", "none")
 
@@ -204,7 +205,11 @@ def test_a_whole_cancellation_waits_for_the_package_the_rest_went_on_in(
         successor["lastModifiedDate"] = now_ms() - 3_600_000
     pull.sync_integration(hub.id)
     cancel = db.session.scalars(sa.select(OrderAction).where(OrderAction.kind == "shop_cancel")).one()
+    before = len(sandbox.world.requests)
     assert actions.run(cancel.id).retry_at is not None
+    asked = [(method, path) for method, path, _ in sandbox.world.requests[before:]]
+    assert [method for method, path in asked if path.endswith("/orders") and "sellers" in path] == ["GET"]
+    assert not any(method == "PUT" for method, _ in asked)  # nothing changed in the shop
     (shop_order,) = sandbox.shop_orders()
     assert shop_order["status"] == "processing"
     with sandbox.world.lock:
@@ -216,3 +221,56 @@ def test_a_whole_cancellation_waits_for_the_package_the_rest_went_on_in(
         "Pazaryerinde iptal edilen satırlar: Soğuk Sıkım Zeytinyağı 1 L (ZEYTINYAGI-1L) × 1"
     ]
     assert lines_of(successor) == [("TS-BEYAZ-M", 2, False, 0)]
+
+
+def test_a_line_cut_twice_is_named_once_per_cut(hub: Integration, sandbox: Sandbox, listing: str) -> None:
+    configure(hub, cancellation_transfer=True)
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 3}, {"barcode": OIL, "quantity": 1}])
+    cycle(hub)
+    second = unsupply(sandbox, package, TSHIRT, units=1)
+    cycle(hub)
+    third = unsupply(sandbox, second, TSHIRT, units=1)
+    cycle(hub)
+    assert lines_of(third) == [("TS-BEYAZ-M", 1, False, 1), ("ZEYTINYAGI-1L", 1, False, 0)]
+    cut = "Pazaryerinde iptal edilen satırlar: Pamuklu Basic Tişört Beyaz (TS-BEYAZ-M) × 1"
+    assert notes(sandbox) == [cut]  # the same words twice: the shop keeps one note of them
+    assert [summary for _, _, summary in history(order_for(second)) if "note on the shop" in summary] == [
+        f"note on the shop order: {cut}"
+    ]
+
+
+def test_two_cuts_read_in_one_pull_keep_one_shop_order(
+    hub: Integration, sandbox: Sandbox, listing: str
+) -> None:
+    """The package split from a split package may come first on the page, its own origin not known yet:
+    it is still of the same order (its lines are), and the shop order is neither doubled nor cancelled."""
+    configure(hub, cancellation_transfer=True)
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 3}, {"barcode": OIL, "quantity": 1}])
+    cycle(hub)
+    second = unsupply(sandbox, package, TSHIRT, units=1)
+    third = unsupply(sandbox, second, TSHIRT, units=1)
+    with sandbox.world.lock:  # made before its origin's cancellation was written: first on the page
+        third["lastModifiedDate"] = sandbox.package(second["shipmentPackageId"])["lastModifiedDate"] - 5
+    cycle(hub)
+    (shop_order,) = sandbox.shop_orders()
+    assert shop_order["status"] == "processing"
+    assert lines_of(third) == [("TS-BEYAZ-M", 1, False, 2), ("ZEYTINYAGI-1L", 1, False, 0)]
+    assert order_for(third).reference == order_for(package).reference
+    units = [int(note.rsplit("× ", 1)[1]) for note in notes(sandbox)]
+    assert sum(units) == 2
+
+
+def test_a_total_the_shop_will_not_correct_is_put_before_the_seller(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    """The shop order is made; its total cannot be corrected (the store turns every update down): the
+    order is in the shop all the same, and the seller is told the totals differ."""
+    sandbox.world.taxes.update({"enabled": False})  # the store adds no VAT: a correction is needed
+    sandbox.world.faults.update({"rate_limit_rate": 1, "rate_limit_method": "PUT", "retry_after": 1})
+    package = sandbox.order(lines=[{"barcode": TSHIRT, "quantity": 1}])
+    cycle(hub)
+    order = order_for(package)
+    assert order.transfer_state == TransferState.TRANSFERRED and order.shop_id is not None
+    assert order.review_reason == TOTAL_DIFFERS
+    assert any("is not the marketplace's" in summary for _, _, summary in history(order))
+    assert len(sandbox.shop_orders()) == 1
