@@ -6,13 +6,16 @@ its connector module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
+from connectors import trendyol
+from connectors.base import Address, MarketplaceOrder
 from sync.statuses import CanonicalStatus as S
 
 
@@ -33,6 +36,17 @@ class CredentialField:
 
 
 @dataclass(frozen=True)
+class PayloadReader:
+    """How the core reads a marketplace's stored payload (`Order.raw`) again, for the order page and the
+    shop order: each marketplace's own shape, into the normalised order. Raise ValueError (or a
+    subclass) for a payload that cannot be read."""
+
+    order: Callable[[Mapping[str, Any]], MarketplaceOrder]
+    # The billing and shipping address alone, cheaper than the whole order (every transfer needs them).
+    addresses: Callable[[Mapping[str, Any]], tuple[Address, Address]]
+
+
+@dataclass(frozen=True)
 class ConnectorKind:
     key: str
     label: str
@@ -46,10 +60,20 @@ class ConnectorKind:
     # Marketplaces: the statuses from which a seller may still cancel a package (Trendyol: unsupply it),
     # i.e. before it is handed to the carrier; after that it comes back as a return, not a cancellation.
     cancellable: frozenset[S] = frozenset({S.AWAITING, S.CREATED, S.PICKING, S.INVOICED})
+    # Marketplaces: the statuses a seller sets through the API, in their order (the reverse flow steps
+    # through them), and how a stored payload is read again.
+    settable: tuple[S, ...] = ()
+    payload: PayloadReader | None = None
     # Shops: the statuses the shop knows, each with its name as the shop shows it to the seller, and which
     # one each canonical status becomes (Statuses tab).
     shop_statuses: Mapping[str, LazyString | str] = field(default_factory=dict)
     default_status_map: Mapping[S, str] = field(default_factory=dict)
+
+    def reader(self) -> PayloadReader:
+        """How this marketplace's stored payloads are read (a shop has none)."""
+        if self.payload is None:
+            raise LookupError(f"{self.label} keeps no order payloads")
+        return self.payload
 
     def status_name(self, status: str) -> str:
         """A shop status as the seller knows it; one the hub has no name for, as the shop sent it."""
@@ -91,6 +115,8 @@ TRENDYOL = ConnectorKind(
     ),
     # Trendyol's own orange for new orders, the rest from the shared palette.
     status_colors={**DEFAULT_STATUS_COLORS, S.CREATED: "#c2410c"},
+    settable=tuple(trendyol.SETTABLE),  # Picking: Invoiced needs the real invoice number
+    payload=PayloadReader(order=trendyol.parse_package, addresses=trendyol.addresses),
 )
 
 WOOCOMMERCE = ConnectorKind(

@@ -36,7 +36,6 @@ from connectors.base import (
 from connectors.carriers import tracking_page
 from connectors.factory import marketplace_for, shop_for
 from connectors.http import recording
-from connectors.trendyol import addresses
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
@@ -51,9 +50,6 @@ from sync.wording import N_
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
-# What the reverse flow may set on the marketplace. Invoiced needs the real invoice number, which the shop
-# does not give; Picking says the seller has started on the order.
-REVERSE_STEPS = (CanonicalStatus.PICKING,)
 INTERNAL = f"{INTERNAL_ERROR}; Retry once it is fixed"
 # The history lines of a transfer that made or found the shop order (the order page's timeline looks
 # for them).
@@ -620,7 +616,7 @@ def _status_facts(order: Order, integration: Integration) -> Facts:
 
 
 def shop_plan(order: Order, integration: Integration, settings: GeneralSettings) -> ShopOrderPlan:
-    billing, shipping = addresses(order.raw)
+    billing, shipping = integration.marketplace.reader().addresses(order.raw)
     lines = [line for line in order.lines if not line.cancelled]
     goods = sum((line.total for line in lines), Decimal(0))
     fee = max(order.total - goods, Decimal(0))
@@ -849,7 +845,8 @@ def marketplace_status(
         if target in CANCELLATIONS:
             steps = [] if current in CANCELLATIONS else [CanonicalStatus.UNSUPPLIED]
         else:
-            steps = [step for step in REVERSE_STEPS if RANK[current] < RANK[step] <= RANK[target]]
+            settable = integration.marketplace.settable
+            steps = [step for step in settable if RANK[current] < RANK[step] <= RANK[target]]
         if not steps:
             summary = N_("nothing to send for %(to_status)s: the marketplace is at %(status)s")
             where = {"to_status": target.value, "status": current.value}

@@ -421,7 +421,7 @@ def _detail_context(order: Order) -> dict[str, object]:
     return {
         "order": order,
         "integration": integration,
-        "view": OrderView.of(order),
+        "view": OrderView.of(order, integration.marketplace),
         "timeline": history.timeline(order, events),
         "history": history.lines(events, integration.shop, kind_labels()),
         "recent_actions": recent,

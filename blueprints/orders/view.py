@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from connectors.base import Address, ConnectorError
+from connectors.registry import ConnectorKind
 from models import Order
 
 CENT = Decimal("0.01")
@@ -20,16 +22,11 @@ class OrderView:
     shipping_fee: Decimal  # what the customer paid beyond the goods, VAT included
 
     @classmethod
-    def of(cls, order: Order) -> OrderView:
-        from connectors.trendyol import parse_package
-
+    def of(cls, order: Order, marketplace: ConnectorKind) -> OrderView:
         billing = shipping = None
         if order.status is not None:  # an unreadable package has no addresses to show
-            try:
-                package = parse_package(order.raw)
-                billing, shipping = package.billing_address, package.shipping_address
-            except (ConnectorError, KeyError, TypeError, ValueError):
-                pass
+            with contextlib.suppress(ConnectorError, KeyError, TypeError, ValueError):
+                billing, shipping = marketplace.reader().addresses(order.raw)
         lines = [line for line in order.lines if not line.cancelled]
         goods = sum((line.total for line in lines), Decimal(0))
         vat = sum(
