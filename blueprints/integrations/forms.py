@@ -221,7 +221,11 @@ SETTING_TEXT: dict[str, tuple[LazyString, LazyString]] = {
     ),
     "shipping_vat_rate": (
         _l("Shipment VAT Selection"),
-        _l("The VAT rate of the shipping line on orders transferred to your site."),
+        _l(
+            "The VAT rate the shipping fee is split at on orders transferred to your site. WooCommerce "
+            "taxes shipping at its own shipping tax class (WooCommerce › Settings › Tax): give it the "
+            "same rate for the tax lines to match. The order's total is the marketplace's either way."
+        ),
     ),
 }
 
