@@ -12,10 +12,13 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from sandbox import n11
 from sandbox.state import SELLER_STATUSES, Refused, World, now_ms, shop_public
 
 TRENDYOL = "/trendyol/integration/order/sellers/<seller_id>"
 WOO = "/woocommerce/wp-json/wc/v3"
+# The platforms' APIs: what the fault knobs act on and the request log keeps.
+APIS = ("/trendyol/", "/woocommerce/", f"{n11.PREFIX}/")
 MAX_PAGE_SIZE = 200
 TWO_WEEKS_MS = 14 * 24 * 3600 * 1000
 # Where a seller may still declare a package unsupplied (before the carrier has it).
@@ -43,8 +46,8 @@ def create_sandbox(world: World | None = None) -> Flask:
 
     @app.before_request
     def misbehave() -> ResponseReturnValue | None:
-        """The fault knobs act on the two APIs, never on the control endpoints or the page."""
-        if not request.path.startswith(("/trendyol/", "/woocommerce/")):
+        """The fault knobs act on the APIs, never on the control endpoints or the page."""
+        if not request.path.startswith(APIS):
             return None
         faults = world.faults
         if faults.latency_ms:
@@ -59,7 +62,7 @@ def create_sandbox(world: World | None = None) -> Flask:
 
     @app.after_request
     def record(response: Response) -> Response:
-        if request.path.startswith(("/trendyol/", "/woocommerce/")):
+        if request.path.startswith(APIS):
             world.requests.append((request.method, request.path, response.status_code))
             # A lost answer: the effect happened, the client times out before it hears so.
             faults = world.faults
@@ -258,6 +261,8 @@ def create_sandbox(world: World | None = None) -> Flask:
         woo_auth()
         with world.lock:
             return jsonify([{"slug": "standard", "name": "Standard rate"}, *world.taxes.classes])
+
+    n11.register(app, world)
 
     # -- control -----------------------------------------------------------------------------------
 

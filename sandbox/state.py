@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sandbox import generator
+from sandbox.n11 import N11Market
 
 # Trendyol's lifecycle: who may move a package where. Statuses only go forward.
 FORWARD = (
@@ -221,6 +222,7 @@ class World:
     faults: Faults = field(default_factory=Faults)
     taxes: TaxSettings = field(default_factory=TaxSettings)  # the shop's, like the faults not kept on restart
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
+    n11: N11Market = field(default_factory=N11Market)  # N11's side (sandbox/n11.py)
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -265,6 +267,7 @@ class World:
                 "shop_orders": list(self.shop_orders.values()),
                 "shop_products": dict(self.shop_products),
                 "counters": counters,
+                "n11": self.n11.snapshot(),
             }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -275,6 +278,8 @@ class World:
             for name, value in state["counters"].items():
                 if name in self.COUNTERS:
                     setattr(self, name, itertools.count(value))
+            if "n11" in state:  # a state file from before N11 was played has none
+                self.n11.restore(state["n11"])
 
     def save(self, path: Path, last: str = "") -> str:
         """Write the snapshot to `path` unless it is `last` (what was written before), whole or not at

@@ -28,6 +28,10 @@ class Sandbox:
     def shop_url(self) -> str:
         return f"{self.url}/woocommerce"
 
+    @property
+    def n11_url(self) -> str:
+        return f"{self.url}/n11"
+
     def order(self, **spec: Any) -> dict[str, Any]:
         """A new package on the marketplace."""
         return self.world.create_package(spec)

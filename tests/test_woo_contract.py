@@ -8,7 +8,6 @@ spec is read with exactly that changed (docs/ARCHITECTURE.md, "WooCommerce total
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,11 +19,10 @@ import httpx
 import pytest
 import yaml
 from openapi_core import OpenAPI
-from openapi_core.datatypes import RequestParameters
-from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from connectors.base import Permanent
 from connectors.woocommerce import WooCommerceConnector
+from tests.contract import Contract, Recording
 from tests.sandbox_server import Sandbox, serve_sandbox
 from tests.test_connectors import LOCAL, WOO_CREDENTIALS, plan
 
@@ -115,8 +113,8 @@ def read_spec() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def openapi() -> OpenAPI:
-    return OpenAPI.from_dict(read_spec())
+def contract() -> Contract:
+    return Contract(OpenAPI.from_dict(read_spec()), "http://localhost", spec_path, base=BASE)
 
 
 def spec_path(request: httpx.Request) -> str:
@@ -126,70 +124,6 @@ def spec_path(request: httpx.Request) -> str:
     return rest
 
 
-class SpecRequest:
-    """An httpx request as openapi-core reads it, on the spec's server."""
-
-    host_url = "http://localhost"
-
-    def __init__(self, request: httpx.Request) -> None:
-        self.path = BASE + spec_path(request)
-        self.method = request.method.lower()
-        self.body = request.content or None
-        self.content_type = request.headers.get("Content-Type", "")
-        self.parameters = RequestParameters(
-            query=ImmutableMultiDict(request.url.params.multi_items()),
-            header=Headers(list(request.headers.items())),
-        )
-
-
-class SpecResponse:
-    def __init__(self, response: httpx.Response) -> None:
-        self.status_code = response.status_code
-        self.headers = Headers(list(response.headers.items()))
-        self.content_type = response.headers.get("Content-Type", "")
-        self.data = response.content
-
-
-class Recording(httpx.BaseTransport):
-    """The real HTTP transport, keeping every request with its answer."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.calls: list[tuple[httpx.Request, httpx.Response]] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        response.read()
-        self.calls.append((request, response))
-        return response
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def operations(self) -> set[tuple[str, int, str]]:
-        """(method, status, path with ids as {id}) of every call."""
-        return {
-            (request.method, response.status_code, re.sub(r"/\d+", "/{id}", spec_path(request)))
-            for request, response in self.calls
-        }
-
-
-def violations(openapi: OpenAPI, calls: list[tuple[httpx.Request, httpx.Response]]) -> list[str]:
-    """What the spec finds wrong with each request and each answer, with the schema's own words."""
-    found = []
-    for request, response in calls:
-        asked, answered = SpecRequest(request), SpecResponse(response)
-        errors = [
-            *(("request", error) for error in openapi.iter_request_errors(asked)),
-            *(("answer", error) for error in openapi.iter_response_errors(asked, answered)),
-        ]
-        for side, error in errors:
-            details = [str(detail).split("\n")[0] for detail in getattr(error.__cause__, "schema_errors", ())]
-            call = f"{request.method} {spec_path(request)} {response.status_code}"
-            found.append(f"{call} {side}: {error} {details}")
-    return found
-
-
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with serve_sandbox() as sandbox:
@@ -197,8 +131,10 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def recording() -> Recording:
-    return Recording()
+def recording() -> Iterator[Recording]:
+    recording = Recording()
+    yield recording
+    recording.close()
 
 
 def connector(sandbox: Sandbox, recording: Recording, **credentials: str) -> WooCommerceConnector:
@@ -207,7 +143,7 @@ def connector(sandbox: Sandbox, recording: Recording, **credentials: str) -> Woo
 
 
 def test_every_call_of_the_connector_keeps_to_the_spec(
-    sandbox: Sandbox, recording: Recording, openapi: OpenAPI
+    sandbox: Sandbox, recording: Recording, contract: Contract
 ) -> None:
     """Every call the connector makes, both ways: the lookups (search, and the date window read over two
     pages by WordPress's paging headers), the create with the store's rates and the total's correction,
@@ -232,7 +168,7 @@ def test_every_call_of_the_connector_keeps_to_the_spec(
     assert made.total == plan("hub-7-1").total
     assert woo.settle_total(made.shop_id, made.total) == woo.get_order(made.shop_id)
 
-    assert recording.operations() >= {
+    assert contract.operations(recording.calls) >= {
         ("GET", 200, "/taxes"),
         ("GET", 200, "/orders"),
         ("POST", 201, "/orders"),
@@ -242,10 +178,10 @@ def test_every_call_of_the_connector_keeps_to_the_spec(
         ("POST", 201, "/orders/{id}/notes"),
     }
     assert any(request.url.params.get("page") == "2" for request, _ in recording.calls)
-    assert violations(openapi, recording.calls) == []
+    assert contract.violations(recording.calls) == []
 
 
-def test_refusals_keep_to_the_spec(sandbox: Sandbox, recording: Recording, openapi: OpenAPI) -> None:
+def test_refusals_keep_to_the_spec(sandbox: Sandbox, recording: Recording, contract: Contract) -> None:
     """The answers the spec documents for a refusal: 404 for a missing order, 400 for an unknown SKU and
     for an update of a missing order (as WooCommerce answers it); and the 401 it does not document."""
     woo = connector(sandbox, recording)
@@ -257,24 +193,24 @@ def test_refusals_keep_to_the_spec(sandbox: Sandbox, recording: Recording, opena
         woo.create_order(plan("hub-7-2", sku="NOPE"))
     with pytest.raises(Permanent, match="401"):
         connector(sandbox, recording, consumer_secret="wrong").find_order("hub-7-2")
-    assert {(method, status) for method, status, _ in recording.operations()} >= {
+    assert {(method, status) for method, status, _ in contract.operations(recording.calls)} >= {
         ("GET", 404),
         ("PUT", 400),
         ("POST", 400),
         ("GET", 401),
     }
-    assert violations(openapi, recording.calls) == []
+    assert contract.violations(recording.calls) == []
     for _, response in recording.calls:
         if response.status_code >= 400:  # WordPress's WP_Error, as the connector reads it
             assert set(response.json()) == {"code", "message", "data"}
 
 
-def test_a_call_off_the_spec_is_caught(sandbox: Sandbox, recording: Recording, openapi: OpenAPI) -> None:
+def test_a_call_off_the_spec_is_caught(sandbox: Sandbox, recording: Recording, contract: Contract) -> None:
     """The check itself: a body the spec refuses, and an answer whose status the spec does not list (the
     401 is tolerated where DEVIATIONS names it, GET /orders, and nowhere else)."""
     with httpx.Client(transport=recording, auth=("ck_sandbox", "cs_sandbox")) as client:
         client.post(f"{sandbox.shop_url}{BASE}/orders", json={"status": "shipped", "line_items": []})
         client.get(f"{sandbox.shop_url}{BASE}/taxes/classes", auth=("ck_sandbox", "wrong"))
-    first, second = violations(openapi, recording.calls)
+    first, second = contract.violations(recording.calls)
     assert first.startswith("POST") and "request" in first and "'shipped' is not one of" in first
     assert second.startswith("GET") and "401 answer" in second
