@@ -6,7 +6,7 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from connectors.registry import TRENDYOL, WOOCOMMERCE, Side
+from connectors.registry import N11, TRENDYOL, WOOCOMMERCE, Side
 from extensions import db
 from jobs.runner import run_cron, run_worker
 from models import Account, Integration, IntegrationSettings
@@ -39,23 +39,35 @@ def seed_demo() -> None:
         # The demo's own login, landing in the local sink: nobody else to ask, so it counts as confirmed.
         account.notification_email_confirmed_at = utcnow()
     db.session.flush()
-    if not db.session.scalar(sa.select(Integration.id).where(Integration.account_id == account.id)):
-        sandbox = config["SANDBOX_URL"].rstrip("/")
+    sandbox = config["SANDBOX_URL"].rstrip("/")
+    kinds = set(
+        db.session.scalars(
+            sa.select(Integration.marketplace_kind).where(Integration.account_id == account.id)
+        )
+    )
+    # One integration per marketplace the sandbox plays, all into its one shop.
+    for kind, path, credentials in (
+        (
+            TRENDYOL,
+            "trendyol/integration",
+            {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"},
+        ),
+        (N11, "n11", {"app_key": "n11-sandbox-key", "app_secret": "n11-sandbox-secret"}),
+    ):
+        if kind.key in kinds:
+            continue
         integration = Integration(
             account_id=account.id,
-            name="Trendyol → WooCommerce (sandbox)",
-            marketplace_kind=TRENDYOL.key,
-            marketplace_base_url=f"{sandbox}/trendyol/integration",
+            name=f"{kind.label} → WooCommerce (sandbox)",
+            marketplace_kind=kind.key,
+            marketplace_base_url=f"{sandbox}/{path}",
             shop_kind=WOOCOMMERCE.key,
             shop_base_url=f"{sandbox}/woocommerce",
             own_shipping_agreement=True,
             pull_interval=config["DEMO_PULL_INTERVAL"],
             settings=IntegrationSettings.defaults(),
         )
-        integration.set_credentials(
-            Side.MARKETPLACE,
-            {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"},
-        )
+        integration.set_credentials(Side.MARKETPLACE, credentials)
         integration.set_credentials(
             Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}
         )

@@ -16,12 +16,13 @@ from flask import current_app
 
 from connectors.base import MarketplaceConnector, Permanent, ShopConnector
 from connectors.http import Guard
+from connectors.n11 import N11Connector
 from connectors.registry import KINDS, Side
 from connectors.trendyol import TrendyolConnector
 from connectors.woocommerce import WooCommerceConnector
 from models import Integration
 
-MARKETPLACE_CONNECTORS = {"trendyol": TrendyolConnector}
+MARKETPLACE_CONNECTORS = {"trendyol": TrendyolConnector, "n11": N11Connector}
 SHOP_CONNECTORS = {"woocommerce": WooCommerceConnector}
 
 

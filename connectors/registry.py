@@ -14,7 +14,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from connectors import trendyol
+from connectors import n11, trendyol
 from connectors.base import Address, MarketplaceOrder
 from sync.statuses import CanonicalStatus as S
 
@@ -64,6 +64,9 @@ class ConnectorKind:
     # through them), and how a stored payload is read again.
     settable: tuple[S, ...] = ()
     payload: PayloadReader | None = None
+    # Marketplaces: the General settings its API cannot carry out, each with why, in the seller's words.
+    # The General page shows them as not available on the marketplace, and the pipeline keeps them off.
+    unavailable: Mapping[str, LazyString] = field(default_factory=dict)
     # Shops: the statuses the shop knows, each with its name as the shop shows it to the seller, and which
     # one each canonical status becomes (Statuses tab).
     shop_statuses: Mapping[str, LazyString | str] = field(default_factory=dict)
@@ -154,6 +157,30 @@ WOOCOMMERCE = ConnectorKind(
     },
 )
 
-MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL,)}
+N11 = ConnectorKind(
+    key="n11",
+    label="N11",
+    side=Side.MARKETPLACE,
+    default_base_url=n11.DEFAULT_BASE_URL,
+    pinned_hosts=("api.n11.com",),
+    base_url_help=_l("N11's API address; change it only for the sandbox."),
+    credential_fields=(
+        CredentialField("app_key", _l("App key")),
+        CredentialField("app_secret", _l("App secret")),
+    ),
+    status_colors=DEFAULT_STATUS_COLORS,
+    # N11 takes a seller's cancellation only once the package is accepted; a new one is rejected in its panel.
+    cancellable=frozenset({S.PICKING}),
+    settable=tuple(n11.SETTABLE),
+    payload=PayloadReader(order=n11.parse_package, addresses=n11.addresses),
+    unavailable={
+        "update_feedback": _l(
+            "N11 takes the tracking number of your own carrier only through its old SOAP service, which the "
+            "hub does not use: enter it in the n11 seller panel."
+        ),
+    },
+)
+
+MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, N11)}
 SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE,)}
 KINDS: Mapping[Side, Mapping[str, ConnectorKind]] = {Side.MARKETPLACE: MARKETPLACES, Side.SHOP: SHOPS}

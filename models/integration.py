@@ -220,7 +220,17 @@ class IntegrationSettings(Model):
     shipping_vat_rate: Mapped[int | None] = mapped_column(default=DEFAULTS.shipping_vat_rate)
 
     def to_domain(self) -> GeneralSettings:
-        """A plain, frozen copy for the rules and the pipeline."""
+        """A plain, frozen copy for the rules and the pipeline; a setting the marketplace's API cannot
+        carry out is off, whatever is stored."""
+        saved = self.as_saved()
+        if self.integration is None:
+            return saved
+        return dataclasses.replace(
+            saved, **{name: getattr(DEFAULTS, name) for name in self.integration.marketplace.unavailable}
+        )
+
+    def as_saved(self) -> GeneralSettings:
+        """The settings as stored."""
         return GeneralSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GeneralSettings)})
 
     @classmethod

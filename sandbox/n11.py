@@ -183,6 +183,22 @@ class N11Market:
     def _campaign_code(self) -> str:
         return str(self.rng.randint(10**8, 10**9 - 1))
 
+    def advance(self) -> None:
+        """One step of the demo's life: accepted packages ship and arrive (the carrier's scans), a few new
+        ones are cancelled; a new package waits for the seller to accept it, as on N11."""
+        with self.lock:
+            now = n11_now()
+            for package in list(self.packages.values()):
+                status = package["shipmentPackageStatus"]
+                age = (now - package["lastModifiedDate"]) / 1000
+                roll = self.rng.random()
+                if status == "Created" and roll < 0.02:
+                    self.set_status(package, "Cancelled")
+                elif status == "Picking" and age > 4 and roll < 0.4:
+                    self.set_status(package, "Shipped")
+                elif status == "Shipped" and age > 4 and roll < 0.4:
+                    self.set_status(package, "Delivered")
+
     def by_id(self, package_id: int) -> dict[str, Any] | None:
         package = self.packages.get(package_id)
         return package if package is not None and package["id"] is not None else None

@@ -70,6 +70,10 @@ SHIPPED_THEN_CANCELLED = N_(
     "Cancelled in the shop after the marketplace shipped it: the marketplace takes no cancellation now. "
     "Let the customer return it, or settle it with the customer by hand."
 )
+ACCEPT_THEN_CANCEL = N_(
+    "Cancelled in the shop, but the marketplace takes a seller's cancellation only once the package is "
+    "accepted: accept it there and cancel it again, or reject it in the marketplace's seller panel."
+)
 TOTAL_DIFFERS = N_(
     "The shop order's total is not what the customer paid on the marketplace, even with the hub's "
     "correction line: check the order in the shop and the shop's tax settings."
@@ -835,12 +839,22 @@ def marketplace_status(
         # marketplace that moved on meanwhile, then sends only what is still ahead.
         live = marketplace.get_package(order.package_id)
         current = live.status if live is not None else order.canonical_status
-        if target in CANCELLATIONS and current not in CANCELLATIONS | integration.marketplace.cancellable:
-            # Already with the carrier or the customer: the marketplace takes no cancellation now. The
-            # hub does not send one it would refuse; the seller hears why and what to do instead.
-            order.review_reason = SHIPPED_THEN_CANCELLED
-            summary = N_("not cancelled on the marketplace: the package is already %(status)s there")
-            record(order, "decided", summary, {"status": current.value}, rule=action.rule)
+        cancellable = integration.marketplace.cancellable
+        if target in CANCELLATIONS and current not in CANCELLATIONS | cancellable:
+            # The marketplace takes no cancellation now: not yet (N11 takes one only once the package is
+            # accepted), or no more (with the carrier or the customer). The hub does not send one it
+            # would refuse; the seller hears why and what to do instead.
+            first = min(cancellable, key=lambda status: RANK[status])
+            if RANK[current] < RANK[first]:
+                order.review_reason = ACCEPT_THEN_CANCEL
+                summary = N_(
+                    "not cancelled on the marketplace: it takes a cancellation from %(to_status)s on"
+                )
+                record(order, "decided", summary, {"to_status": first.value}, rule=action.rule)
+            else:
+                order.review_reason = SHIPPED_THEN_CANCELLED
+                summary = N_("not cancelled on the marketplace: the package is already %(status)s there")
+                record(order, "decided", summary, {"status": current.value}, rule=action.rule)
             return
         if target in CANCELLATIONS:
             steps = [] if current in CANCELLATIONS else [CanonicalStatus.UNSUPPLIED]

@@ -167,12 +167,18 @@ class Known:
         return cls(orders, lines, actions)
 
     def origin(self, package: MarketplaceOrder) -> Order | None:
-        """The first known order of those the package was split from. None known (a package split from
-        one split in turn, both new on this page and the later read first): the order holding its lines
-        now, which is of the same chain, since lines keep their ids from package to package."""
+        """The first known order of those the package was split from. None named or known (N11 names
+        none; a package split from one split in turn, both new on this page and the later read first):
+        the order holding its lines now, since lines keep their ids from package to package, and a line
+        id is the marketplace's for one line of one order."""
         found = [self.orders[p] for p in package.origin_package_ids if p in self.orders]
-        if not found and package.origin_package_ids:
-            found = [self.lines[line.line_id].order for line in package.lines if line.line_id in self.lines]
+        if not found:
+            found = [
+                held.order
+                for line in package.lines
+                if (held := self.lines.get(line.line_id)) is not None
+                and held.order.package_id != package.package_id
+            ]
         return min(found, key=lambda order: (order.id is None, order.id or 0), default=None)
 
 

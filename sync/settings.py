@@ -7,6 +7,7 @@ saves it, so a rule holds whether the change came from the page, a forced POST o
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -86,6 +87,7 @@ def violations(
     *,
     own_shipping: bool,
     has_notification_email: bool,
+    unavailable: Mapping[str, LazyString] | None = None,
 ) -> dict[str, LazyString]:
     """The rules a change breaks, as {field: reason}; `new` holds only the fields being saved.
 
@@ -97,7 +99,9 @@ def violations(
         # Switching off is always allowed; a choice (priority) counts as switching on.
         if value == getattr(current, name) or value is False:
             continue
-        if name in OWN_SHIPPING_ONLY and not own_shipping:
+        if unavailable and name in unavailable:
+            errors[name] = unavailable[name]
+        elif name in OWN_SHIPPING_ONLY and not own_shipping:
             errors[name] = OWN_SHIPPING_REASON
         elif name in NEEDS_NOTIFICATION_EMAIL and not has_notification_email:
             errors[name] = NOTIFICATION_EMAIL_REASON
@@ -107,6 +111,11 @@ def violations(
 def without_own_shipping(settings: GeneralSettings) -> dict[str, object]:
     """What must change when an integration loses its own shipping agreement."""
     return _reset(settings, OWN_SHIPPING_ONLY)
+
+
+def without(settings: GeneralSettings, names: Iterable[str]) -> dict[str, object]:
+    """What must change for the named settings to be off (those a marketplace cannot carry out)."""
+    return _reset(settings, tuple(names))
 
 
 def without_notification_email(settings: GeneralSettings) -> dict[str, object]:

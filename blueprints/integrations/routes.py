@@ -39,6 +39,7 @@ from sync.settings import (
     OWN_SHIPPING_ONLY,
     OWN_SHIPPING_REASON,
     violations,
+    without,
     without_own_shipping,
 )
 
@@ -95,6 +96,10 @@ def create_integration() -> ResponseReturnValue:
     """Add an integration: a marketplace account joined to a shop."""
     form = IntegrationForm()
     if request.method == "GET":
+        # The page again for another marketplace (the kind's select asks for it): its credential fields.
+        if request.args.get("marketplace_kind") in MARKETPLACES:
+            form.marketplace_kind.data = request.args["marketplace_kind"]
+        form.name.data = request.args.get("name", "")[:120] or form.name.data
         form.marketplace_base_url.data = MARKETPLACES[form.marketplace_kind.data].default_base_url
     if form.is_submitted() and all(
         # Every check runs, so one submit shows every message at once.
@@ -367,6 +372,9 @@ def _fill(integration: Integration, form: IntegrationForm) -> None:
                 integration.log_change(actor, f"{side}_credentials", "", REPLACED)
     if not integration.own_shipping_agreement and integration.settings is not None:
         integration.change_settings(without_own_shipping(integration.settings.to_domain()), actor)
+    if integration.settings is not None:  # what the marketplace cannot do is off, and says so
+        saved = integration.settings.as_saved()
+        integration.change_settings(without(saved, integration.marketplace.unavailable), actor)
 
 
 def _section_form(section: Section, integration: Integration) -> SectionForm:
@@ -390,6 +398,7 @@ def _validate_section(form: SectionForm, integration: Integration, locks: dict[s
         integration.settings.to_domain(),
         own_shipping=integration.own_shipping_agreement,
         has_notification_email=bool(_account().notification_email),
+        unavailable=integration.marketplace.unavailable,
     )
     for name, reason in errors.items():
         form[name].errors = [*form[name].errors, locks.get(name, reason)]
@@ -409,6 +418,10 @@ def _locks(integration: Integration) -> dict[str, Markup]:
             NOTIFICATION_EMAIL_REASON, fix, _("Open User Settings")
         )
         locks.update(dict.fromkeys(NEEDS_NOTIFICATION_EMAIL, reason))
+    marketplace = integration.marketplace
+    for name, why in marketplace.unavailable.items():
+        where = _("Not available on %(marketplace)s:", marketplace=marketplace.label)
+        locks[name] = Markup("{} {}").format(where, why)
     return locks
 
 

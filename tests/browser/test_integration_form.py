@@ -1,0 +1,40 @@
+"""The integration form in real Chromium: another marketplace brings its own credential fields."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Page, expect
+
+from connectors.registry import Side
+from extensions import db
+from models import Integration
+from tests.browser.conftest import Panel, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_choosing_n11_asks_for_n11_s_keys_and_keeps_the_name(page: Page, panel: Panel) -> None:
+    sign_in(page)
+    page.goto("/integrations/new")
+    page.get_by_label("Name").fill("N11 store")
+    page.get_by_label("Seller ID").fill("998877")  # typed for Trendyol; never sent with the switch
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.locator("#marketplace_kind").select_option("n11")
+    expect(page.get_by_label("App key")).to_be_visible()
+    expect(page.get_by_label("Seller ID")).to_have_count(0)
+    expect(page.get_by_label("Name")).to_have_value("N11 store")
+    assert not any("998877" in url for url in requests)
+    page.get_by_label("App key").fill("n11-key")
+    page.get_by_label("App secret").fill("n11-secret")
+    page.locator("#shop_base_url").fill("https://shop.example.com")
+    page.get_by_label("Consumer key").fill("ck_new")
+    page.get_by_label("Consumer secret").fill("cs_new")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/general")
+    expect(page.get_by_text("Not available on N11:")).to_be_visible()
+    with panel.app.app_context():
+        integration = db.session.scalar(sa.select(Integration).where(Integration.marketplace_kind == "n11"))
+        assert integration is not None and integration.name == "N11 store"
+        assert integration.credentials(Side.MARKETPLACE) == {"app_key": "n11-key", "app_secret": "n11-secret"}
