@@ -67,6 +67,8 @@ def seed_demo() -> None:
             pull_interval=config["DEMO_PULL_INTERVAL"],
             settings=IntegrationSettings.defaults(),
         )
+        if kind is N11:  # N11 waits for the seller to accept a new package: the demo's hub does it
+            integration.settings.approval_feedback = True
         integration.set_credentials(Side.MARKETPLACE, credentials)
         integration.set_credentials(
             Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}

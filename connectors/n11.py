@@ -140,7 +140,8 @@ class N11Connector:
             # by a package seen moving from Created to Picking.
         }
         payload = json_body(self._send("GET", PACKAGES, params=params), dict, "N11")
-        orders, unreadable = [], []
+        orders: list[MarketplaceOrder] = []
+        unreadable: list[tuple[str, str, dict[str, Any]]] = []
         for raw in _content(payload):
             try:
                 order = parse_package(raw)
@@ -148,6 +149,11 @@ class N11Connector:
                 unreadable.append((_filed_as(raw), str(error), raw if isinstance(raw, dict) else {}))
                 continue
             _within(order, start, end)
+            if orders and order.modified_at < orders[-1].modified_at:
+                # The pull goes on from the last change it read: a page not in the order of the changes
+                # would make it skip packages. [UNSURE] that orderByField=true sorts by lastModifiedDate
+                # (the notes say the window applies to it): this is what a wrong reading looks like.
+                raise InvalidAnswer("N11 listed packages out of the order of their last change")
             orders.append(order)
         return PackagePage(
             orders=tuple(orders),
@@ -185,7 +191,20 @@ class N11Connector:
 
     def approve(self, package_id: str, lines: Sequence[tuple[str, int]]) -> None:
         """Picking for the package's lines. N11 answers 200 with a result per line, so each is checked: a
-        line N11 did not accept raises Permanent with N11's words (the lines it accepted stay accepted)."""
+        line N11 did not accept raises Permanent with N11's words (the lines it accepted stay accepted).
+        Only the lines still waiting are sent: after a part acceptance, a retry would otherwise send the
+        accepted ones again, which N11 refuses, and never get past them."""
+        live = self.get_package(package_id)
+        if live is not None:
+            moved_on = {
+                str(line.get("orderLineId"))
+                for line in live.raw.get("lines") or ()
+                if isinstance(line, Mapping)
+                and str(line.get("orderItemLineItemStatusName", "")).strip().lower() not in ("", "created")
+            }
+            lines = [line for line in lines if str(line[0]) not in moved_on]
+        if not lines:
+            return
         body = {
             "lines": [{"lineId": _number(line_id)} for line_id, _ in lines],
             "status": SETTABLE[S.PICKING],

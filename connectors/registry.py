@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -15,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from connectors import n11, trendyol
-from connectors.base import Address, MarketplaceOrder
+from connectors.base import Address
 from sync.statuses import CanonicalStatus as S
 
 
@@ -41,8 +42,7 @@ class PayloadReader:
     shop order: each marketplace's own shape, into the normalised order. Raise ValueError (or a
     subclass) for a payload that cannot be read."""
 
-    order: Callable[[Mapping[str, Any]], MarketplaceOrder]
-    # The billing and shipping address alone, cheaper than the whole order (every transfer needs them).
+    # The billing and shipping address, without reading the whole order again (every transfer needs them).
     addresses: Callable[[Mapping[str, Any]], tuple[Address, Address]]
 
 
@@ -64,6 +64,9 @@ class ConnectorKind:
     # through them), and how a stored payload is read again.
     settable: tuple[S, ...] = ()
     payload: PayloadReader | None = None
+    # Marketplaces: how late a change may show in the listing, when longer than the hub's overlap: the
+    # pull reads that far back again.
+    pull_overlap: timedelta = timedelta(0)
     # Marketplaces: the General settings its API cannot carry out, each with why, in the seller's words.
     # The General page shows them as not available on the marketplace, and the pipeline keeps them off.
     unavailable: Mapping[str, LazyString] = field(default_factory=dict)
@@ -119,7 +122,7 @@ TRENDYOL = ConnectorKind(
     # Trendyol's own orange for new orders, the rest from the shared palette.
     status_colors={**DEFAULT_STATUS_COLORS, S.CREATED: "#c2410c"},
     settable=tuple(trendyol.SETTABLE),  # Picking: Invoiced needs the real invoice number
-    payload=PayloadReader(order=trendyol.parse_package, addresses=trendyol.addresses),
+    payload=PayloadReader(addresses=trendyol.addresses),
 )
 
 WOOCOMMERCE = ConnectorKind(
@@ -172,7 +175,8 @@ N11 = ConnectorKind(
     # N11 takes a seller's cancellation only once the package is accepted; a new one is rejected in its panel.
     cancellable=frozenset({S.PICKING}),
     settable=tuple(n11.SETTABLE),
-    payload=PayloadReader(order=n11.parse_package, addresses=n11.addresses),
+    pull_overlap=timedelta(minutes=15),  # N11's advice: keep the cursor 15 minutes back
+    payload=PayloadReader(addresses=n11.addresses),
     unavailable={
         "update_feedback": _l(
             "N11 takes the tracking number of your own carrier only through its old SOAP service, which the "

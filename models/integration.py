@@ -14,7 +14,7 @@ from connectors.registry import KINDS, ConnectorKind, Side
 from extensions import Model, db
 from models.base import UTCDateTime, utcnow
 from models.crypto import decrypt_json, encrypt_json
-from sync.settings import DEFAULTS, SHIPPING_VAT_RATES, GeneralSettings, Priority, TrackingCodeSource
+from sync.settings import DEFAULTS, SHIPPING_VAT_RATES, GeneralSettings, Priority, TrackingCodeSource, without
 from sync.statuses import CanonicalStatus
 
 # How the change history names what it cannot show: a replaced secret, a status colour.
@@ -222,16 +222,17 @@ class IntegrationSettings(Model):
     def to_domain(self) -> GeneralSettings:
         """A plain, frozen copy for the rules and the pipeline; a setting the marketplace's API cannot
         carry out is off, whatever is stored."""
-        saved = self.as_saved()
-        if self.integration is None:
-            return saved
-        return dataclasses.replace(
-            saved, **{name: getattr(DEFAULTS, name) for name in self.integration.marketplace.unavailable}
-        )
+        values = self._values()
+        if self.integration is not None:
+            values |= without(GeneralSettings(**values), self.integration.marketplace.unavailable)
+        return GeneralSettings(**values)
 
     def as_saved(self) -> GeneralSettings:
         """The settings as stored."""
-        return GeneralSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GeneralSettings)})
+        return GeneralSettings(**self._values())
+
+    def _values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(GeneralSettings)}
 
     @classmethod
     def defaults(cls) -> IntegrationSettings:

@@ -192,7 +192,7 @@ class N11Market:
                 status = package["shipmentPackageStatus"]
                 age = (now - package["lastModifiedDate"]) / 1000
                 roll = self.rng.random()
-                if status == "Created" and roll < 0.02:
+                if status == "Created" and age > 60 and roll < 0.002:  # now and then a customer cancels
                     self.set_status(package, "Cancelled")
                 elif status == "Picking" and age > 4 and roll < 0.4:
                     self.set_status(package, "Shipped")

@@ -844,8 +844,8 @@ def marketplace_status(
             # The marketplace takes no cancellation now: not yet (N11 takes one only once the package is
             # accepted), or no more (with the carrier or the customer). The hub does not send one it
             # would refuse; the seller hears why and what to do instead.
-            first = min(cancellable, key=lambda status: RANK[status])
-            if RANK[current] < RANK[first]:
+            first = min(cancellable, key=lambda status: RANK[status], default=None)
+            if first is not None and RANK[current] < RANK[first]:
                 order.review_reason = ACCEPT_THEN_CANCEL
                 summary = N_(
                     "not cancelled on the marketplace: it takes a cancellation from %(to_status)s on"

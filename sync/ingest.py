@@ -74,7 +74,11 @@ def ingest(
     is not).
     """
     # A package split from another first, so its origin knows it has a successor; then oldest first.
-    ordered = sorted(packages, key=lambda p: (not p.origin_package_ids, p.modified_at))
+    # At the same moment, a live package before a cancelled one: a split the marketplace does not name
+    # (N11) is then read as the rest of an order going on, not as an order cancelled whole.
+    ordered = sorted(
+        packages, key=lambda p: (not p.origin_package_ids, p.modified_at, p.status in CANCELLATIONS)
+    )
     result = IngestResult(pages=1)
     try:
         with db.session.begin_nested():
@@ -178,6 +182,7 @@ class Known:
                 for line in package.lines
                 if (held := self.lines.get(line.line_id)) is not None
                 and held.order.package_id != package.package_id
+                and held.order.order_number == package.order_number  # a split keeps the order number
             ]
         return min(found, key=lambda order: (order.id is None, order.id or 0), default=None)
 
@@ -319,8 +324,8 @@ def _ingest_one(
 
     # Cancelled: the whole order, or only lines whose rest lives on in another package of the order.
     lives_on = package.status in CANCELLATIONS and lives_on_elsewhere(order)
-    if package.status in CANCELLATIONS and not lives_on:
-        _cancelled_first(order)
+    if package.status in CANCELLATIONS:
+        _cancelled_first(order)  # never in the shop: it ends (what lives on goes as its own package)
     # A package split from one in the shop is the same shop order, and it goes on from where its origin
     # was: approved as a new package would be, its status passed on where it is further along, its own
     # cancellation passed on. (One split from an order that never reached the shop carries the order
@@ -376,8 +381,8 @@ def _further(status: CanonicalStatus, origin: Order) -> bool:
 
 def _cancelled_first(order: Order) -> None:
     """An order cancelled on the marketplace before it reached the shop has nothing left to do: it ends
-    (not waiting for ever, and out of the error queue). (One whose lines live on in a newer package is
-    carried by that one instead, Trendyol's line cancellation: the caller leaves it.)"""
+    (not waiting for ever, and out of the error queue). Lines that live on in a newer package go to the
+    shop with that one, which waits for its own transfer."""
     if order.transferred or order.transfer_state not in (TransferState.WAITING, TransferState.ERROR):
         return
     order.transfer_state = TransferState.CANCELLED
@@ -411,9 +416,13 @@ def _first_columns(
         "shop_tracking": "",
     }
     if origin is not None:
+        columns |= {"reference": origin.reference, "origin_id": origin.id}
+    if origin is not None and origin.transfer_state == TransferState.IGNORED:
+        columns |= {"transfer_state": TransferState.IGNORED}  # the seller left the order out of the shop
+    if origin is not None and origin.transferred:
+        # The same shop order; one the origin never made is this package's to make (a cancelled or failed
+        # origin's state is not this one's).
         columns |= {
-            "reference": origin.reference,
-            "origin_id": origin.id,
             "shop_id": origin.shop_id,
             "shop_status": origin.shop_status,
             "shop_tracking": origin.shop_tracking,
@@ -721,7 +730,7 @@ def lives_on_elsewhere(order: Order) -> bool:
 
 
 # Personal and tax identifiers a seller does not need to read in an order's history.
-MASKED_KEYS = frozenset({"identityNumber", "taxNumber"})
+MASKED_KEYS = frozenset({"identityNumber", "taxNumber", "tcId", "taxId"})  # Trendyol's, N11's
 
 
 def _masked(value: Any) -> Any:

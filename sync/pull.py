@@ -177,7 +177,8 @@ def newest(listing: PackagePage, since: datetime | None) -> datetime | None:
 def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | None) -> None:
     config = current_app.config
     now = utcnow()
-    overlap = timedelta(seconds=config["PULL_OVERLAP_SECONDS"])
+    # The marketplace's own lag where it is longer (N11 shows a change up to 15 minutes late).
+    overlap = max(timedelta(seconds=config["PULL_OVERLAP_SECONDS"]), integration.marketplace.pull_overlap)
     first = now - timedelta(hours=config["PULL_FIRST_WINDOW_HOURS"])
     cursor = integration.pull_cursor or first
     rereads = integration.pull_resume_from is None and _rereads_overlap(integration, now)

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
@@ -113,9 +114,16 @@ def without_own_shipping(settings: GeneralSettings) -> dict[str, object]:
     return _reset(settings, OWN_SHIPPING_ONLY)
 
 
-def without(settings: GeneralSettings, names: Iterable[str]) -> dict[str, object]:
-    """What must change for the named settings to be off (those a marketplace cannot carry out)."""
-    return _reset(settings, tuple(names))
+def without(settings: GeneralSettings, names: Iterable[str]) -> dict[str, Any]:
+    """What must change for the named settings to be off (those a marketplace cannot carry out): a switch
+    off, a choice back to its default."""
+    off = {name: _off(name) for name in names}
+    return {name: value for name, value in off.items() if getattr(settings, name) != value}
+
+
+def _off(name: str) -> Any:
+    default = getattr(DEFAULTS, name)
+    return False if isinstance(default, bool) else default
 
 
 def without_notification_email(settings: GeneralSettings) -> dict[str, object]:

@@ -197,3 +197,36 @@ def test_a_seller_adds_an_n11_integration_with_n11_s_keys(seller: Client, accoun
     assert integration is not None
     assert integration.credentials(Side.MARKETPLACE) == {"app_key": "n11-key", "app_secret": "n11-secret"}
     assert "n11-secret" not in seller.get(f"/integrations/{integration.id}/edit").get_data(as_text=True)
+
+
+def test_the_rest_of_an_order_never_in_the_shop_waits_for_its_transfer(
+    hub: Integration, sandbox: Sandbox
+) -> None:
+    """Automatic transfer off: the old package ends, cancelled first; the new one, which N11 lists at the
+    same moment, is the order now and waits to be transferred (it is not taken for cancelled)."""
+    configure(hub, auto_transfer=False)
+    package = sandbox.world.n11.create_package(
+        {"lines": [{"barcode": SHIRT, "quantity": 2}, {"barcode": MUG, "quantity": 1}], "status": "Picking"}
+    )
+    cycle(hub)
+    mug = next(line for line in package["lines"] if line["barcode"] == MUG)
+    sandbox.world.n11.cancel([{"orderLineId": mug["orderLineId"], "quantity": 1, "cancelReasonId": 61}])
+    cycle(hub)
+    successor = db.session.scalar(
+        sa.select(Order).where(Order.integration_id == hub.id, Order.package_id != str(package["id"]))
+    )
+    assert successor is not None and successor.transfer_state == TransferState.WAITING
+    assert order_for(package).transfer_state == TransferState.CANCELLED
+    assert sandbox.shop_orders() == []
+
+
+def test_identity_and_tax_numbers_are_masked_in_the_history(hub: Integration, sandbox: Sandbox) -> None:
+    package = new_order(sandbox)
+    with sandbox.world.n11.lock:
+        package["billingAddress"]["tcId"] = package["shippingAddress"]["tcId"] = "12345678901"
+        package["taxId"] = "9876543210"
+    cycle(hub)
+    order = order_for(package)
+    payloads = [event.payload for event in db.session.scalars(order.events.select()) if event.payload]
+    shown = str(payloads)
+    assert "12345678901" not in shown and "9876543210" not in shown and "•••••••••01" in shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
@@ -18,14 +20,15 @@ def test_choosing_n11_asks_for_n11_s_keys_and_keeps_the_name(page: Page, panel: 
     sign_in(page)
     page.goto("/integrations/new")
     page.get_by_label("Name").fill("N11 store")
-    page.get_by_label("Seller ID").fill("998877")  # typed for Trendyol; never sent with the switch
+    page.get_by_label("API Secret").fill("typed-for-trendyol")  # never sent with the switch
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.locator("#marketplace_kind").select_option("n11")
     expect(page.get_by_label("App key")).to_be_visible()
     expect(page.get_by_label("Seller ID")).to_have_count(0)
     expect(page.get_by_label("Name")).to_have_value("N11 store")
-    assert not any("998877" in url for url in requests)
+    (switch,) = [url for url in requests if "/integrations/new" in url]
+    assert sorted(parse_qs(urlsplit(switch).query)) == ["marketplace_kind", "name"]
     page.get_by_label("App key").fill("n11-key")
     page.get_by_label("App secret").fill("n11-secret")
     page.locator("#shop_base_url").fill("https://shop.example.com")
