@@ -145,10 +145,9 @@ def test_update_feedback_is_not_available_on_n11(hub: Integration, seller: Clien
     assert hub.settings.to_domain().update_feedback is False
 
 
-def test_a_part_cancellation_on_n11_keeps_one_shop_order(hub: Integration, sandbox: Sandbox) -> None:
-    """N11 moves what is left to a new package id without naming the old one: the hub links them by
-    their lines, keeps one shop order and notes only what was cancelled."""
-    configure(hub, cancellation_transfer=True)
+def mug_cancelled(hub: Integration, sandbox: Sandbox) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An accepted order of two shirts and a mug, read; then the seller cancels the mug on N11 (the rest
+    goes on in a new package), and the hub reads that too. The package and the mug's line."""
     package = sandbox.world.n11.create_package(
         {"lines": [{"barcode": SHIRT, "quantity": 2}, {"barcode": MUG, "quantity": 1}], "status": "Picking"}
     )
@@ -156,6 +155,14 @@ def test_a_part_cancellation_on_n11_keeps_one_shop_order(hub: Integration, sandb
     mug = next(line for line in package["lines"] if line["barcode"] == MUG)
     sandbox.world.n11.cancel([{"orderLineId": mug["orderLineId"], "quantity": 1, "cancelReasonId": 61}])
     cycle(hub)
+    return package, mug
+
+
+def test_a_part_cancellation_on_n11_keeps_one_shop_order(hub: Integration, sandbox: Sandbox) -> None:
+    """N11 moves what is left to a new package id without naming the old one: the hub links them by
+    their lines, keeps one shop order and notes only what was cancelled."""
+    configure(hub, cancellation_transfer=True)
+    package, mug = mug_cancelled(hub, sandbox)
     (only,) = sandbox.shop_orders()
     assert only["status"] == "processing"
     assert [note["note"] for note in only["notes"]] == [
@@ -205,13 +212,7 @@ def test_the_rest_of_an_order_never_in_the_shop_waits_for_its_transfer(
     """Automatic transfer off: the old package ends, cancelled first; the new one, which N11 lists at the
     same moment, is the order now and waits to be transferred (it is not taken for cancelled)."""
     configure(hub, auto_transfer=False)
-    package = sandbox.world.n11.create_package(
-        {"lines": [{"barcode": SHIRT, "quantity": 2}, {"barcode": MUG, "quantity": 1}], "status": "Picking"}
-    )
-    cycle(hub)
-    mug = next(line for line in package["lines"] if line["barcode"] == MUG)
-    sandbox.world.n11.cancel([{"orderLineId": mug["orderLineId"], "quantity": 1, "cancelReasonId": 61}])
-    cycle(hub)
+    package, _ = mug_cancelled(hub, sandbox)
     successor = db.session.scalar(
         sa.select(Order).where(Order.integration_id == hub.id, Order.package_id != str(package["id"]))
     )
