@@ -27,6 +27,7 @@ from connectors.base import (
     Shipment,
 )
 from connectors.http import Guard, Outbound, json_body, sanitised
+from connectors.payload import UnreadablePackage, no_nul, page_count, shown
 from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
 
@@ -54,7 +55,6 @@ CODE_LENGTH = 120
 LINK_LENGTH = 500
 MAX_AMOUNT = Decimal(10) ** 9
 MAX_QUANTITY = 100_000
-MAX_PAGES = 100_000
 CENT = Decimal("0.01")
 CLOCK_SKEW = timedelta(hours=1)
 # An amount written with a decimal comma ("149,90"), which a 3P note says N11 sometimes sends.
@@ -83,10 +83,6 @@ STATUSES: Mapping[str, S] = {
 }
 # What the hub sets through the API: the update call takes Picking only (next §2.3).
 SETTABLE = {S.PICKING: "Picking"}
-
-
-class UnreadablePackage(ValueError):
-    """A package whose fields the hub cannot make sense of; the reason says which."""
 
 
 class N11Connector:
@@ -159,7 +155,7 @@ class N11Connector:
             orders=tuple(orders),
             unreadable=tuple(unreadable),
             page=page,
-            total_pages=_count(payload.get("totalPages", 1)),
+            total_pages=page_count(payload.get("totalPages", 1), "N11's totalPages"),
         )
 
     def get_package(self, package_id: str) -> MarketplaceOrder | None:
@@ -336,14 +332,14 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
     """One package as the hub sees it; raises UnreadablePackage naming the field that is wrong."""
     if not isinstance(raw, Mapping):
         raise UnreadablePackage("the package is not a JSON object")
-    _no_nul(raw, "package")
+    no_nul(raw, "package")
     package_id = _text(raw, "id", limit=ID_LENGTH)
     if not package_id:
         raise UnreadablePackage(NO_ID)
     native = _text(raw, "shipmentPackageStatus")
     status = STATUSES.get(native.lower())
     if status is None:
-        raise UnreadablePackage(f"unknown package status {_shown(native)}")
+        raise UnreadablePackage(f"unknown package status {shown(native)}")
     lines = raw.get("lines")
     # A cancelled package may list none, as on Trendyol.
     if not isinstance(lines, list) or (not lines and status not in CANCELLATIONS):
@@ -400,7 +396,7 @@ def _line(raw: Any) -> tuple[Line, Decimal]:
     line_id = _required(raw, "orderLineId", limit=ID_LENGTH)
     quantity = raw.get("quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
-        raise UnreadablePackage(f"line {line_id}: quantity {_shown(quantity)} is not a count")
+        raise UnreadablePackage(f"line {line_id}: quantity {shown(quantity)} is not a count")
     where = f"line {line_id}: "
     price = _money(raw, "price", where)  # the unit price before any discount
     invoiced = _money(raw, "sellerInvoiceAmount", where)
@@ -526,35 +522,16 @@ def _time(raw: Mapping[str, Any], name: str) -> datetime:
     """An N11 time: epoch ms of Istanbul wall-clock time, as the hub's UTC."""
     value = raw.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnreadablePackage(f"{name} {_shown(value)} is not a time in epoch milliseconds")
+        raise UnreadablePackage(f"{name} {shown(value)} is not a time in epoch milliseconds")
     try:
         return datetime.fromtimestamp(value / 1000, UTC) - ISTANBUL_OFFSET
     except (OverflowError, OSError, ValueError):
-        raise UnreadablePackage(f"{name} {_shown(value)} is out of range") from None
+        raise UnreadablePackage(f"{name} {shown(value)} is out of range") from None
 
 
 def _n11_ms(moment: datetime) -> int:
     """A moment as N11 reads startDate and endDate: Istanbul wall-clock time in epoch ms."""
     return round((moment + ISTANBUL_OFFSET).timestamp() * 1000)
-
-
-def _no_nul(value: Any, where: str) -> None:
-    """PostgreSQL keeps no NUL character in text: a payload carrying one is refused whole, by name."""
-    if isinstance(value, str) and "\x00" in value:
-        raise UnreadablePackage(f"{where} contains a NUL character")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _no_nul(str(key), where)
-            _no_nul(item, str(key))
-    elif isinstance(value, list):
-        for item in value:
-            _no_nul(item, where)
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PAGES:
-        raise InvalidAnswer("N11's totalPages is not a page count")
-    return value
 
 
 def _number(line_id: str) -> int | str:
@@ -572,8 +549,3 @@ def _reason(result: Mapping[str, Any]) -> str:
         if isinstance(value, str) and value.strip():
             return sanitised(value, 80)
     return f"status {sanitised(str(result.get('status')), 40)}"
-
-
-def _shown(value: Any) -> str:
-    """A value quoted in a reason: short, one line."""
-    return sanitised(repr(value), 40)

@@ -24,7 +24,8 @@ from connectors.base import (
     Shipment,
 )
 from connectors.carriers import by_name
-from connectors.http import Guard, Outbound, json_body, sanitised
+from connectors.http import Guard, Outbound, json_body
+from connectors.payload import UnreadablePackage, no_nul, page_count, shown
 from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
 
@@ -39,7 +40,6 @@ LINK_LENGTH = 500
 MAX_AMOUNT = Decimal(10) ** 9
 MAX_VAT_RATE = Decimal(100)
 MAX_QUANTITY = 100_000
-MAX_PAGES = 100_000
 CENT = Decimal("0.01")
 # How far ahead of the hub's clock a platform's clock may run before its times are taken as wrong.
 CLOCK_SKEW = timedelta(hours=1)
@@ -106,10 +106,6 @@ def provider_code(carrier: str) -> str | None:
     return by_name(PROVIDER_CODES, carrier.strip())
 
 
-class UnreadablePackage(ValueError):
-    """A package whose fields the hub cannot make sense of; the reason says which."""
-
-
 class TrendyolConnector:
     kind = "trendyol"
 
@@ -167,7 +163,7 @@ class TrendyolConnector:
             orders=tuple(orders),
             unreadable=tuple(unreadable),
             page=page,
-            total_pages=_count(payload.get("totalPages", 1), "totalPages"),
+            total_pages=page_count(payload.get("totalPages", 1), "Trendyol's totalPages"),
         )
 
     def get_package(self, package_id: str) -> MarketplaceOrder | None:
@@ -244,10 +240,10 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
     """One package as the hub sees it; raises UnreadablePackage naming the field that is wrong."""
     if not isinstance(raw, Mapping):
         raise UnreadablePackage("the package is not a JSON object")
-    _no_nul(raw, "package")
+    no_nul(raw, "package")
     native = _text(raw, "status") or _text(raw, "shipmentPackageStatus")
     if native not in STATUSES:
-        raise UnreadablePackage(f"unknown package status {_shown(native)}")
+        raise UnreadablePackage(f"unknown package status {shown(native)}")
     lines = raw.get("lines")
     # A cancelled package may list none: which lines it keeps after a part cancellation is not
     # documented, and the hub derives it from the package the rest went on in.
@@ -295,7 +291,7 @@ def _line(raw: Any) -> Line:
     quantity = raw.get("quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
         raise UnreadablePackage(
-            f"line {_shown(raw.get('lineId', raw.get('id')))}: quantity {_shown(quantity)} is not a count"
+            f"line {shown(raw.get('lineId', raw.get('id')))}: quantity {shown(quantity)} is not a count"
         )
     return Line(
         line_id=_required(raw, "lineId", "id", limit=ID_LENGTH),
@@ -376,38 +372,14 @@ def _currency(raw: Mapping[str, Any]) -> str:
     return currency.upper()
 
 
-def _no_nul(value: Any, where: str) -> None:
-    """PostgreSQL keeps no NUL character in text: a payload carrying one is refused whole, by name."""
-    if isinstance(value, str) and "\x00" in value:
-        raise UnreadablePackage(f"{where} contains a NUL character")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _no_nul(str(key), where)
-            _no_nul(item, str(key))
-    elif isinstance(value, list):
-        for item in value:
-            _no_nul(item, where)
-
-
-def _count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PAGES:
-        raise InvalidAnswer(f"Trendyol's {name} is not a page count")
-    return value
-
-
 def _time(raw: Mapping[str, Any], name: str) -> datetime:
     value = raw.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnreadablePackage(f"{name} {_shown(value)} is not a time in epoch milliseconds")
+        raise UnreadablePackage(f"{name} {shown(value)} is not a time in epoch milliseconds")
     try:
         return datetime.fromtimestamp(value / 1000, UTC)
     except (OverflowError, OSError, ValueError):
-        raise UnreadablePackage(f"{name} {_shown(value)} is out of range") from None
-
-
-def _shown(value: Any) -> str:
-    """A value quoted in a reason: short, one line."""
-    return sanitised(repr(value), 40)
+        raise UnreadablePackage(f"{name} {shown(value)} is out of range") from None
 
 
 def _ms(moment: datetime) -> int:

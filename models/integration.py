@@ -222,10 +222,11 @@ class IntegrationSettings(Model):
     def to_domain(self) -> GeneralSettings:
         """A plain, frozen copy for the rules and the pipeline; a setting the marketplace's API cannot
         carry out is off, whatever is stored."""
-        values = self._values()
-        if self.integration is not None:
-            values |= without(GeneralSettings(**values), self.integration.marketplace.unavailable)
-        return GeneralSettings(**values)
+        settings = self.as_saved()
+        unavailable = self.integration.marketplace.unavailable if self.integration is not None else {}
+        if not unavailable:
+            return settings
+        return GeneralSettings(**{**self._values(), **without(settings, unavailable)})
 
     def as_saved(self) -> GeneralSettings:
         """The settings as stored."""

@@ -15,6 +15,7 @@ from sync.actions import ACCEPT_THEN_CANCEL
 from tests.conftest import Client, make_integration
 from tests.pipeline import configure, cycle
 from tests.sandbox_server import Sandbox
+from tests.test_integrations import NEW
 
 SHIRT = "8680001000011"  # TS-BEYAZ-M, 149.90, VAT 10
 MUG = "8680001000059"  # KUPA-SERAMIK, 89.99, VAT 20
@@ -185,18 +186,13 @@ def test_a_seller_adds_an_n11_integration_with_n11_s_keys(seller: Client, accoun
     response = seller.post(
         "/integrations/new",
         data={
+            # The Trendyol integration's form with N11's marketplace side instead.
+            **{name: value for name, value in NEW.items() if not name.startswith("marketplace_")},
             "name": "N11 store",
             "marketplace_kind": "n11",
             "marketplace_base_url": "https://api.n11.com",
             "marketplace_app_key": "n11-key",
             "marketplace_app_secret": "n11-secret",
-            "shop_kind": "woocommerce",
-            "shop_base_url": "https://shop.example.com",
-            "shop_consumer_key": "ck_new",
-            "shop_consumer_secret": "cs_new",
-            "own_shipping_agreement": "y",
-            "active": "y",
-            "pull_interval": "60",
         },
     )
     assert response.status_code == 302, response.get_data(as_text=True)
