@@ -12,13 +12,13 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from sandbox import n11
+from sandbox import amazon, hepsiburada, n11
 from sandbox.state import SELLER_STATUSES, Refused, World, now_ms, shop_public
 
 TRENDYOL = "/trendyol/integration/order/sellers/<seller_id>"
 WOO = "/woocommerce/wp-json/wc/v3"
 # The platforms' APIs: what the fault knobs act on and the request log keeps.
-APIS = ("/trendyol/", "/woocommerce/", f"{n11.PREFIX}/")
+APIS = ("/trendyol/", "/woocommerce/", f"{n11.PREFIX}/", f"{hepsiburada.PREFIX}/", f"{amazon.PREFIX}/")
 MAX_PAGE_SIZE = 200
 TWO_WEEKS_MS = 14 * 24 * 3600 * 1000
 # Where a seller may still declare a package unsupplied (before the carrier has it).
@@ -263,6 +263,8 @@ def create_sandbox(world: World | None = None) -> Flask:
             return jsonify([{"slug": "standard", "name": "Standard rate"}, *world.taxes.classes])
 
     n11.register(app, world)
+    hepsiburada.register(app, world)
+    amazon.register(app, world)
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -434,6 +436,8 @@ def run_generator(world: World, orders_per_minute: float, stop: threading.Event)
             next_order = time.monotonic() + interval * (0.5 + world.rng.random())
         world.advance()
         world.n11.advance()
+        world.hepsiburada.advance()
+        world.amazon.advance()
 
 
 OVERVIEW_STATUSES = ("Picking", "Invoiced", "Shipped", "Delivered", "Cancelled")

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sandbox import generator
+from sandbox.amazon import AmazonMarket
+from sandbox.hepsiburada import HepsiburadaMarket
 from sandbox.n11 import N11Market
 
 # Trendyol's lifecycle: who may move a package where. Statuses only go forward.
@@ -223,6 +225,8 @@ class World:
     taxes: TaxSettings = field(default_factory=TaxSettings)  # the shop's, like the faults not kept on restart
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
     n11: N11Market = field(default_factory=N11Market)  # N11's side (sandbox/n11.py)
+    hepsiburada: HepsiburadaMarket = field(default_factory=HepsiburadaMarket)  # sandbox/hepsiburada.py
+    amazon: AmazonMarket = field(default_factory=AmazonMarket)  # sandbox/amazon.py
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -268,6 +272,8 @@ class World:
                 "shop_products": dict(self.shop_products),
                 "counters": counters,
                 "n11": self.n11.snapshot(),
+                "hepsiburada": self.hepsiburada.snapshot(),
+                "amazon": self.amazon.snapshot(),
             }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -278,8 +284,13 @@ class World:
             for name, value in state["counters"].items():
                 if name in self.COUNTERS:
                     setattr(self, name, itertools.count(value))
-            if "n11" in state:  # a state file from before N11 was played has none
+            # A state file from before a marketplace was played has none of it.
+            if "n11" in state:
                 self.n11.restore(state["n11"])
+            if "hepsiburada" in state:
+                self.hepsiburada.restore(state["hepsiburada"])
+            if "amazon" in state:
+                self.amazon.restore(state["amazon"])
 
     def save(self, path: Path, last: str = "") -> str:
         """Write the snapshot to `path` unless it is `last` (what was written before), whole or not at

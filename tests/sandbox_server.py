@@ -32,6 +32,14 @@ class Sandbox:
     def n11_url(self) -> str:
         return f"{self.url}/n11"
 
+    @property
+    def hepsiburada_url(self) -> str:
+        return f"{self.url}/hepsiburada"
+
+    @property
+    def amazon_url(self) -> str:
+        return f"{self.url}/amazon"
+
     def order(self, **spec: Any) -> dict[str, Any]:
         """A new package on the marketplace."""
         return self.world.create_package(spec)
