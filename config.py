@@ -201,6 +201,8 @@ class Config:
     PASSWORD_CHANGE_RATE_LIMIT = os.environ.get("PASSWORD_CHANGE_RATE_LIMIT", "5 per 15 minutes")
     # Confirmation mails per account, and per address they go to (the address may be a stranger's).
     CONFIRMATION_RATE_LIMIT = os.environ.get("CONFIRMATION_RATE_LIMIT", "3 per hour")
+    # Test connection calls the platforms from the web process: a handful a minute per account.
+    CONNECTION_TEST_RATE_LIMIT = os.environ.get("CONNECTION_TEST_RATE_LIMIT", "10 per minute")
     # How long a password reset link works (seconds); it works once.
     PASSWORD_RESET_MAX_AGE = int(os.environ.get("PASSWORD_RESET_MAX_AGE", "3600"))
     # How long a link confirming the notification address works (seconds).

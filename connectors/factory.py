@@ -8,8 +8,9 @@ platform and guard (`connectors.http.shared_client`), which outlives it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -32,24 +33,31 @@ def guard() -> Guard:
 
 @contextmanager
 def marketplace_for(integration: Integration) -> Iterator[MarketplaceConnector]:
-    with _connector(integration, Side.MARKETPLACE, MARKETPLACE_CONNECTORS) as connector:
+    with _connector(integration, Side.MARKETPLACE) as connector:
         yield connector
 
 
 @contextmanager
 def shop_for(integration: Integration) -> Iterator[ShopConnector]:
-    with _connector(integration, Side.SHOP, SHOP_CONNECTORS) as connector:
+    with _connector(integration, Side.SHOP) as connector:
         yield connector
 
 
 @contextmanager
-def _connector(integration: Integration, side: Side, classes: dict[str, Any]) -> Iterator[Any]:
+def _connector(integration: Integration, side: Side) -> Iterator[Any]:
     kind = integration.marketplace_kind if side is Side.MARKETPLACE else integration.shop_kind
     base_url = integration.marketplace_base_url if side is Side.MARKETPLACE else integration.shop_base_url
+    with connect(side, kind, base_url, integration.credentials(side)) as connector:
+        yield connector
+
+
+@contextmanager
+def connect(side: Side, kind: str, base_url: str, credentials: Mapping[str, str]) -> Iterator[Any]:
+    """A connector of `kind` at `base_url` with `credentials`, its address checked first."""
+    classes: Mapping[str, Any] = MARKETPLACE_CONNECTORS if side is Side.MARKETPLACE else SHOP_CONNECTORS
     outbound = guard()
     outbound.check_url(base_url, base=True, pinned=KINDS[side][kind].pinned_hosts)
     try:
-        credentials = integration.credentials(side)
         connector = classes[kind](base_url, credentials, outbound)
     except KeyError as missing:
         raise Permanent(f"the {side} credential {missing} is not set", category="auth") from None
@@ -57,3 +65,18 @@ def _connector(integration: Integration, side: Side, classes: dict[str, Any]) ->
         yield connector
     finally:
         connector.close()
+
+
+# How far back the connection test reads: a short window, one order at most.
+PROBE_WINDOW = timedelta(hours=1)
+
+
+def probe(side: Side, kind: str, base_url: str, credentials: Mapping[str, str]) -> None:
+    """Try the address and credentials with the smallest read the hub makes anyway (a marketplace's
+    latest packages, a shop's latest changed orders); raises the connector's error for what is wrong."""
+    now = datetime.now(UTC)
+    with connect(side, kind, base_url, credentials) as connector:
+        if side is Side.MARKETPLACE:
+            connector.list_packages(now - PROBE_WINDOW, now, 0, 1)
+        else:
+            connector.changed_since(now)

@@ -772,7 +772,15 @@ def shop_note(order: Order, integration: Integration, settings: GeneralSettings,
 def cut_by_cancellation(order: Order) -> list[tuple[OrderLine, int]]:
     """What the cancellation of this package cut, with the units: the lines it still holds (cancelled
     with it) and the units left behind by lines that went on into a package split from it. (Asked
-    late, after a line went on again, the line's cut is its latest one: a rare case, read as it is.)"""
+    late, after a line went on again, the line's cut is its latest one: a rare case, read as it is.)
+    A package that lives on had its lines cut in place (Hepsiburada, Amazon): the lines it cancelled
+    and the units cut off the rest, every cut so far."""
+    if order.canonical_status not in CANCELLATIONS:
+        return [(line, line.quantity) for line in order.lines if line.cancelled] + [
+            (line, line.cancelled_quantity)
+            for line in order.lines
+            if not line.cancelled and line.cancelled_quantity
+        ]
     went_on = db.session.scalars(
         sa.select(OrderLine)
         .where(

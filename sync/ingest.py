@@ -313,7 +313,7 @@ def _ingest_one(
     _copy(order, package, forward)
     if first_sight and order.transfer_state == TransferState.ERROR and order.error_category == "invalid_data":
         order.transfer_state, order.error_category, order.error_reason = TransferState.WAITING, None, None
-    _upsert_lines(integration, order, package, known.lines)
+    cut_here = _upsert_lines(integration, order, package, known.lines)
     record(order, **_received(package, first_sight))
     if first_sight:
         result.new += 1
@@ -352,6 +352,10 @@ def _ingest_one(
             events.append(Event.LINES_CANCELLED if lives_on else Event.CANCELLED)
         else:
             events.append(Event.STATUS_CHANGED)
+    if cut_here and not first_sight and package.status not in CANCELLATIONS:
+        # Lines cancelled in the package itself, which lives on (Hepsiburada, Amazon): the order is
+        # cancelled in part, as when the rest goes on in a new package.
+        events.append(Event.LINES_CANCELLED)
     new_code = tracking_code(order, settings.tracking_code_source)
     # A package split from one in the shop has a parcel (and a code) of its own: the shop holds its origin's.
     was = order.shop_tracking if carried_on and first_sight else old_code
@@ -491,16 +495,19 @@ def _same(order: Order, package: MarketplaceOrder) -> bool:
 
 def _upsert_lines(
     integration: Integration, order: Order, package: MarketplaceOrder, known: dict[str, OrderLine]
-) -> None:
-    """The package's lines, which belong to the package that holds them now.
+) -> bool:
+    """The package's lines, which belong to the package that holds them now; True when the package
+    itself cut units off lines it held and lives on (a part cancellation in place).
 
     A live package takes each line it lists and says how many units go on; fewer than the hub held means
-    units cancelled off the line (a part cancellation), and a line that was taken for cancelled lives
-    again. A cancelled package is not asked which lines it still lists (Trendyol's docs do not say):
-    it never takes a line from a package split from it, nor from a live one, and never changes a
-    quantity; every line it holds then is cancelled. What was cancelled is derived from what lives on.
+    units cancelled off the line (a part cancellation), none means the line is cancelled (its units are
+    kept: what was cancelled), and a line that was taken for cancelled lives again. A cancelled package
+    is not asked which lines it still lists (Trendyol's docs do not say): it never takes a line from a
+    package split from it, nor from a live one, and never changes a quantity; every line it holds then
+    is cancelled. What was cancelled is derived from what lives on.
     """
     cancelled = package.status in CANCELLATIONS
+    cut_here = False
     for incoming in package.lines:
         columns = _line_columns(incoming)
         line = known.get(incoming.line_id)
@@ -521,16 +528,21 @@ def _upsert_lines(
             # Going on into this package: the units that did not come along were cut by the cancellation
             # of the package it leaves (what that package's note names).
             line.cancelled_quantity = max(line.quantity - incoming.quantity, 0)
-        elif incoming.quantity < line.quantity:
+        elif incoming.quantity == 0:
+            cut_here = cut_here or not line.cancelled
+            del columns["quantity"]
+        elif incoming.quantity < line.quantity and not line.cancelled:
             line.cancelled_quantity += line.quantity - incoming.quantity
+            cut_here = True
         if line.order is not order:
             line.order = order  # a split moves the line to its new package
         for name, value in columns.items():
             setattr(line, name, value)
-        line.cancelled = cancelled
+        line.cancelled = cancelled or incoming.quantity == 0
     if cancelled:
         for line in order.lines:
             line.cancelled = True
+    return cut_here
 
 
 # How many splits the hub follows back from a package (Trendyol splits a package once per cancellation).
@@ -611,7 +623,7 @@ def _insert_new(
                     "order_id": order_id,
                     "line_id": line.line_id,
                     **_line_columns(line),
-                    "cancelled": cancelled,
+                    "cancelled": cancelled or line.quantity == 0,  # a line cancelled before the hub saw it
                     "cancelled_quantity": 0,
                     "stock_held": 0,
                 }

@@ -16,6 +16,7 @@ from wtforms import Field
 from blueprints.auth.forms import EmptyForm
 from blueprints.integrations import bp
 from blueprints.integrations.forms import (
+    BLOCKED_ADDRESS,
     COLOR_FIELD_PREFIX,
     SECTIONS,
     STATUS_FIELD_PREFIX,
@@ -28,8 +29,10 @@ from blueprints.integrations.forms import (
     credential_field_name,
 )
 from blueprints.integrations.labels import field_label, value_label
+from connectors.base import Blocked, ConnectorError
+from connectors.factory import probe
 from connectors.registry import KINDS, MARKETPLACES, Side
-from extensions import db, hx
+from extensions import db, hx, limiter
 from jobs.tasks import settings_changed
 from models import Account, Integration, IntegrationSettings
 from models.integration import REPLACED
@@ -141,6 +144,70 @@ def edit_integration(integration_id: int) -> ResponseReturnValue:
         flash(_("Integration “%(name)s” is saved.", name=integration.name), "success")
         return redirect(url_for("integrations.edit_integration", integration_id=integration.id))
     return _render_form(form, integration)
+
+
+@bp.post("/connection")
+@bp.post("/<id:integration_id>/connection")
+@limiter.limit(lambda: current_app.config["CONNECTION_TEST_RATE_LIMIT"], key_func=lambda: str(_account().id))
+def test_connection(integration_id: int | None = None) -> ResponseReturnValue:
+    """Test connection: the form's address and keys (a blank secret: the stored one, as Save would keep
+    it) tried against the marketplace and the shop, each answered in plain words. Nothing is saved."""
+    integration = _get_integration(integration_id) if integration_id is not None else None
+    form = IntegrationForm()
+    if integration is not None:
+        form.marketplace_kind.data, form.shop_kind.data = integration.marketplace_kind, integration.shop_kind
+    form.validate()
+    results = [_tried(form, integration, side) for side in Side]
+    return render_template("integrations/_connection.html", results=results)
+
+
+def _tried(form: IntegrationForm, integration: Integration | None, side: Side) -> tuple[str, bool, str]:
+    """(the platform's name, whether it answered, what to do) for one side of the form."""
+    kind = KINDS[side].get(_kind_field(form, side).data)
+    if kind is None:
+        return (
+            (_("Marketplace") if side is Side.MARKETPLACE else _("E-commerce site")),
+            False,
+            _("Choose a kind."),
+        )
+    address = _base_url_field(form, side)
+    if address.errors:
+        return kind.label, False, str(address.errors[0])
+    stored = integration.credentials(side) if integration else {}
+    moved = integration is not None and _host(getattr(integration, f"{side}_base_url")) != _host(address.data)
+    credentials = {}
+    for credential in kind.credential_fields:
+        field = form.credential_field(side, credential)
+        value = (field.data or "").strip()
+        if field.errors:
+            return kind.label, False, f"{credential.label}: {field.errors[0]}"
+        if not value and credential.secret and not moved:
+            value = stored.get(credential.name, "")
+        if not value:
+            return kind.label, False, _("Enter %(field)s first.", field=credential.label)
+        credentials[credential.name] = value
+    try:
+        probe(side, kind.key, address.data.strip(), credentials)
+    except Blocked as error:
+        return kind.label, False, BLOCKED_ADDRESS[error.reason] % {"hosts": ", ".join(kind.pinned_hosts)}
+    except ConnectorError as error:
+        return kind.label, False, _connection_problem(kind.label, error)
+    return kind.label, True, _("Connected: %(platform)s accepted the address and keys.", platform=kind.label)
+
+
+def _connection_problem(platform: str, error: ConnectorError) -> str:
+    """A failed test in the seller's words, then the platform's (connector messages are short and safe)."""
+    if error.category == "auth":
+        lead = _("%(platform)s refused the keys. Check them and enter them again.", platform=platform)
+    elif error.category == "rate_limited":
+        lead = _("%(platform)s asks to slow down. Try again in a minute.", platform=platform)
+    elif error.retryable:
+        lead = _(
+            "%(platform)s did not answer properly. Check the address, or try again later.", platform=platform
+        )
+    else:
+        lead = _("%(platform)s refused the request. Check the address and the keys.", platform=platform)
+    return f"{lead} ({error})"
 
 
 @bp.route("/<id:integration_id>/statuses", methods=["GET", "POST"])
