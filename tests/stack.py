@@ -5,17 +5,17 @@ database shared by all; and `bad_day`, the fault run on it."""
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
@@ -29,7 +29,8 @@ from mailsink import MailSink, serve
 from models import ActionState, Integration, Order, OrderAction, TransferState
 from models.base import utcnow
 from sandbox.state import World
-from tests.conftest import join_sandbox, make_account, make_config
+from tests.conftest import make_account, make_config
+from tests.markets import TRENDYOL, Market
 from tests.pipeline import free_port
 from tests.sandbox_server import Sandbox, serve_sandbox
 
@@ -88,6 +89,7 @@ class Stack:
     mailbox: MailSink
     redis: RedisServer
     workers: list[str] = field(default_factory=list)  # the names of the worker processes
+    markets: tuple[Market, ...] = (TRENDYOL,)  # the marketplaces, one integration each (the first's id above)
     commands: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def start(self, name: str, *command: str) -> None:
@@ -199,10 +201,11 @@ def running_stack(
     workers: int = 1,
     database: str | None = None,
     timings: dict[str, str] | None = None,
+    markets: Sequence[Market] = (TRENDYOL,),
     **settings: object,
 ) -> Iterator[Stack]:
-    """Redis, a mail sink, the sandbox, one integration joined to it with `settings` on, `workers` worker
-    processes and the scheduler; the app's context is open while it runs.
+    """Redis, a mail sink, the sandbox, one integration per marketplace of `markets` joined to it with
+    `settings` on, `workers` worker processes and the scheduler; the app's context is open while it runs.
 
     `database` is shared by all (default: TEST_DATABASE_URL, else a SQLite file in `tmp_path`); `timings`
     are the hub's settings the processes run with (default QUICK), the hub's defaults for the rest.
@@ -211,7 +214,7 @@ def running_stack(
     redis.start()
     try:
         with mail_sink(tmp_path / "mail") as (sink, mail_port):
-            yield from _stack(tmp_path, redis, sink, mail_port, workers, database, timings, settings)
+            yield from _stack(tmp_path, redis, sink, mail_port, workers, database, timings, markets, settings)
     finally:
         redis.stop()
 
@@ -241,6 +244,7 @@ def _stack(
     workers: int,
     database: str | None,
     timings: dict[str, str] | None,
+    markets: Sequence[Market],
     settings: dict[str, object],
 ) -> Iterator[Stack]:
     # The processes share one database: PostgreSQL, or a SQLite file (not the in-memory one).
@@ -276,11 +280,15 @@ def _stack(
         account = make_account(
             notification_email="alerts@shop.example", notification_email_confirmed_at=utcnow()
         )
-        integration = join_sandbox(account, sandbox, pull_interval=1)
-        for name, value in settings.items():
-            setattr(integration.settings, name, value)
+        integrations = [market.join(account, sandbox) for market in markets]
+        for integration in integrations:
+            integration.pull_interval = 1
+            for name, value in settings.items():
+                setattr(integration.settings, name, value)
         db.session.commit()
-        stack = Stack(app, sandbox, integration.id, env, {}, tmp_path, sink, redis)
+        stack = Stack(
+            app, sandbox, integrations[0].id, env, {}, tmp_path, sink, redis, markets=tuple(markets)
+        )
         try:
             for number in range(1, workers + 1):
                 stack.workers.append(f"worker-{number}")
@@ -294,21 +302,20 @@ def _stack(
             db.engine.dispose()
 
 
-def exactly_once(stack: Stack, packages: list[dict[str, Any]]) -> None:
+def exactly_once(stack: Stack, package_ids: Sequence[str]) -> None:
     """Every package is one order in the hub and one order in the shop, linked to each other."""
     in_hub = db.session.execute(sa.select(Order.package_id, Order.shop_id)).tuples().all()
     shop_ids = dict(in_hub)
-    assert len(shop_ids) == len(in_hub) == len(packages), f"{len(in_hub)} orders in the hub"
+    assert len(shop_ids) == len(in_hub) == len(package_ids), f"{len(in_hub)} orders in the hub"
     in_shop: dict[str, list[str]] = {}
     for shop_order in stack.sandbox.shop_orders():
         for meta in shop_order["meta_data"]:
             if meta["key"] == "hub_shipment_package_id":
                 in_shop.setdefault(str(meta["value"]), []).append(str(shop_order["id"]))
-    assert len(stack.sandbox.shop_orders()) == len(packages), (
+    assert len(stack.sandbox.shop_orders()) == len(package_ids), (
         f"{len(stack.sandbox.shop_orders())} in the shop"
     )
-    for package in packages:
-        package_id = str(package["shipmentPackageId"])
+    for package_id in package_ids:
         assert package_id in shop_ids, f"package {package_id} is not in the hub"
         linked = shop_ids[package_id]
         assert in_shop.get(package_id) == [linked], (
@@ -390,9 +397,20 @@ def bad_day(stack: Stack, plan: BadDay, say: Callable[[str], None] = print) -> B
         report.events.append(line)
         say(line)
 
-    packages = [sandbox.order() for _ in range(plan.orders)]
-    note(f"{plan.orders} orders waiting; faults on: {plan.faults} (lost answers held {timeout:.0f} s)")
-    events = _events(stack, plan, packages, note)
+    # The orders are spread over the stack's marketplaces, in turn.
+    turns = itertools.cycle(stack.markets)
+    packages: list[tuple[Market, str]] = []
+
+    def place() -> None:
+        market = next(turns)
+        packages.append((market, market.new_order(sandbox)))
+
+    for _ in range(plan.orders):
+        place()
+    markets = ", ".join(market.kind for market in stack.markets)
+    held = f"lost answers held {timeout:.0f} s"
+    note(f"{plan.orders} orders waiting on {markets}; faults on: {plan.faults} ({held})")
+    events = _events(stack, plan, packages, place, note)
     counted, boundary = 0, plan.interval
     while True:
         now = time.monotonic() - started
@@ -431,7 +449,7 @@ def bad_day(stack: Stack, plan: BadDay, say: Callable[[str], None] = print) -> B
     if len(sandbox.world.shop_orders) > counted:
         report.after.append(len(sandbox.world.shop_orders) - counted)
     report.requests = Counter(sandbox.world.requests[requests_before:])
-    exactly_once(stack, packages)
+    exactly_once(stack, [package_id for _, package_id in packages])
     _no_failed_action(stack)
     stack.check_alive()
     return report
@@ -445,7 +463,11 @@ def _no_failed_action(stack: Stack) -> None:
 
 
 def _events(
-    stack: Stack, plan: BadDay, packages: list[dict[str, Any]], note: Callable[[str], None]
+    stack: Stack,
+    plan: BadDay,
+    packages: list[tuple[Market, str]],
+    place: Callable[[], None],
+    note: Callable[[str], None],
 ) -> list[tuple[float, Callable[[], None]]]:
     """What happens to the stack during the faults, and when (seconds in), in order."""
 
@@ -462,8 +484,8 @@ def _events(
         note("Redis started again, empty")
 
     def ship() -> None:
-        for package in packages[: plan.shipped]:
-            stack.sandbox.set_status(package["shipmentPackageId"], "Shipped")
+        for market, package_id in packages[: plan.shipped]:
+            market.ship(stack.sandbox, package_id)
         note(f"{plan.shipped} packages shipped")
 
     events: list[tuple[float, Callable[[], None]]] = [
@@ -477,14 +499,13 @@ def _events(
     for index, at in enumerate(at for at in kills if at < plan.seconds):
         events.append((at, functools.partial(kill, stack.workers[index % len(stack.workers)])))
     for index in range(plan.arriving):
-        events.append((index * plan.seconds / plan.arriving, lambda: packages.append(stack.sandbox.order())))
+        events.append((index * plan.seconds / plan.arriving, place))
     return sorted(events, key=lambda event: event[0])
 
 
-def _completed(sandbox: Sandbox, packages: list[dict[str, Any]]) -> bool:
+def _completed(sandbox: Sandbox, packages: list[tuple[Market, str]]) -> bool:
     return all(
-        (sandbox.shop_order_for(package["shipmentPackageId"]) or {}).get("status") == "completed"
-        for package in packages
+        (sandbox.shop_order_for(package_id) or {}).get("status") == "completed" for _, package_id in packages
     )
 
 

@@ -113,6 +113,25 @@ def test_filters_search_and_counts(seller: Client, integration: Integration, acc
     assert f"integration={integration.id}&amp;status=Shipped" in page
 
 
+def test_the_marketplace_filter_and_badge(seller: Client, integration: Integration, account: Account) -> None:
+    page = seller.get("/orders").get_data(as_text=True)
+    assert 'name="marketplace"' not in page  # one marketplace: nothing to choose, nothing to tell apart
+    n11 = make_integration(account, name="N11 store", marketplace_kind="n11")
+    make_order(integration, 1)
+    on_n11 = make_order(n11, 2)
+    other = make_integration(make_account("other@example.com"), name="Theirs", marketplace_kind="n11")
+    make_order(other, 3)
+
+    page = seller.get("/orders?marketplace=n11").get_data(as_text=True)
+    assert shown(page) == [on_n11.id]
+    assert '<option value="n11" selected>N11</option>' in page
+    assert '<span class="badge marketplace marketplace-n11">N11</span>' in page
+    assert len(shown(seller.get("/orders?marketplace=trendyol").get_data(as_text=True))) == 1
+    page = seller.get("/orders?marketplace=etsy").get_data(as_text=True)
+    assert "Unknown marketplace “etsy”" in page and len(shown(page)) == 2
+    assert "marketplace-trendyol" in page and "marketplace-n11" in page
+
+
 def test_bad_filters_are_named_and_ignored(seller: Client, integration: Integration) -> None:
     make_order(integration, 1)
     other = make_integration(make_account("other@example.com"), name="Theirs")

@@ -21,6 +21,7 @@ from models import Integration, TransferState
 from sandbox.state import World
 from tests.conftest import make_account, make_integration
 from tests.fake_platform import serve_fake
+from tests.markets import MARKETS
 from tests.stack import BadDay, Stack, bad_day, exactly_once, running_stack, settled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def test_orders_flow_to_the_shop_and_follow_the_marketplace(stack: Stack) -> Non
         ),
     )
     stack.wait_for("a quiet outbox", lambda: settled(stack))
-    exactly_once(stack, packages)
+    exactly_once(stack, [str(package["shipmentPackageId"]) for package in packages])
     rest = packages[5:]
     assert all(sandbox.shop_order_for(p["shipmentPackageId"])["status"] == "processing" for p in rest)  # type: ignore[index]
 
@@ -88,11 +89,13 @@ def test_orders_flow_to_the_shop_and_follow_the_marketplace(stack: Stack) -> Non
 
 
 def test_nothing_lost_or_doubled_on_a_bad_day(tmp_path: Path) -> None:
-    """The fault run at a small size (`python -m bench.faults` runs it at 10,000): 5xx, 429, lost answers
-    and repeated pages for a minute, a worker killed every 20 s, Redis restarted empty, the database's
-    connections dropped (PostgreSQL). Every order reaches the shop once, and orders keep arriving."""
+    """The fault run at a small size (`python -m bench.faults` runs it at 10,000), with orders on every
+    marketplace into one shop: 5xx, 429, lost answers and repeated pages for a minute, a worker killed
+    every 20 s, Redis restarted empty, the database's connections dropped (PostgreSQL). Every order
+    reaches the shop once, and orders keep arriving."""
     plan = BadDay(orders=30, arriving=30, seconds=60, kill_every=20, shipped=10, settle_timeout=600)
-    with running_stack(tmp_path, workers=2, approval_feedback=True, notify_new_orders=True) as stack:
+    settings = {"approval_feedback": True, "notify_new_orders": True}
+    with running_stack(tmp_path, workers=2, markets=MARKETS, **settings) as stack:
         report = bad_day(stack, plan)
         assert db.session.get(Integration, stack.integration_id) is not None
     moving = [count for count in report.arrivals if count]

@@ -24,7 +24,8 @@ from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 
 from blueprints.params import parse_id
-from models import Order, TransferState
+from connectors.registry import MARKETPLACES
+from models import Integration, Order, TransferState
 from sync.statuses import CanonicalStatus
 
 SEARCH_LENGTH = 100
@@ -52,6 +53,7 @@ class Filters:
     """What the seller asked to see; the URL holds it, so a filtered view can be bookmarked and shared."""
 
     integration: int | None = None
+    marketplace: str | None = None  # a marketplace kind (connectors.registry)
     status: str | None = None
     transfer: str | None = None
     date_from: date | None = None
@@ -98,6 +100,12 @@ class Filters:
         if integration is not None and integration not in integrations:
             problems.append(str(_l("That integration is not yours; showing every integration.")))
             integration = None
+        marketplace = args.get("marketplace", "").strip() or None
+        if marketplace is not None and marketplace not in MARKETPLACES:
+            problems.append(
+                str(_l("Unknown marketplace “%(value)s”; it is ignored.", value=_shown(marketplace)))
+            )
+            marketplace = None
         status = args.get("status", "").strip() or None
         if status is not None and status not in {member.value for member in CanonicalStatus}:
             problems.append(str(_l("Unknown status “%(value)s”; it is ignored.", value=_shown(status))))
@@ -126,6 +134,7 @@ class Filters:
         before = number("before")
         return cls(
             integration=integration,
+            marketplace=marketplace,
             status=status,
             transfer=transfer,
             date_from=date_from,
@@ -143,6 +152,7 @@ class Filters:
         """The URL arguments of this view, with `changes` applied (None drops an argument)."""
         values: dict[str, Any] = {
             "integration": self.integration,
+            "marketplace": self.marketplace,
             "status": self.status,
             "transfer": self.transfer,
             "from": self.date_from.isoformat() if self.date_from else None,
@@ -192,6 +202,9 @@ def conditions(account_id: int, filters: Filters, *, facets: bool = True) -> lis
     where: list[sa.ColumnElement[bool]] = [Order.account_id == account_id]
     if filters.integration is not None:
         where.append(Order.integration_id == filters.integration)
+    if filters.marketplace is not None:
+        kind = Integration.account_id == account_id, Integration.marketplace_kind == filters.marketplace
+        where.append(Order.integration_id.in_(sa.select(Integration.id).where(*kind)))
     if facets and filters.status is not None:
         where.append(Order.status == filters.status)
     if facets and filters.transfer is not None:

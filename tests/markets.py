@@ -1,0 +1,168 @@
+"""Each marketplace the sandbox plays, behind one small face, so a test of a General setting runs on every
+marketplace alike: join an integration to it, make an order, move it on as the marketplace would, read
+what the hub told it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from connectors.registry import MARKETPLACES, Side
+from extensions import db
+from models import Account, Integration, Order
+from sync.settings import TrackingCodeSource
+from tests.conftest import make_integration
+from tests.sandbox_server import Sandbox
+
+TSHIRT = "8680001000011"  # TS-BEYAZ-M, 149.90, VAT 10
+OIL = "8680001000097"  # ZEYTINYAGI-1L, 389.00, VAT 1
+SHOP_KEYS = {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}
+
+
+class Market(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    def join(self, account: Account, sandbox: Sandbox) -> Integration:
+        """An integration of this marketplace joined to the sandbox's shop, with an own shipping agreement."""
+        ...
+
+    def new_order(self, sandbox: Sandbox, lines: list[tuple[str, int]] | None = None) -> str:
+        """A new order (a T-shirt by default); its package id in the hub."""
+        ...
+
+    def ship(self, sandbox: Sandbox, package_id: str) -> None:
+        """The carrier has the parcel: shipped, with the marketplace's tracking code and link."""
+        ...
+
+    def ship_without_link(self, sandbox: Sandbox, package_id: str, carrier: str, code: str) -> None:
+        """Shipped with `carrier` and `code`, and no link from the marketplace."""
+        ...
+
+    def cancel(self, sandbox: Sandbox, package_id: str) -> None:
+        """The customer (or the marketplace) cancels the whole order."""
+        ...
+
+    def status(self, sandbox: Sandbox, package_id: str) -> str:
+        """The order's status as the marketplace shows it."""
+        ...
+
+    def code(self, sandbox: Sandbox, package_id: str, source: TrackingCodeSource) -> str:
+        """What the marketplace holds for the tracking code source (the shop gets exactly this)."""
+        ...
+
+    def link(self, sandbox: Sandbox, package_id: str) -> str:
+        """The marketplace's tracking link."""
+        ...
+
+
+def order_of(package_id: str) -> Order:
+    order = db.session.scalar(sa.select(Order).where(Order.package_id == package_id))
+    assert order is not None, f"package {package_id} is not in the hub"
+    return order
+
+
+def _joined(account: Account, sandbox: Sandbox, kind: str, url: str, keys: dict[str, str]) -> Integration:
+    integration = make_integration(
+        account,
+        name=f"{MARKETPLACES[kind].label} → Woo",
+        marketplace_kind=kind,
+        marketplace_base_url=url,
+        shop_base_url=sandbox.shop_url,
+    )
+    integration.set_credentials(Side.MARKETPLACE, keys)
+    integration.set_credentials(Side.SHOP, SHOP_KEYS)
+    db.session.commit()
+    return integration
+
+
+@dataclass(frozen=True)
+class Trendyol:
+    kind: str = "trendyol"
+
+    def join(self, account: Account, sandbox: Sandbox) -> Integration:
+        keys = {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"}
+        return _joined(account, sandbox, self.kind, sandbox.marketplace_url, keys)
+
+    def new_order(self, sandbox: Sandbox, lines: list[tuple[str, int]] | None = None) -> str:
+        spec = [{"barcode": barcode, "quantity": quantity} for barcode, quantity in lines or [(TSHIRT, 1)]]
+        return str(sandbox.order(lines=spec)["shipmentPackageId"])
+
+    def ship(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.set_status(package_id, "Shipped")
+
+    def ship_without_link(self, sandbox: Sandbox, package_id: str, carrier: str, code: str) -> None:
+        package = sandbox.package(package_id)
+        with sandbox.world.lock:
+            package.update(cargoTrackingNumber=code, cargoProviderName=f"{carrier} Marketplace")
+            sandbox.world.set_status(package, "Shipped")
+            package["cargoTrackingLink"] = None
+
+    def cancel(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.set_status(package_id, "Cancelled")
+
+    def status(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(sandbox.package(package_id)["status"])
+
+    def code(self, sandbox: Sandbox, package_id: str, source: TrackingCodeSource) -> str:
+        field = {
+            TrackingCodeSource.TRACKING_NUMBER: "cargoTrackingNumber",
+            TrackingCodeSource.SHIPMENT_BARCODE: "cargoSenderNumber",
+            TrackingCodeSource.PACKAGE_NUMBER: "shipmentPackageId",
+        }[source]
+        return str(sandbox.package(package_id)[field])
+
+    def link(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(sandbox.package(package_id)["cargoTrackingLink"])
+
+
+@dataclass(frozen=True)
+class N11:
+    kind: str = "n11"
+
+    def join(self, account: Account, sandbox: Sandbox) -> Integration:
+        keys = {"app_key": "n11-sandbox-key", "app_secret": "n11-sandbox-secret"}
+        return _joined(account, sandbox, self.kind, sandbox.n11_url, keys)
+
+    def new_order(self, sandbox: Sandbox, lines: list[tuple[str, int]] | None = None) -> str:
+        spec = [{"barcode": barcode, "quantity": quantity} for barcode, quantity in lines or [(TSHIRT, 1)]]
+        return str(sandbox.world.n11.create_package({"lines": spec})["id"])
+
+    def _package(self, sandbox: Sandbox, package_id: str) -> dict[str, Any]:
+        return sandbox.world.n11.packages[int(package_id)]
+
+    def ship(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.world.n11.set_status(self._package(sandbox, package_id), "Shipped")
+
+    def ship_without_link(self, sandbox: Sandbox, package_id: str, carrier: str, code: str) -> None:
+        package = self._package(sandbox, package_id)
+        with sandbox.world.n11.lock:
+            package.update(cargoSenderNumber=code, cargoProviderName=carrier)
+            sandbox.world.n11.set_status(package, "Shipped")
+            package["cargoTrackingLink"] = None
+
+    def cancel(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.world.n11.set_status(self._package(sandbox, package_id), "Cancelled")
+
+    def status(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(self._package(sandbox, package_id)["shipmentPackageStatus"])
+
+    def code(self, sandbox: Sandbox, package_id: str, source: TrackingCodeSource) -> str:
+        package = self._package(sandbox, package_id)
+        # N11's carrier tracking number is cargoSenderNumber; its campaign code (cargoTrackingNumber) is
+        # what the hub calls the shipment barcode (connectors/n11.py).
+        field = {
+            TrackingCodeSource.TRACKING_NUMBER: "cargoSenderNumber",
+            TrackingCodeSource.SHIPMENT_BARCODE: "cargoTrackingNumber",
+            TrackingCodeSource.PACKAGE_NUMBER: "id",
+        }[source]
+        return str(package[field])
+
+    def link(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(self._package(sandbox, package_id)["cargoTrackingLink"])
+
+
+TRENDYOL, N11_ = Trendyol(), N11()
+MARKETS: tuple[Market, ...] = (TRENDYOL, N11_)
