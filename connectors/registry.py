@@ -56,6 +56,8 @@ class ConnectorKind:
     # The only hosts a marketplace kind may be reached at (the allowlist aside); empty: any public host.
     pinned_hosts: tuple[str, ...] = ()
     base_url_help: LazyString | str = ""
+    # Where the seller finds the credentials, in the platform's own menu names.
+    credentials_help: LazyString | str = ""
     status_colors: Mapping[S, str] = field(default_factory=dict)
     # Marketplaces: the statuses from which a seller may still cancel a package (Trendyol: unsupply it),
     # i.e. before it is handed to the carrier; after that it comes back as a return, not a cancellation.
@@ -108,6 +110,9 @@ TRENDYOL = ConnectorKind(
     default_base_url="https://apigw.trendyol.com/integration",
     pinned_hosts=("apigw.trendyol.com", "stageapigw.trendyol.com"),
     base_url_help=_l("Trendyol's API gateway; change it only for the stage environment or the sandbox."),
+    credentials_help=_l(
+        "In the Trendyol seller panel: your name at the top right › Hesap Bilgilerim › Entegrasyon Bilgileri."
+    ),
     credential_fields=(
         CredentialField(
             "seller_id",
@@ -130,6 +135,9 @@ WOOCOMMERCE = ConnectorKind(
     label="WooCommerce",
     side=Side.SHOP,
     base_url_help=_l("Your shop's address, e.g. https://shop.example.com"),
+    credentials_help=_l(
+        "In WordPress: WooCommerce › Settings › Advanced › REST API › Add key, with Read/Write permissions."
+    ),
     credential_fields=(
         CredentialField("consumer_key", _l("Consumer key (ck_…)")),
         CredentialField("consumer_secret", _l("Consumer secret (cs_…)")),
@@ -167,6 +175,7 @@ N11 = ConnectorKind(
     default_base_url=n11.DEFAULT_BASE_URL,
     pinned_hosts=("api.n11.com",),
     base_url_help=_l("N11's API address; change it only for the sandbox."),
+    credentials_help=_l("In the n11 seller panel: Hesabım › API Hesapları."),
     credential_fields=(
         CredentialField("app_key", _l("App key")),
         CredentialField("app_secret", _l("App secret")),

@@ -35,9 +35,12 @@ def answers(response_text: str) -> list[str]:
     ]
 
 
-def test_the_form_offers_the_test(seller: Client) -> None:
+def test_the_form_offers_the_test_and_says_where_the_keys_are(seller: Client) -> None:
     page = seller.get("/integrations/new").get_data(as_text=True)
     assert 'hx-post="/integrations/connection"' in page and "Test connection" in page
+    assert "Hesap Bilgilerim › Entegrasyon Bilgileri" in page and "WooCommerce › Settings › Advanced" in page
+    page = seller.get("/integrations/new?marketplace_kind=n11").get_data(as_text=True)
+    assert "Hesabım › API Hesapları" in page and "Entegrasyon Bilgileri" not in page
 
 
 def test_right_keys_connect_both_sides_and_save_nothing(seller: Client, sandbox: Sandbox) -> None:
