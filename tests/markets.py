@@ -25,6 +25,18 @@ class Market(Protocol):
     @property
     def kind(self) -> str: ...
 
+    # The marketplace's name for a new order's status, and for it once the hub approved it (None: the
+    # marketplace has no approval step).
+    @property
+    def created(self) -> str: ...
+
+    @property
+    def accepted(self) -> str | None: ...
+
+    def seller_code(self, sandbox: Sandbox, package_id: str) -> str | None:
+        """The seller's own tracking code as the marketplace holds it (Update Feedback), if any."""
+        ...
+
     def join(self, account: Account, sandbox: Sandbox) -> Integration:
         """An integration of this marketplace joined to the sandbox's shop, with an own shipping agreement."""
         ...
@@ -81,6 +93,11 @@ def _joined(account: Account, sandbox: Sandbox, kind: str, url: str, keys: dict[
 @dataclass(frozen=True)
 class Trendyol:
     kind: str = "trendyol"
+    created: str = "Created"
+    accepted: str | None = "Picking"
+
+    def seller_code(self, sandbox: Sandbox, package_id: str) -> str | None:
+        return sandbox.package(package_id).get("cargoSenderNumber")
 
     def join(self, account: Account, sandbox: Sandbox) -> Integration:
         keys = {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"}
@@ -121,6 +138,11 @@ class Trendyol:
 @dataclass(frozen=True)
 class N11:
     kind: str = "n11"
+    created: str = "Created"
+    accepted: str | None = "Picking"
+
+    def seller_code(self, sandbox: Sandbox, package_id: str) -> str | None:
+        return None  # N11 takes no own carrier's code through its REST API (Update Feedback unavailable)
 
     def join(self, account: Account, sandbox: Sandbox) -> Integration:
         keys = {"app_key": "n11-sandbox-key", "app_secret": "n11-sandbox-secret"}

@@ -225,3 +225,55 @@ def test_newly_added_orders_notification(
             assert hub.marketplace.label in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     finally:
         inbox.stop()
+
+
+# -- Marketplace Feedback: as far as each marketplace has the step --------------------------------------
+
+
+def test_addition_approval_feedback(market: Market, hub: Integration, sandbox: Sandbox) -> None:
+    for on in (True, False):
+        configure(hub, approval_feedback=on)
+        package_id = market.new_order(sandbox)
+        cycle(hub)
+        expected = market.accepted if on and market.accepted is not None else market.created
+        assert market.status(sandbox, package_id) == expected, f"approval feedback {'on' if on else 'off'}"
+
+
+def test_reverse_flow_sends_the_shop_s_status_back(
+    market: Market, hub: Integration, sandbox: Sandbox
+) -> None:
+    """The seller sends the order from the shop: the marketplace hears of it as far as it lets a seller
+    say (its accepted status), and no change pings back."""
+    configure(hub, reverse_flow=True)
+    package_id = market.new_order(sandbox)
+    cycle(hub)
+    with sandbox.world.lock:
+        sandbox.world.update_shop_order(shop_order(sandbox, package_id), {"status": "completed"})
+    cycle(hub)
+    assert market.status(sandbox, package_id) == (market.accepted or market.created)
+    before = len(sandbox.world.requests)
+    cycle(hub)
+    assert shop_order(sandbox, package_id)["status"] == "completed"
+    assert [r for r in sandbox.world.requests[before:] if r[0] in ("PUT", "POST", "PATCH")] == []
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_update_feedback_sends_the_seller_s_tracking_code(
+    market: Market, hub: Integration, sandbox: Sandbox, on: bool
+) -> None:
+    """Where the marketplace takes an own carrier's code, it gets the one the seller entered in the shop;
+    where it cannot (N11), the setting stays off whatever is stored, and nothing is sent."""
+    configure(hub, update_feedback=on, approval_feedback=True)
+    package_id = market.new_order(sandbox)
+    cycle(hub)
+    cycle(hub)  # the approval, as the marketplace reports it
+    items = [{"tracking_provider": "Sürat Kargo", "tracking_number": "SELLER123", "custom_tracking_link": ""}]
+    with sandbox.world.lock:
+        sandbox.world.update_shop_order(
+            shop_order(sandbox, package_id),
+            {"meta_data": [{"key": "_wc_shipment_tracking_items", "value": items}]},
+        )
+    cycle(hub)
+    available = "update_feedback" not in hub.marketplace.unavailable
+    assert market.seller_code(sandbox, package_id) == ("SELLER123" if on and available else None)
+    assert hub.settings.to_domain().update_feedback is (on and available)
