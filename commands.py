@@ -6,7 +6,7 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from connectors.registry import N11, TRENDYOL, WOOCOMMERCE, Side
+from connectors.registry import HEPSIBURADA, N11, TRENDYOL, WOOCOMMERCE, Side
 from extensions import db
 from jobs.runner import run_cron, run_worker
 from models import Account, Integration, IntegrationSettings
@@ -52,6 +52,11 @@ def seed_demo() -> None:
             "trendyol/integration",
             {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"},
         ),
+        (
+            HEPSIBURADA,
+            "hepsiburada",
+            {"merchant_id": "6d2a7b6e-4b52-4d0f-9a4c-1f0e9e3c2b11", "service_key": "Hb5aNdb0xK3y"},
+        ),
         (N11, "n11", {"app_key": "n11-sandbox-key", "app_secret": "n11-sandbox-secret"}),
     ):
         if kind.key in kinds:
@@ -67,7 +72,8 @@ def seed_demo() -> None:
             pull_interval=config["DEMO_PULL_INTERVAL"],
             settings=IntegrationSettings.defaults(),
         )
-        if kind is N11:  # N11 waits for the seller to accept a new package: the demo's hub does it
+        if kind in (N11, HEPSIBURADA):
+            # A new order waits for the seller to accept (N11) or pack it (Hepsiburada): the demo's hub does.
             integration.settings.approval_feedback = True
         integration.set_credentials(Side.MARKETPLACE, credentials)
         integration.set_credentials(

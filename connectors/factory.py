@@ -16,6 +16,7 @@ from typing import Any
 from flask import current_app
 
 from connectors.base import MarketplaceConnector, Permanent, ShopConnector
+from connectors.hepsiburada import HepsiburadaConnector
 from connectors.http import Guard
 from connectors.n11 import N11Connector
 from connectors.registry import KINDS, Side
@@ -23,7 +24,11 @@ from connectors.trendyol import TrendyolConnector
 from connectors.woocommerce import WooCommerceConnector
 from models import Integration
 
-MARKETPLACE_CONNECTORS = {"trendyol": TrendyolConnector, "n11": N11Connector}
+MARKETPLACE_CONNECTORS = {
+    "trendyol": TrendyolConnector,
+    "hepsiburada": HepsiburadaConnector,
+    "n11": N11Connector,
+}
 SHOP_CONNECTORS = {"woocommerce": WooCommerceConnector}
 
 

@@ -27,7 +27,7 @@ from connectors.base import (
     Shipment,
 )
 from connectors.http import Guard, Outbound, json_body, sanitised
-from connectors.payload import UnreadablePackage, no_nul, page_count, shown
+from connectors.payload import UnreadablePackage, no_nul, page_count, shown, split_name
 from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
 
@@ -456,15 +456,6 @@ def _address(raw: Any, name: str) -> Address:
         country="TR",
         phone=_text(raw, "gsm"),
     )
-
-
-def split_name(full_name: str) -> tuple[str, str]:
-    """N11 gives one fullName: the last word is the surname, the rest the given names ("Ayşe Nur
-    Yılmaz" → "Ayşe Nur", "Yılmaz"), as Turkish names are written."""
-    words = full_name.split()
-    if len(words) < 2:
-        return full_name.strip(), ""
-    return " ".join(words[:-1]), words[-1]
 
 
 def _history(raw: Mapping[str, Any]) -> list[datetime]:

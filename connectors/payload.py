@@ -40,3 +40,12 @@ def page_count(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PAGES:
         raise InvalidAnswer(f"{what} is not a page count")
     return value
+
+
+def split_name(full_name: str) -> tuple[str, str]:
+    """One full name (N11's fullName, Hepsiburada's and Amazon's name): the last word is the surname, the
+    rest the given names ("Ayşe Nur Yılmaz" → "Ayşe Nur", "Yılmaz"), as Turkish names are written."""
+    words = full_name.split()
+    if len(words) < 2:
+        return full_name.strip(), ""
+    return " ".join(words[:-1]), words[-1]

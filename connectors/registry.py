@@ -15,7 +15,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from connectors import n11, trendyol
+from connectors import hepsiburada, n11, trendyol
 from connectors.base import Address
 from sync.statuses import CanonicalStatus as S
 
@@ -66,6 +66,8 @@ class ConnectorKind:
     # through them), and how a stored payload is read again.
     settable: tuple[S, ...] = ()
     payload: PayloadReader | None = None
+    # Marketplaces: the payload keys holding identity and tax numbers, masked wherever a payload is shown.
+    masked_keys: frozenset[str] = frozenset()
     # Marketplaces: how late a change may show in the listing, when longer than the hub's overlap: the
     # pull reads that far back again.
     pull_overlap: timedelta = timedelta(0)
@@ -128,6 +130,7 @@ TRENDYOL = ConnectorKind(
     status_colors={**DEFAULT_STATUS_COLORS, S.CREATED: "#c2410c"},
     settable=tuple(trendyol.SETTABLE),  # Picking: Invoiced needs the real invoice number
     payload=PayloadReader(addresses=trendyol.addresses),
+    masked_keys=frozenset({"identityNumber", "taxNumber"}),
 )
 
 WOOCOMMERCE = ConnectorKind(
@@ -186,6 +189,7 @@ N11 = ConnectorKind(
     settable=tuple(n11.SETTABLE),
     pull_overlap=timedelta(minutes=15),  # N11's advice: keep the cursor 15 minutes back
     payload=PayloadReader(addresses=n11.addresses),
+    masked_keys=frozenset({"tcId", "taxId"}),
     unavailable={
         "update_feedback": _l(
             "N11 takes the tracking number of your own carrier only through its old SOAP service, which the "
@@ -194,6 +198,40 @@ N11 = ConnectorKind(
     },
 )
 
-MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, N11)}
+HEPSIBURADA = ConnectorKind(
+    key="hepsiburada",
+    label="Hepsiburada",
+    side=Side.MARKETPLACE,
+    default_base_url=hepsiburada.DEFAULT_BASE_URL,
+    pinned_hosts=("oms-external.hepsiburada.com", "oms-external-sit.hepsiburada.com"),
+    base_url_help=_l(
+        "Hepsiburada's order API; change it only for its test environment (SIT) or the sandbox."
+    ),
+    credentials_help=_l(
+        "In the Hepsiburada merchant panel, on its integration page: the Merchant ID and the Servis Anahtarı."
+    ),
+    credential_fields=(
+        CredentialField(
+            "merchant_id",
+            _l("Merchant ID"),
+            secret=False,
+            pattern=r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}",
+            pattern_help=_l(
+                "Enter the Merchant ID as Hepsiburada shows it, e.g. 1b2c3d4e-0000-4a5b-8c9d-0123456789ab."
+            ),
+        ),
+        CredentialField("service_key", _l("Service key (Servis Anahtarı)")),
+    ),
+    status_colors=DEFAULT_STATUS_COLORS,
+    # A line is cancelled by the seller while open or packed; once the carrier has it, it is a return.
+    cancellable=frozenset({S.CREATED, S.PICKING}),
+    settable=tuple(hepsiburada.SETTABLE),  # Picking: packing the open lines
+    # Hepsiburada's lists are asked to the minute: read a little back, for a change in the minute a pull ends.
+    pull_overlap=timedelta(minutes=2),
+    payload=PayloadReader(addresses=hepsiburada.addresses),
+    masked_keys=hepsiburada.MASKED_KEYS,
+)
+
+MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, HEPSIBURADA, N11)}
 SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE,)}
 KINDS: Mapping[Side, Mapping[str, ConnectorKind]] = {Side.MARKETPLACE: MARKETPLACES, Side.SHOP: SHOPS}

@@ -428,9 +428,12 @@ def run_generator(world: World, orders_per_minute: float, stop: threading.Event)
     next_order = time.monotonic()
     while not stop.wait(1):
         if interval and time.monotonic() >= next_order:
-            # Most sellers sell most on Trendyol: two orders in three there, the rest on N11.
-            if world.rng.random() < 2 / 3:
+            # Most sellers sell most on Trendyol: half the orders there, the rest on the others.
+            roll = world.rng.random()
+            if roll < 1 / 2:
                 world.create_package()
+            elif roll < 3 / 4:
+                world.hepsiburada.create_order()
             else:
                 world.n11.create_package()
             next_order = time.monotonic() + interval * (0.5 + world.rng.random())

@@ -20,6 +20,7 @@ import psycopg
 import sqlalchemy as sa
 
 from connectors.base import Line, MarketplaceOrder, Shipment
+from connectors.registry import MARKETPLACES
 from extensions import db
 from models import Integration, Order, OrderAction, OrderEvent, OrderLine, OrderNotice, TransferState
 from models.base import draw_ids, new_ids
@@ -315,6 +316,9 @@ def _ingest_one(
         order.transfer_state, order.error_category, order.error_reason = TransferState.WAITING, None, None
     cut_here = _upsert_lines(integration, order, package, known.lines)
     record(order, **_received(package, first_sight))
+    if cut_here and not first_sight:
+        cut = ", ".join(f"{line.name} × {units}" for line, units in cut_here)
+        record(order, "changed", N_("cancelled on the marketplace: %(lines)s"), {"lines": cut})
     if first_sight:
         result.new += 1
         if announce and origin is None:  # a package split from a known one is no new order
@@ -495,9 +499,9 @@ def _same(order: Order, package: MarketplaceOrder) -> bool:
 
 def _upsert_lines(
     integration: Integration, order: Order, package: MarketplaceOrder, known: dict[str, OrderLine]
-) -> bool:
-    """The package's lines, which belong to the package that holds them now; True when the package
-    itself cut units off lines it held and lives on (a part cancellation in place).
+) -> list[tuple[OrderLine, int]]:
+    """The package's lines, which belong to the package that holds them now; returns the units a live
+    package cut off lines it held (a part cancellation in place), line by line.
 
     A live package takes each line it lists and says how many units go on; fewer than the hub held means
     units cancelled off the line (a part cancellation), none means the line is cancelled (its units are
@@ -507,7 +511,7 @@ def _upsert_lines(
     is cancelled. What was cancelled is derived from what lives on.
     """
     cancelled = package.status in CANCELLATIONS
-    cut_here = False
+    cut_here: list[tuple[OrderLine, int]] = []
     for incoming in package.lines:
         columns = _line_columns(incoming)
         line = known.get(incoming.line_id)
@@ -529,11 +533,12 @@ def _upsert_lines(
             # of the package it leaves (what that package's note names).
             line.cancelled_quantity = max(line.quantity - incoming.quantity, 0)
         elif incoming.quantity == 0:
-            cut_here = cut_here or not line.cancelled
+            if not line.cancelled:
+                cut_here.append((line, line.quantity))
             del columns["quantity"]
         elif incoming.quantity < line.quantity and not line.cancelled:
             line.cancelled_quantity += line.quantity - incoming.quantity
-            cut_here = True
+            cut_here.append((line, line.quantity - incoming.quantity))
         if line.order is not order:
             line.order = order  # a split moves the line to its new package
         for name, value in columns.items():
@@ -741,8 +746,9 @@ def lives_on_elsewhere(order: Order) -> bool:
     return db.session.scalar(LIVE_ELSEWHERE, values) is not None
 
 
-# Personal and tax identifiers a seller does not need to read in an order's history.
-MASKED_KEYS = frozenset({"identityNumber", "taxNumber", "tcId", "taxId"})  # Trendyol's, N11's
+# Personal and tax identifiers a seller does not need to read in an order's history: every marketplace's
+# (a key one marketplace uses for them means no other thing in another's payload).
+MASKED_KEYS = frozenset().union(*(kind.masked_keys for kind in MARKETPLACES.values()))
 
 
 def _masked(value: Any) -> Any:

@@ -186,5 +186,73 @@ class N11:
         return str(self._package(sandbox, package_id)["cargoTrackingLink"])
 
 
-TRENDYOL, N11_ = Trendyol(), N11()
-MARKETS: tuple[Market, ...] = (TRENDYOL, N11_)
+@dataclass(frozen=True)
+class Hepsiburada:
+    """An order is the hub's package (its order number); its lines go into HB packages as they are packed."""
+
+    kind: str = "hepsiburada"
+    created: str = "Open"
+    accepted: str | None = "Packaged"
+
+    def join(self, account: Account, sandbox: Sandbox) -> Integration:
+        market = sandbox.world.hepsiburada
+        keys = {"merchant_id": market.merchant_id, "service_key": market.service_key}
+        return _joined(account, sandbox, self.kind, sandbox.hepsiburada_url, keys)
+
+    def new_order(self, sandbox: Sandbox, lines: list[tuple[str, int]] | None = None) -> str:
+        spec = [{"barcode": barcode, "quantity": quantity} for barcode, quantity in lines or [(TSHIRT, 1)]]
+        return str(sandbox.world.hepsiburada.create_order({"lines": spec})["orderNumber"])
+
+    def _package(self, sandbox: Sandbox, package_id: str) -> dict[str, Any]:
+        """The order's HB package; lines still open are packed first, as HB does on its own after a while."""
+        market = sandbox.world.hepsiburada
+        with market.lock:
+            items = market.orders[package_id]["items"]
+            number = next((line["packageNumber"] for line in items if line["packageNumber"]), None)
+            if number is None:
+                number = market.pack(package_id, [(line["id"], line["quantity"]) for line in items])[
+                    "packageNumber"
+                ]
+            return market.packages[number]
+
+    def ship(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.world.hepsiburada.set_package_status(
+            self._package(sandbox, package_id)["packageNumber"], "InTransit"
+        )
+
+    def ship_without_link(self, sandbox: Sandbox, package_id: str, carrier: str, code: str) -> None:
+        market = sandbox.world.hepsiburada
+        with market.lock:
+            package = self._package(sandbox, package_id)
+            market.set_package_status(
+                package["packageNumber"], "InTransit", trackingInfoCode=code, cargoCompany=carrier
+            )
+            package["trackingInfoUrl"] = ""
+
+    def cancel(self, sandbox: Sandbox, package_id: str) -> None:
+        market = sandbox.world.hepsiburada
+        market.cancel_lines(package_id, [line["id"] for line in market.orders[package_id]["items"]])
+
+    def status(self, sandbox: Sandbox, package_id: str) -> str:
+        """The order's lines' status, as HB shows it (all lines move together in these tests)."""
+        (status,) = {line["status"] for line in sandbox.world.hepsiburada.orders[package_id]["items"]}
+        return str(status)
+
+    def code(self, sandbox: Sandbox, package_id: str, source: TrackingCodeSource) -> str:
+        field = {
+            TrackingCodeSource.TRACKING_NUMBER: "trackingInfoCode",
+            TrackingCodeSource.SHIPMENT_BARCODE: "barcode",
+            TrackingCodeSource.PACKAGE_NUMBER: "packageNumber",
+        }[source]
+        return str(self._package(sandbox, package_id)[field])
+
+    def link(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(self._package(sandbox, package_id)["trackingInfoUrl"])
+
+    def seller_code(self, sandbox: Sandbox, package_id: str) -> str | None:
+        package = self._package(sandbox, package_id)
+        return str(package["trackingInfoCode"]) if package["status"] == "InTransit" else None
+
+
+TRENDYOL, HEPSIBURADA, N11_ = Trendyol(), Hepsiburada(), N11()
+MARKETS: tuple[Market, ...] = (TRENDYOL, HEPSIBURADA, N11_)

@@ -33,6 +33,7 @@ from extensions import db
 from jobs import ACTIONS, PIPELINE
 from jobs.tasks import tick
 from models import Account, Integration
+from sandbox.state import World
 from tests.conftest import free_port, make_config
 from tests.stack import redis_server
 
@@ -52,12 +53,19 @@ def test_seed_demo_creates_the_demo_account_and_sandbox_integration(app: Flask) 
     assert account.notification_email == "demo@example.com"  # so Order Notifications can be switched on
     assert account.notification_email_confirmed  # the demo's own address in the local sink: mails go
     integrations = db.session.scalars(sa.select(Integration).order_by(Integration.id)).all()
-    assert [integration.marketplace_kind for integration in integrations] == ["trendyol", "n11"]  # once each
+    kinds = [integration.marketplace_kind for integration in integrations]
+    assert kinds == ["trendyol", "hepsiburada", "n11"]  # once each
     sandbox = app.config["SANDBOX_URL"]
     for integration in integrations:
         assert integration.marketplace_base_url.startswith(sandbox)
         assert integration.shop_base_url.startswith(sandbox)
         assert all(integration.credentials(Side.MARKETPLACE).values())
+    # The keys the sandbox's marketplaces take.
+    hepsiburada = World().hepsiburada
+    assert integrations[1].credentials(Side.MARKETPLACE) == {
+        "merchant_id": hepsiburada.merchant_id,
+        "service_key": hepsiburada.service_key,
+    }
 
 
 def test_seed_demo_honours_demo_email_and_password(app: Flask) -> None:

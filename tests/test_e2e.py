@@ -94,8 +94,9 @@ def test_nothing_lost_or_doubled_on_a_bad_day(tmp_path: Path) -> None:
     every 20 s, Redis restarted empty, the database's connections dropped (PostgreSQL). Every order
     reaches the shop once, and orders keep arriving."""
     plan = BadDay(orders=30, arriving=30, seconds=60, kill_every=20, shipped=10, settle_timeout=600)
-    settings = {"approval_feedback": True, "notify_new_orders": True}
-    with running_stack(tmp_path, workers=2, markets=MARKETS, **settings) as stack:
+    with running_stack(
+        tmp_path, workers=2, markets=MARKETS, approval_feedback=True, notify_new_orders=True
+    ) as stack:
         report = bad_day(stack, plan)
         assert db.session.get(Integration, stack.integration_id) is not None
     moving = [count for count in report.arrivals if count]

@@ -18,7 +18,8 @@ from openapi_core import OpenAPI
 
 from connectors.base import InvalidAnswer, Permanent, RateLimited, Retryable
 from connectors.http import Guard
-from connectors.n11 import N11Connector, UnreadablePackage, parse_package, split_name
+from connectors.n11 import N11Connector, UnreadablePackage, parse_package
+from connectors.payload import split_name
 from sandbox.n11 import ISTANBUL_MS, n11_now, public
 from sandbox.state import World
 from sync.statuses import CanonicalStatus
