@@ -69,7 +69,7 @@ def seed_demo() -> None:
             shop_kind=WOOCOMMERCE.key,
             shop_base_url=f"{sandbox}/woocommerce",
             own_shipping_agreement=True,
-            pull_interval=config["DEMO_PULL_INTERVAL"],
+            pull_interval=max(config["DEMO_PULL_INTERVAL"], kind.min_pull_interval),
             settings=IntegrationSettings.defaults(),
         )
         if kind in (N11, HEPSIBURADA):

@@ -71,6 +71,8 @@ class ConnectorKind:
     # Marketplaces: how late a change may show in the listing, when longer than the hub's overlap: the
     # pull reads that far back again.
     pull_overlap: timedelta = timedelta(0)
+    # Marketplaces: the fewest seconds between two pulls its rate limits allow over a day.
+    min_pull_interval: int = 10
     # Marketplaces: the General settings its API cannot carry out, each with why, in the seller's words.
     # The General page shows them as not available on the marketplace, and the pipeline keeps them off.
     unavailable: Mapping[str, LazyString] = field(default_factory=dict)

@@ -81,6 +81,17 @@ class IntegrationForm(FlaskForm):
         ],
     )
 
+    def validate_pull_interval(self, field: Field) -> None:
+        kind = MARKETPLACES.get(self.marketplace_kind.data or "")
+        if kind is not None and field.data is not None and field.data < kind.min_pull_interval:
+            raise ValidationError(
+                _l(
+                    "%(marketplace)s allows reading its orders at most every %(seconds)s seconds.",
+                    marketplace=kind.label,
+                    seconds=kind.min_pull_interval,
+                )
+            )
+
     def validate_marketplace_base_url(self, field: Field) -> None:
         _outbound_url(field, MARKETPLACES.get(self.marketplace_kind.data or ""))
 
