@@ -6,7 +6,7 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from connectors.registry import HEPSIBURADA, N11, TRENDYOL, WOOCOMMERCE, Side
+from connectors.registry import AMAZON, HEPSIBURADA, N11, TRENDYOL, WOOCOMMERCE, Side
 from extensions import db
 from jobs.runner import run_cron, run_worker
 from models import Account, Integration, IntegrationSettings
@@ -58,6 +58,16 @@ def seed_demo() -> None:
             {"merchant_id": "6d2a7b6e-4b52-4d0f-9a4c-1f0e9e3c2b11", "service_key": "Hb5aNdb0xK3y"},
         ),
         (N11, "n11", {"app_key": "n11-sandbox-key", "app_secret": "n11-sandbox-secret"}),
+        (
+            AMAZON,
+            "amazon",
+            {
+                "refresh_token": "Atzr|sandbox-refresh",
+                "client_id": "amzn1.application-oa2-client.sandbox",
+                "client_secret": "sandbox-secret",
+                "merchant_token": "A1SANDBOXSELLER",
+            },
+        ),
     ):
         if kind.key in kinds:
             continue

@@ -124,6 +124,9 @@ class Config:
     PULL_OVERLAP_EVERY = int(os.environ.get("PULL_OVERLAP_EVERY", "60"))
     # How far back the first pull of a new integration reads (hours; Trendyol keeps three months).
     PULL_FIRST_WINDOW_HOURS = int(os.environ.get("PULL_FIRST_WINDOW_HOURS", "24"))
+    # A marketplace's least time between pulls (its rate limit over a day: Amazon's three minutes) holds
+    # whatever a seller sets; off only for a run against the sandbox that wants every marketplace fast.
+    MARKETPLACE_PULL_FLOORS = _env_bool("MARKETPLACE_PULL_FLOORS", True)
     # Packages per listing request (Trendyol allows up to 200); each page is ingested in one transaction.
     PULL_PAGE_SIZE = int(os.environ.get("PULL_PAGE_SIZE", "200"))
     # One sync cycle or import run reads at most this many pages, for at most this long (seconds), then

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import current_app
 
+from connectors.amazon import AmazonConnector
 from connectors.base import MarketplaceConnector, Permanent, ShopConnector
 from connectors.hepsiburada import HepsiburadaConnector
 from connectors.http import Guard
@@ -28,6 +29,7 @@ MARKETPLACE_CONNECTORS = {
     "trendyol": TrendyolConnector,
     "hepsiburada": HepsiburadaConnector,
     "n11": N11Connector,
+    "amazon": AmazonConnector,
 }
 SHOP_CONNECTORS = {"woocommerce": WooCommerceConnector}
 

@@ -199,6 +199,12 @@ class HepsiburadaConnector:
             transport=transport,
         )
         self._gathered: _Gathered | None = None
+        # What a gather of the window ending at `_read_for` has read so far, kept when a request after
+        # it fails: the pull asks again (after a 5xx, a timeout, a 429) and goes on from there, rather
+        # than from the first of HB's lists, so a pull progresses on a day when one answer in five fails.
+        self._read_for: datetime | None = None
+        self._pages_read: dict[tuple[str, tuple[tuple[str, Any], ...]], list[Any] | dict[str, Any]] = {}
+        self._orders_read: dict[str, dict[str, Any] | None] = {}
 
     def close(self) -> None:
         self.http.close()
@@ -237,6 +243,8 @@ class HepsiburadaConnector:
         )
 
     def _gather(self, start: datetime, end: datetime) -> _Gathered:
+        if self._read_for != end:
+            self._read_for, self._pages_read, self._orders_read = end, {}, {}
         # Order number → the earliest its newest change can be (the window's start, or the date a list
         # gives the change), and the newest date a list gave a change of it.
         changed: dict[str, datetime] = {}
@@ -259,7 +267,9 @@ class HepsiburadaConnector:
         orders = []
         for number, when in changed.items():
             try:
-                raw = self._read(number)
+                if number not in self._orders_read:
+                    self._orders_read[number] = self._read(number)
+                raw = self._orders_read[number]
                 if raw is None:
                     raise UnreadablePackage(f"HB lists order {number} as changed but has no such order (404)")
                 order = parse_order(raw)
@@ -296,9 +306,17 @@ class HepsiburadaConnector:
                 "begindate": _hb_param(begin),
                 "enddate": _hb_param(until),
             }
-            response = self._send("GET", path, params=params)
-            if kind.enveloped:
-                payload = json_body(response, dict, PLATFORM)
+            key = (path, tuple(sorted(params.items())))
+            if key not in self._pages_read:
+                response = self._send("GET", path, params=params)
+                page: dict[str, Any] | list[Any]
+                if kind.enveloped:
+                    page = json_body(response, dict, PLATFORM)
+                else:
+                    page = json_body(response, list, PLATFORM)
+                self._pages_read[key] = page
+            payload = self._pages_read[key]
+            if isinstance(payload, dict):
                 items = payload.get("items") or []
                 total = payload.get("totalCount")
                 if (
@@ -309,7 +327,7 @@ class HepsiburadaConnector:
                     raise InvalidAnswer(f"HB's {kind.name} answer is not a page of items (items, totalCount)")
                 more = len(items) == kind.cap and (total is None or offset + kind.cap < total)
             else:
-                items = json_body(response, list, PLATFORM)
+                items = payload
                 more = len(items) == kind.cap
             yield from items
             offset += kind.cap

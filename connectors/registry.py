@@ -15,7 +15,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from connectors import hepsiburada, n11, trendyol
+from connectors import amazon, hepsiburada, n11, trendyol
 from connectors.base import Address
 from sync.statuses import CanonicalStatus as S
 
@@ -34,6 +34,8 @@ class CredentialField:
     # in an HTTP header.
     pattern: str = r"[\x21-\x7e]+"
     pattern_help: LazyString | str = ""
+    # An optional one may be left blank: what needs it says so when it is asked for.
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,69 @@ HEPSIBURADA = ConnectorKind(
     masked_keys=hepsiburada.MASKED_KEYS,
 )
 
-MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, HEPSIBURADA, N11)}
+AMAZON = ConnectorKind(
+    key="amazon",
+    label="Amazon",
+    side=Side.MARKETPLACE,
+    default_base_url=amazon.DEFAULT_BASE_URL,
+    # The token comes from Login with Amazon (api.amazon.com), which the connector asks itself: it is no
+    # address a seller enters.
+    pinned_hosts=("sellingpartnerapi-eu.amazon.com", "sandbox.sellingpartnerapi-eu.amazon.com"),
+    base_url_help=_l(
+        "Amazon's Selling Partner API for Europe, which serves Amazon.com.tr; change it only for the sandbox."
+    ),
+    credentials_help=_l(
+        "In Seller Central: Apps and Services › Develop Apps: your app's LWA client identifier and secret, "
+        "and the refresh token its authorisation gave (renewed every 365 days). The Merchant Token is under "
+        "Settings › Account Info › Business Information."
+    ),
+    credential_fields=(
+        CredentialField(
+            "refresh_token",
+            _l("Refresh token"),
+            pattern=r"Atzr\|[\x21-\x7e]+",
+            pattern_help=_l("Enter the refresh token as Amazon gives it: it starts with Atzr|."),
+        ),
+        CredentialField(
+            "client_id",
+            _l("LWA client identifier"),
+            secret=False,
+            pattern=r"amzn1\.application-oa2-client\.[0-9a-z]+",
+            pattern_help=_l("Enter the client identifier as Amazon shows it: amzn1.application-oa2-client.…"),
+        ),
+        CredentialField("client_secret", _l("LWA client secret")),
+        CredentialField(
+            "merchant_token",
+            _l("Merchant Token (to cancel orders from the shop)"),
+            secret=False,
+            pattern=r"A[0-9A-Z]{9,20}",
+            pattern_help=_l("Enter the Merchant Token as Seller Central shows it, e.g. A1B2C3D4E5F6G7."),
+            required=False,
+        ),
+    ),
+    status_colors={**DEFAULT_STATUS_COLORS, S.CREATED: "#232f3e"},
+    # A seller cancels an order not shipped yet (the order acknowledgement feed); Amazon has no approval.
+    cancellable=frozenset({S.CREATED}),
+    settable=(),
+    # Amazon lists a change only two minutes after it (lastUpdatedBefore): read back further than that.
+    pull_overlap=timedelta(minutes=5),
+    # searchOrders refills one request every three minutes (a burst of 20): no more often over a day.
+    min_pull_interval=180,
+    payload=PayloadReader(addresses=amazon.addresses),
+    masked_keys=amazon.MASKED_KEYS,
+    unavailable={
+        "approval_feedback": _l(
+            "Amazon has no approval step: a paid order is to be shipped at once, and waits for its shipment."
+        ),
+    },
+)
+
+MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, HEPSIBURADA, N11, AMAZON)}
 SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE,)}
 KINDS: Mapping[Side, Mapping[str, ConnectorKind]] = {Side.MARKETPLACE: MARKETPLACES, Side.SHOP: SHOPS}
+
+# One form serves every kind of a side, a field per credential name: a name two kinds share must mean
+# the same value (one field, one check).
+for _kinds in KINDS.values():
+    _names = [credential.name for kind in _kinds.values() for credential in kind.credential_fields]
+    assert len(_names) == len(set(_names)), f"two kinds of one side share a credential name: {_names}"

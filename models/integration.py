@@ -91,12 +91,6 @@ class Integration(Model):
     def shop(self) -> ConnectorKind:
         return self.kind(Side.SHOP)
 
-    @property
-    def pull_every(self) -> int:
-        """Seconds between pulls: the seller's interval, or the marketplace's least where it allows fewer
-        reads (one saved before the marketplace said so, too)."""
-        return max(self.pull_interval, self.marketplace.min_pull_interval)
-
     def kind(self, side: Side) -> ConnectorKind:
         key = self.marketplace_kind if side is Side.MARKETPLACE else self.shop_kind
         return KINDS[side][key]

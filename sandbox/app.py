@@ -428,14 +428,17 @@ def run_generator(world: World, orders_per_minute: float, stop: threading.Event)
     next_order = time.monotonic()
     while not stop.wait(1):
         if interval and time.monotonic() >= next_order:
-            # Most sellers sell most on Trendyol: half the orders there, the rest on the others.
+            # Most sellers sell most on Trendyol: half the orders there, the rest on the others. An Amazon
+            # order comes pending (its payment being checked) and is to be shipped a little later.
             roll = world.rng.random()
-            if roll < 1 / 2:
+            if roll < 0.5:
                 world.create_package()
-            elif roll < 3 / 4:
+            elif roll < 0.7:
                 world.hepsiburada.create_order()
-            else:
+            elif roll < 0.85:
                 world.n11.create_package()
+            else:
+                world.amazon.create_order({"status": "PENDING"})
             next_order = time.monotonic() + interval * (0.5 + world.rng.random())
         world.advance()
         world.n11.advance()

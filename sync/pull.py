@@ -77,7 +77,7 @@ def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> S
         db.session.rollback()  # whatever an error left half done; each step above committed its own work
         values: dict[str, object] = {"pull_lease_until": None}
         if not outcome.pulled:  # a pull sets its own next time (interval, or backoff after a failure)
-            values["next_pull_at"] = now + timedelta(seconds=integration.pull_every)
+            values["next_pull_at"] = now + interval(integration)
         db.session.execute(sa.update(Integration).where(Integration.id == integration_id).values(**values))
         db.session.commit()
     return outcome
@@ -225,7 +225,7 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
         seen = [integration.pull_resume_from, now - overlap, integration.pull_cursor]
         integration.pull_cursor = max(moment for moment in seen if moment is not None)
         integration.pull_resume_from = None
-        integration.next_pull_at = now + timedelta(seconds=integration.pull_every)
+        integration.next_pull_at = now + interval(integration)
     else:
         # Out of budget: the rest at once, but behind every integration already waiting for its turn.
         outcome.more = True
@@ -243,6 +243,14 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
             "" if complete else ", more to read",
         )
     outcome.pulled = True
+
+
+def interval(integration: Integration) -> timedelta:
+    """Time between pulls: the seller's interval, or the marketplace's least where its rate limits allow
+    fewer reads (an interval saved before the marketplace said so, too). MARKETPLACE_PULL_FLOORS off
+    (the e2e run, against the sandbox) leaves the seller's."""
+    floor = integration.marketplace.min_pull_interval if current_app.config["MARKETPLACE_PULL_FLOORS"] else 0
+    return timedelta(seconds=max(integration.pull_interval, floor))
 
 
 def _rereads_overlap(integration: Integration, now: datetime) -> bool:
@@ -272,7 +280,7 @@ def _pull_failed(integration: Integration, error: Exception, *, progressed: bool
     if isinstance(error, RateLimited):
         delay = error.retry_after
     elif isinstance(error, ConnectorError) and not error.retryable:
-        delay = max(integration.pull_every, 300)  # wrong credentials: no point in hammering
+        delay = max(interval(integration).total_seconds(), 300)  # wrong credentials: no point in hammering
     else:
         delay = backoff(integration.pull_failures + 1)
     integration.next_pull_at = utcnow() + timedelta(seconds=delay)

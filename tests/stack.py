@@ -50,6 +50,9 @@ QUICK = {
     "ACTION_MAX_ATTEMPTS": "40",
     "CONNECTOR_TIMEOUT": "3",
     "NOTIFY_WINDOW_SECONDS": "2",
+    # Every marketplace read as often as the run asks: Amazon's three minutes are its rate limit's, not
+    # the sandbox's.
+    "MARKETPLACE_PULL_FLOORS": "0",
 }
 
 

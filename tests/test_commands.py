@@ -54,18 +54,25 @@ def test_seed_demo_creates_the_demo_account_and_sandbox_integration(app: Flask) 
     assert account.notification_email_confirmed  # the demo's own address in the local sink: mails go
     integrations = db.session.scalars(sa.select(Integration).order_by(Integration.id)).all()
     kinds = [integration.marketplace_kind for integration in integrations]
-    assert kinds == ["trendyol", "hepsiburada", "n11"]  # once each
+    assert kinds == ["trendyol", "hepsiburada", "n11", "amazon"]  # once each
     sandbox = app.config["SANDBOX_URL"]
     for integration in integrations:
         assert integration.marketplace_base_url.startswith(sandbox)
         assert integration.shop_base_url.startswith(sandbox)
         assert all(integration.credentials(Side.MARKETPLACE).values())
     # The keys the sandbox's marketplaces take.
-    hepsiburada = World().hepsiburada
+    world = World()
     assert integrations[1].credentials(Side.MARKETPLACE) == {
-        "merchant_id": hepsiburada.merchant_id,
-        "service_key": hepsiburada.service_key,
+        "merchant_id": world.hepsiburada.merchant_id,
+        "service_key": world.hepsiburada.service_key,
     }
+    assert integrations[3].credentials(Side.MARKETPLACE) == {
+        "refresh_token": world.amazon.refresh_token,
+        "client_id": world.amazon.client_id,
+        "client_secret": world.amazon.client_secret,
+        "merchant_token": world.amazon.seller_id,
+    }
+    assert integrations[3].pull_interval == 180  # Amazon's rate limit, whatever the demo's interval
 
 
 def test_seed_demo_honours_demo_email_and_password(app: Flask) -> None:

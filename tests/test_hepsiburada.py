@@ -817,3 +817,39 @@ def test_a_call_off_the_spec_is_caught(sandbox: Sandbox, recording: Recording, c
     assert first.startswith("GET") and "limit" in first
     assert second.startswith("POST") and "'lineItemRequests' is a required property" in second
     assert third.startswith("GET") and "User-Agent" in third
+
+
+class FailingOnce(httpx.BaseTransport):
+    """The real transport, but the `fail_at`-th request answers 503 once (a bad day's answer)."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.fail_at = fail_at
+        self.sent: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(str(request.url))
+        if len(self.sent) == self.fail_at:
+            return httpx.Response(503, request=request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_pull_asked_again_after_a_failure_goes_on_from_what_it_read(sandbox: Sandbox) -> None:
+    """HB is read through many requests per window: one failing late must not send the pull back to the
+    first, or a day when one answer in five fails would never get through."""
+    for _ in range(3):
+        order(sandbox)
+    transport = FailingOnce(fail_at=8)  # past the six lists, while reading the orders
+    connector = hb(sandbox, transport=transport)
+    start, end = window()
+    with pytest.raises(Retryable):
+        connector.list_packages(start, end, 0)
+    sent_before = list(transport.sent)
+    page = connector.list_packages(start, end, 0)
+    assert len(page.orders) == 3
+    again = transport.sent[len(sent_before) :]
+    assert again[0] == sent_before[-1]  # the failed request first
+    assert not set(again) & set(sent_before[:-1])  # nothing read before is read again

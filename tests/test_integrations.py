@@ -63,7 +63,7 @@ def test_create_refuses_bad_input_and_creates_nothing(seller: Client, integratio
         ({"name": ""}, "This field is required."),
         ({"shop_base_url": "ftp://shop"}, "starts with https://"),
         ({"marketplace_api_secret": ""}, "Required."),
-        ({"marketplace_kind": "amazon"}, "Not a valid choice"),
+        ({"marketplace_kind": "etsy"}, "Not a valid choice"),
         ({"pull_interval": "5"}, "Enter a number of seconds from 10 to 3600."),
         ({"name": integration.name}, "already have an integration with this name"),
     ]

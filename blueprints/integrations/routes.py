@@ -183,9 +183,10 @@ def _tried(form: IntegrationForm, integration: Integration | None, side: Side) -
             return kind.label, False, f"{credential.label}: {field.errors[0]}"
         if not value and credential.secret and not moved:
             value = stored.get(credential.name, "")
-        if not value:
+        if not value and credential.required:
             return kind.label, False, _("Enter %(field)s first.", field=credential.label)
-        credentials[credential.name] = value
+        if value:
+            credentials[credential.name] = value
     try:
         probe(side, kind.key, address.data.strip(), credentials)
     except Blocked as error:
@@ -347,7 +348,7 @@ def _credentials_complete(form: IntegrationForm, integration: Integration | None
             continue  # not a kind the hub knows: the form's own validation says so
         for credential in kind.credential_fields:
             field = form.credential_field(side, credential)
-            if (field.data or "").strip():
+            if (field.data or "").strip() or not credential.required:
                 continue
             if credential.secret and stored.get(credential.name):
                 if not moved:
