@@ -193,6 +193,11 @@ class ShopOrderPlan:
 class MarketplaceConnector(Protocol):
     def close(self) -> None: ...
 
+    def check(self) -> None:
+        """The cheapest call that proves the address and the keys (Test connection); raises the
+        connector's error for what is wrong."""
+        ...
+
     def list_packages(self, start: datetime, end: datetime, page: int, size: int) -> PackagePage:
         """One page of packages modified in [start, end], oldest first."""
         ...

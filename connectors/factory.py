@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
@@ -74,16 +74,11 @@ def connect(side: Side, kind: str, base_url: str, credentials: Mapping[str, str]
         connector.close()
 
 
-# How far back the connection test reads: a short window, one order at most.
-PROBE_WINDOW = timedelta(hours=1)
-
-
 def probe(side: Side, kind: str, base_url: str, credentials: Mapping[str, str]) -> None:
-    """Try the address and credentials with the smallest read the hub makes anyway (a marketplace's
-    latest packages, a shop's latest changed orders); raises the connector's error for what is wrong."""
-    now = datetime.now(UTC)
+    """Try the address and credentials with one small read (a marketplace's own `check`, a shop's orders
+    changed from now on); raises the connector's error for what is wrong."""
     with connect(side, kind, base_url, credentials) as connector:
         if side is Side.MARKETPLACE:
-            connector.list_packages(now - PROBE_WINDOW, now, 0, 1)
+            connector.check()
         else:
-            connector.changed_since(now)
+            connector.changed_since(datetime.now(UTC))

@@ -57,6 +57,7 @@ PARAM_FORMAT = "%Y-%m-%d %H:%M"  # begindate, enddate (HB-OAS, notes §1.2)
 # [UNSURE] The notes read HB's begindate/enddate as good for about a day, a longer window's enddate ignored;
 # the connector asks at most 24 hours at a time (the sandbox cuts a longer one without a word).
 HB_WINDOW = timedelta(hours=24)
+HOUR = timedelta(hours=1)
 # The longest window one listing call steps through (the pull asks at most 14 days).
 MAX_WINDOW = timedelta(days=15)
 MAX_PAGE_SIZE = 100
@@ -211,6 +212,12 @@ class HepsiburadaConnector:
 
     # -- reading -----------------------------------------------------------------------------------
 
+    def check(self) -> None:
+        """One request: the first open line of the last hour (the listing reads six lists and each order)."""
+        until = datetime.now(UTC)
+        params = {"offset": 0, "limit": 1, "begindate": _hb_param(until - HOUR), "enddate": _hb_param(until)}
+        json_body(self._send("GET", LISTS[0].path.format(mid=self.mid), params=params), dict, PLATFORM)
+
     def list_packages(
         self, start: datetime, end: datetime, page: int, size: int = MAX_PAGE_SIZE
     ) -> PackagePage:
@@ -259,6 +266,10 @@ class HepsiburadaConnector:
                         unreadable.append(("?", reason, dict(entry) if isinstance(entry, Mapping) else {}))
                         continue
                     stamp = _dated(entry, kind.dated)
+                    if stamp is not None:
+                        # Listed in this slice: its date is inside it (a wrong one must not carry the
+                        # pull past the window, nor into the future).
+                        stamp = min(max(stamp, begin), until)
                     when = max(begin, stamp or begin)
                     for number in numbers:
                         changed[number] = max(changed.get(number, when), when)
@@ -279,12 +290,15 @@ class HepsiburadaConnector:
             if order.modified_at < when - WINDOW_TOLERANCE:
                 # The listing's dates and the lines' lastStatusUpdateDate disagree: either HB does not stamp
                 # a line when its package moves ([UNSURE], relied on for modified_at), or the times are not
-                # read as HB writes them. Reading on would file the change at the wrong moment.
-                raise InvalidAnswer(
+                # read as HB writes them. Reading on would file the change at the wrong moment: the order
+                # is filed as unreadable, saying so, and the rest goes on (a misreading files them all).
+                reason = (
                     f"HB listed order {number} as changed at {when:%Y-%m-%d %H:%M} UTC but its lines' last "
                     f"change is {order.modified_at:%Y-%m-%d %H:%M} UTC: the order's times are not read as HB "
                     "writes them (connectors/hepsiburada.py, lastStatusUpdateDate, ISTANBUL_OFFSET)"
                 )
+                unreadable.append((number, reason, raw or {}))
+                continue
             if number in dated and order.modified_at < dated[number]:
                 # A change HB's list dates a little after the lines' own stamp (two of HB's services, two
                 # clocks): the list's date is a change HB reports for the order too, and taken as its

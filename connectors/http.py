@@ -55,7 +55,19 @@ MESSAGE_LENGTH = 120
 LOGGED_BODY = 500
 # Query parameters that may carry a credential (WooCommerce accepts its keys in the query string).
 SECRET_PARAMS = frozenset(
-    {"consumer_key", "consumer_secret", "api_key", "api_secret", "token", "access_token"}
+    {
+        "consumer_key",
+        "consumer_secret",
+        "api_key",
+        "api_secret",
+        "token",
+        "access_token",
+        # A pre-signed storage address (Amazon's feed upload) carries its credentials in the query.
+        "x-amz-security-token",
+        "x-amz-signature",
+        "x-amz-credential",
+        "signature",
+    }
 )
 # Names that never lead to the public internet (cloud metadata services live under .internal).
 LOCAL_NAMES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa", ".intranet", ".lan")

@@ -158,6 +158,11 @@ class N11Connector:
             total_pages=page_count(payload.get("totalPages", 1), "N11's totalPages"),
         )
 
+    def check(self) -> None:
+        """One request: the latest hour's packages, one of them."""
+        now = datetime.now(UTC)
+        self.list_packages(now - timedelta(hours=1), now, 0, 1)
+
     def get_package(self, package_id: str) -> MarketplaceOrder | None:
         """One package as N11 holds it now, if it changed in the last two weeks."""
         found = self._recent({"packageIds": package_id}, f"package {package_id}")

@@ -297,8 +297,9 @@ MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYO
 SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE,)}
 KINDS: Mapping[Side, Mapping[str, ConnectorKind]] = {Side.MARKETPLACE: MARKETPLACES, Side.SHOP: SHOPS}
 
-# One form serves every kind of a side, a field per credential name: a name two kinds share must mean
-# the same value (one field, one check).
+# One form serves every kind of a side, with a field per credential name: two kinds of a side cannot
+# share a name (one field, one check: the last kind's would replace the other's).
 for _kinds in KINDS.values():
     _names = [credential.name for kind in _kinds.values() for credential in kind.credential_fields]
-    assert len(_names) == len(set(_names)), f"two kinds of one side share a credential name: {_names}"
+    if len(_names) != len(set(_names)):
+        raise RuntimeError(f"two kinds of one side share a credential name: {sorted(_names)}")

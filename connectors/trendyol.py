@@ -166,6 +166,11 @@ class TrendyolConnector:
             total_pages=page_count(payload.get("totalPages", 1), "Trendyol's totalPages"),
         )
 
+    def check(self) -> None:
+        """One request: the latest hour's packages, one of them."""
+        now = datetime.now(UTC)
+        self.list_packages(now - timedelta(hours=1), now, 0, 1)
+
     def get_package(self, package_id: str) -> MarketplaceOrder | None:
         """One package as the marketplace holds it now."""
         found = self._recent({"shipmentPackageIds": package_id, "size": 1}, f"package {package_id}")

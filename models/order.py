@@ -142,6 +142,9 @@ class OrderLine(Model):
     # should hold the live units (none for a cancelled line); moving the difference makes every take
     # and every give-back exactly-once, whatever is replayed.
     stock_held: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The units the shop order's notes have named as cancelled off this line: a line cut in place again
+    # (Hepsiburada, Amazon) is noted for its new cut only.
+    noted_cancelled: Mapped[int] = mapped_column(default=0, server_default="0")
 
     order: Mapped[Order] = relationship(back_populates="lines")
 

@@ -762,25 +762,36 @@ def shop_note(order: Order, integration: Integration, settings: GeneralSettings,
         record(order, "decided", N_("no note on the shop order: no line was cancelled"), rule=action.rule)
         return
     text = "Pazaryerinde iptal edilen satırlar: " + ", ".join(
-        f"{line.name} ({line.stock_code or line.barcode}) × {units}" for line, units in cancelled
+        f"{line.name} ({line.stock_code or line.barcode}) × {units}{_in_all(order, line, units)}"
+        for line, units in cancelled
     )
     with shop_for(integration) as shop:
         shop.add_note(order.shop_id, text)
+    for line, units in cancelled:
+        line.noted_cancelled += units
     record(order, "sent", N_("note on the shop order: %(text)s"), {"text": text}, rule=action.rule)
+
+
+def _in_all(order: Order, line: OrderLine, units: int) -> str:
+    """A line cut in place again: its units cut in all so far, after this cut's (the note says what is
+    new, and the shop order's notes add up)."""
+    total = line.cancelled_quantity + (line.quantity if line.cancelled else 0)
+    if order.canonical_status in CANCELLATIONS or total <= units:
+        return ""
+    return f" (toplam {total})"  # in the shop note's language, Turkish
 
 
 def cut_by_cancellation(order: Order) -> list[tuple[OrderLine, int]]:
     """What the cancellation of this package cut, with the units: the lines it still holds (cancelled
     with it) and the units left behind by lines that went on into a package split from it. (Asked
     late, after a line went on again, the line's cut is its latest one: a rare case, read as it is.)
-    A package that lives on had its lines cut in place (Hepsiburada, Amazon): the lines it cancelled
-    and the units cut off the rest, every cut so far."""
+    A package that lives on had its lines cut in place (Hepsiburada, Amazon): what was cut off each
+    line (its units kept when the whole line went) that no note named yet."""
     if order.canonical_status not in CANCELLATIONS:
-        return [(line, line.quantity) for line in order.lines if line.cancelled] + [
-            (line, line.cancelled_quantity)
-            for line in order.lines
-            if not line.cancelled and line.cancelled_quantity
-        ]
+        cut = (
+            (line, line.cancelled_quantity + (line.quantity if line.cancelled else 0)) for line in order.lines
+        )
+        return [(line, units - line.noted_cancelled) for line, units in cut if units > line.noted_cancelled]
     went_on = db.session.scalars(
         sa.select(OrderLine)
         .where(

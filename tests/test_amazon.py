@@ -284,8 +284,8 @@ def test_a_window_over_the_page_bound_is_narrowed_and_the_pull_misses_nothing(sa
     first = one.list_packages(start, end, page=0, size=2)
     assert first.total_pages == 2 and 0 < len(first.orders) < 25
     assert searches(sandbox) == 10 + -(-len(first.orders) // 2)  # the bound, then the narrowed part whole
-    with pytest.raises(ValueError, match="read by time only"):
-        one.list_packages(start, end, page=1, size=2)
+    with pytest.raises(InvalidAnswer, match="held only orders the hub cannot read"):
+        one.list_packages(start, end, page=1, size=2)  # asked only after a part without a readable order
 
     pages: list[PackagePage] = []
     app = Flask(__name__)
@@ -827,20 +827,24 @@ def test_an_unreadable_order_says_why(raw: dict[str, Any], reason: str) -> None:
         parse_order(raw)
 
 
-def test_a_listed_order_outside_the_window_stops_the_page() -> None:
-    raw = edited({"lastUpdatedTime": ago(600)})
+def test_a_listed_order_outside_the_window_is_filed_and_the_page_goes_on() -> None:
+    """Taking its time would move the pull past orders not read yet: filed as unreadable, with why."""
+    outside = edited({"orderId": "408-0000000-0000001", "lastUpdatedTime": ago(600)})
+    inside = edited({"orderId": "408-0000000-0000002", "lastUpdatedTime": ago(10)})
 
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/token"):
             return httpx.Response(200, json={"access_token": "Atza|x", "expires_in": 3600})
-        return httpx.Response(200, json={"orders": [raw]})
+        return httpx.Response(200, json={"orders": [outside, inside]})
 
     one = AmazonConnector(
         "https://amazon.example", CREDENTIALS, Guard(timeout=5), transport=httpx.MockTransport(answer)
     )
     now = datetime.now(UTC)
-    with pytest.raises(InvalidAnswer, match="outside the window asked for"):
-        one.list_packages(now - timedelta(minutes=30), now, page=0, size=100)
+    page = one.list_packages(now - timedelta(minutes=30), now, page=0, size=100)
+    assert [listed.package_id for listed in page.orders] == ["408-0000000-0000002"]
+    ((package_id, reason, _),) = page.unreadable
+    assert package_id == "408-0000000-0000001" and "outside the window asked for" in reason
 
 
 def test_the_sandbox_keeps_amazon_across_a_restart() -> None:
@@ -1067,3 +1071,13 @@ class _recorded:
 
     def __exit__(self, *exc: object) -> None:
         self.recording.close()
+
+
+def test_a_wrong_client_secret_is_not_hidden_by_a_cached_token(sandbox: Sandbox) -> None:
+    """Test connection after a good one: the secret typed is asked of LWA, not answered from the cache."""
+    start, end = window()
+    connector(sandbox).list_packages(start, end, 0)
+    with pytest.raises(Permanent) as refused:
+        connector(sandbox, client_secret="typed-wrong").list_packages(start, end, 0)
+    assert refused.value.category == "auth"
+    assert market(sandbox).token_requests == 2

@@ -166,9 +166,30 @@ def test_test_connection_asks_login_with_amazon_then_the_orders(seller: Client, 
         "shop_consumer_key": "ck_sandbox",
         "shop_consumer_secret": "cs_sandbox",
     }
+    for _ in range(12):  # more orders than a page of one: the test still reads one, once
+        amazon_order(sandbox)
     answer = seller.post("/integrations/connection", data=data, htmx=True).get_data(as_text=True)
     assert answer.count("Connected:") == 2  # the Merchant Token is optional
+    searches = [r for r in sandbox.world.requests if r[1] == "/amazon/orders/2026-01-01/orders"]
+    assert len(searches) == 1  # one of the quota the pulls live on
     wrong = {**data, "marketplace_refresh_token": "Atzr|revoked"}
     answer = seller.post("/integrations/connection", data=wrong, htmx=True).get_data(as_text=True)
     assert "Amazon refused the keys. Check them and enter them again." in answer
     assert "Atzr|revoked" not in answer
+
+
+def test_units_cut_twice_are_noted_once_each(hub: Integration, sandbox: Sandbox) -> None:
+    configure(hub, cancellation_transfer=True)
+    order = amazon_order(sandbox, (TSHIRT, 1), (OIL, 3))
+    cycle(hub)
+    oil_item = next(item for item in order["orderItems"] if item["product"]["sellerSku"] == "ZEYTINYAGI-1L")
+    for _ in range(2):
+        # Amazon's times have whole seconds: each cut a second after what the pull read last.
+        sandbox.world.amazon.stamped_behind -= 1
+        sandbox.world.amazon.cancel(order["orderId"], {oil_item["orderItemId"]: 1})
+        cycle(hub)
+    notes = [note["note"] for note in shop_order(sandbox)["notes"]]
+    assert [note.split(": ", 1)[1] for note in notes] == [
+        "Soğuk Sıkım Zeytinyağı 1 L (ZEYTINYAGI-1L) × 1",
+        "Soğuk Sıkım Zeytinyağı 1 L (ZEYTINYAGI-1L) × 1 (toplam 2)",
+    ]

@@ -19,6 +19,8 @@ from tests.pipeline import configure, cycle, english
 from tests.sandbox_server import Sandbox
 from tests.test_integrations import NEW
 
+MUG = "8680001000059"  # KUPA-SERAMIK
+
 
 @pytest.fixture
 def hub(account: Account, sandbox: Sandbox) -> Integration:
@@ -198,9 +200,11 @@ def test_a_seller_adds_a_hepsiburada_integration(seller: Client, sandbox: Sandbo
         "shop_consumer_key": "ck_sandbox",
         "shop_consumer_secret": "cs_sandbox",
     }
+    hb_order(sandbox)
     tried = seller.post("/integrations/connection", data=data, htmx=True).get_data(as_text=True)
-    assert "✓ <strong>" not in tried  # the marks sit inside the name's strong
     assert tried.count("Connected:") == 2
+    # One request, inside the web request: not the pull's six lists and every order.
+    assert len([r for r in sandbox.world.requests if r[1].startswith("/hepsiburada/")]) == 1
     wrong = seller.post(
         "/integrations/connection", data={**data, "marketplace_merchant_id": "not-a-guid"}, htmx=True
     ).get_data(as_text=True)
@@ -228,3 +232,15 @@ def test_the_history_says_what_hepsiburada_cancelled(hub: Integration, sandbox: 
     lines = [english(event.summary, event.params) for event in db.session.scalars(hub_order.events.select())]
     assert any("note on the shop order: Pazaryerinde iptal edilen satırlar" in line for line in lines)
     assert "cancelled on the marketplace: Soğuk Sıkım Zeytinyağı 1 L × 1" in lines
+
+
+def test_a_second_cancellation_is_noted_for_what_it_cut_only(hub: Integration, sandbox: Sandbox) -> None:
+    configure(hub, cancellation_transfer=True)
+    order = hb_order(sandbox, (TSHIRT, 1), (OIL, 1), (MUG, 1))
+    cycle(hub)
+    for barcode in (OIL, MUG):
+        sandbox.world.hepsiburada.cancel_lines(order["orderNumber"], [line_of(order, barcode)["id"]])
+        cycle(hub)
+    notes = [note["note"] for note in shop_order(sandbox)["notes"]]
+    assert len(notes) == 2 and "ZEYTINYAGI-1L" in notes[0]
+    assert "KUPA-SERAMIK" in notes[1] and "ZEYTINYAGI-1L" not in notes[1]

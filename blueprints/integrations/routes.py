@@ -62,15 +62,16 @@ def _account() -> Account:
     return current_user._get_current_object()
 
 
-def _get_integration(integration_id: int) -> Integration:
+def _get_integration(integration_id: int, *, lock: bool = True) -> Integration:
     """The signed-in account's integration, or 404: another account's looks exactly like a missing one.
 
-    A POST locks the row until it commits, so two saves cannot both pass the rules on the same snapshot.
+    A POST locks the row until it commits, so two saves cannot both pass the rules on the same snapshot
+    (`lock=False`: a POST that changes nothing, and must not hold the row while it calls out).
     """
     query = sa.select(Integration).where(
         Integration.id == integration_id, Integration.account_id == _account().id
     )
-    if request.method == "POST":
+    if request.method == "POST" and lock:
         query = query.with_for_update()
     integration = db.session.scalar(query)
     if integration is None:
@@ -152,7 +153,7 @@ def edit_integration(integration_id: int) -> ResponseReturnValue:
 def test_connection(integration_id: int | None = None) -> ResponseReturnValue:
     """Test connection: the form's address and keys (a blank secret: the stored one, as Save would keep
     it) tried against the marketplace and the shop, each answered in plain words. Nothing is saved."""
-    integration = _get_integration(integration_id) if integration_id is not None else None
+    integration = _get_integration(integration_id, lock=False) if integration_id is not None else None
     form = IntegrationForm()
     if integration is not None:
         form.marketplace_kind.data, form.shop_kind.data = integration.marketplace_kind, integration.shop_kind
