@@ -741,11 +741,17 @@ def register(app: Flask, world: World) -> None:
         if not isinstance(content_type, str) or not content_type:
             return errors(400, "InvalidInput", "contentType is required")
         document_id = f"amzn1.tortuga.4.eu.{uuid.uuid4()}"
+        signature = uuid.uuid4().hex
         with market.lock:
-            market.documents[document_id] = {"contentType": content_type, "content": None}
-        return jsonify(
-            {"feedDocumentId": document_id, "url": f"{request.host_url.rstrip('/')}{UPLOAD}/{document_id}"}
-        ), 201
+            market.documents[document_id] = {
+                "contentType": content_type,
+                "content": None,
+                "signature": signature,
+            }
+        # Pre-signed as Amazon's storage signs it: the credentials are in the query ([sandbox] values).
+        query = f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIASANDBOX&X-Amz-Signature={signature}"
+        url = f"{request.host_url.rstrip('/')}{UPLOAD}/{document_id}?{query}"
+        return jsonify({"feedDocumentId": document_id, "url": url}), 201
 
     @app.put(f"{UPLOAD}/<document_id>")
     def amazon_upload(document_id: str) -> ResponseReturnValue:
@@ -754,7 +760,9 @@ def register(app: Flask, world: World) -> None:
             document = market.documents.get(document_id)
             if document is None:
                 return Response("NoSuchKey", status=404, mimetype="application/xml")
-            if request.headers.get("Content-Type") != document["contentType"]:
+            if request.headers.get("Content-Type") != document["contentType"] or request.args.get(
+                "X-Amz-Signature"
+            ) != document.get("signature"):
                 return Response("SignatureDoesNotMatch", status=403, mimetype="application/xml")
             document["content"] = request.get_data()
         return Response(status=200)

@@ -95,6 +95,10 @@ def test_a_shop_cancellation_goes_to_amazon_as_an_acknowledgement_feed(
     assert order["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
     (feed,) = sandbox.world.amazon.feeds
     assert feed["merchantIdentifier"] == sandbox.world.amazon.seller_id
+    # The upload's pre-signed address went into the history with its signature masked.
+    (document,) = sandbox.world.amazon.documents.values()
+    history = str([event.payload for event in db.session.scalars(order_of(order["orderId"]).events.select())])
+    assert "X-Amz-Signature" in history and document["signature"] not in history
     cycle(hub)  # Amazon reports the cancellation the shop sent: no note, no second feed
     assert shop_order(sandbox)["notes"] == [] and len(sandbox.world.amazon.feeds) == 1
 
