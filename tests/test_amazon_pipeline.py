@@ -4,6 +4,7 @@ General settings on and off are in test_every_marketplace.py."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -154,6 +155,7 @@ def test_amazon_is_read_at_most_every_three_minutes(
     }
     page = seller.post(f"/integrations/{hub.id}/edit", data=data).get_data(as_text=True)
     assert "Amazon allows reading its orders at most every 180 seconds." in page
+    assert re.search(r'id="pull_interval"[^>]*min="180"|min="180"[^>]*id="pull_interval"', page)
     assert pull.interval(hub).total_seconds() == 180  # make_integration stored 60
 
 
