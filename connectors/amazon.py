@@ -44,7 +44,7 @@ from connectors.base import (
     Shipment,
 )
 from connectors.http import Guard, Outbound, json_body, sanitised
-from connectors.payload import UnreadablePackage, no_nul, shown, split_name
+from connectors.payload import NotYet, UnreadablePackage, no_nul, shown, split_name
 from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
 
@@ -954,7 +954,7 @@ def addresses(raw: Mapping[str, Any]) -> tuple[Address, Address]:
     native = _text(fulfilment, "fulfillmentStatus") if isinstance(fulfilment, Mapping) else ""
     billing, shipping = _addresses(raw, native)
     if not shipping.address1:
-        raise UnreadablePackage(NOT_YET if native.startswith("PENDING") else NO_ADDRESS)
+        raise NotYet(NOT_YET) if native.startswith("PENDING") else UnreadablePackage(NO_ADDRESS)
     return billing, shipping
 
 

@@ -17,6 +17,11 @@ class UnreadablePackage(ValueError):
     """A package whose fields the hub cannot make sense of; the reason says which."""
 
 
+class NotYet(UnreadablePackage):
+    """A payload that lacks what the marketplace gives later (Amazon: the address, once the payment is
+    confirmed); the reason says what and when."""
+
+
 def no_nul(value: Any, where: str) -> None:
     """PostgreSQL keeps no NUL character in text: a payload carrying one is refused whole, by name."""
     if isinstance(value, str) and "\x00" in value:

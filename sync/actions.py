@@ -36,6 +36,7 @@ from connectors.base import (
 from connectors.carriers import tracking_page
 from connectors.factory import marketplace_for, shop_for
 from connectors.http import recording
+from connectors.payload import NotYet
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
@@ -344,13 +345,15 @@ def _attempt(action: OrderAction, claim: Claim, lease: Lease) -> Outcome:
 
 
 def _later(claim: Claim, why: str, *, seconds: float) -> Outcome:
-    """Not this time, and it does not count as an attempt."""
+    """Not this time, and it does not count as an attempt; why is kept on the action (its order's page
+    shows what it waits for)."""
     retry_at = utcnow() + timedelta(seconds=seconds)
     claim.settle(
         state=ActionState.PENDING,
         attempts=claim.attempts - 1,
         next_attempt_at=retry_at,
         enqueued_at=utcnow(),
+        last_error=why,
     )
     log.debug("action %s deferred: %s", claim.action_id, why)
     db.session.commit()
@@ -620,7 +623,15 @@ def _status_facts(order: Order, integration: Integration) -> Facts:
 
 
 def shop_plan(order: Order, integration: Integration, settings: GeneralSettings) -> ShopOrderPlan:
-    billing, shipping = integration.marketplace.reader().addresses(order.raw)
+    try:
+        billing, shipping = integration.marketplace.reader().addresses(order.raw)
+    except NotYet as waiting:
+        # Sent by hand before the marketplace gave what a shop order needs: it goes once it has.
+        raise Deferred(str(waiting), seconds=60) from None
+    except ValueError as unreadable:
+        raise Permanent(
+            f"the order's addresses cannot be read: {unreadable}", category="invalid_data"
+        ) from None
     lines = [line for line in order.lines if not line.cancelled]
     goods = sum((line.total for line in lines), Decimal(0))
     fee = max(order.total - goods, Decimal(0))

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 
 from extensions import db
 from models import Account, ActionState, Integration, OrderAction, Product, TransferState
-from sync import pull
+from sync import actions, pull
 from tests.conftest import Client
 from tests.markets import AMAZON, OIL, TSHIRT, order_of
-from tests.pipeline import configure, cycle
+from tests.pipeline import configure, cycle, due_now
 from tests.sandbox_server import Sandbox
 from tests.test_integrations import NEW
 
@@ -199,3 +199,27 @@ def test_units_cut_twice_are_noted_once_each(hub: Integration, sandbox: Sandbox)
         "Soğuk Sıkım Zeytinyağı 1 L (ZEYTINYAGI-1L) × 1",
         "Soğuk Sıkım Zeytinyağı 1 L (ZEYTINYAGI-1L) × 1 (toplam 2)",
     ]
+
+
+def test_a_pending_order_transferred_by_hand_goes_once_amazon_gives_its_address(
+    hub: Integration, sandbox: Sandbox, seller: Client
+) -> None:
+    """Transfer now, before the payment is confirmed: the transfer waits (no attempt spent, no error),
+    saying why, and goes as soon as the pull brings the address."""
+    configure(hub, auto_transfer=False)
+    order = amazon_order(sandbox, status="PENDING")
+    cycle(hub)
+    hub_order = order_of(order["orderId"])
+    assert seller.post(f"/orders/{hub_order.id}/transfer", htmx=True).status_code == 200
+    due_now()
+    (transfer,) = db.session.scalars(sa.select(OrderAction).where(OrderAction.kind == "transfer")).all()
+    actions.run(transfer.id)
+    db.session.refresh(transfer)
+    assert (transfer.state, transfer.attempts) == (ActionState.PENDING, 0)
+    assert "once the payment is confirmed" in (transfer.last_error or "")
+    assert order_of(order["orderId"]).transfer_state != TransferState.ERROR
+    with sandbox.world.amazon.lock:
+        sandbox.world.amazon.set_status(order, "UNSHIPPED")
+    cycle(hub)
+    assert order_of(order["orderId"]).transfer_state == TransferState.TRANSFERRED
+    assert len(sandbox.shop_orders()) == 1
