@@ -15,9 +15,9 @@ from extensions import db
 from models import Account, Integration, Product, TransferState
 from models.base import utcnow
 from sync.settings import Priority, TrackingCodeSource
-from tests.conftest import make_account, running_app
+from tests.conftest import Client, make_account, running_app
 from tests.markets import MARKETS, OIL, TSHIRT, Market, order_of
-from tests.pipeline import configure, cycle, free_port
+from tests.pipeline import configure, cycle, drain, free_port
 from tests.sandbox_server import Sandbox
 from tests.test_notifications import Inbox, send_all
 
@@ -281,3 +281,29 @@ def test_update_feedback_sends_the_seller_s_tracking_code(
     available = "update_feedback" not in hub.marketplace.unavailable
     assert market.seller_code(sandbox, package_id) == ("SELLER123" if on and available else None)
     assert hub.settings.to_domain().update_feedback is (on and available)
+
+
+# -- Order Transfer: what is read, and when it goes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_retrieve_marketplace_orders(market: Market, hub: Integration, sandbox: Sandbox, on: bool) -> None:
+    configure(hub, retrieve_orders=on)
+    package_id = market.new_order(sandbox)
+    cycle(hub)
+    assert (sandbox.shop_order_for(package_id) is not None) is on
+    assert any(path.startswith(f"/{market.kind}") for _, path, _ in sandbox.world.requests) is on
+
+
+def test_automatic_transfer_off_waits_for_the_transfer_button(
+    market: Market, hub: Integration, sandbox: Sandbox, seller: Client
+) -> None:
+    configure(hub, auto_transfer=False)
+    package_id = market.new_order(sandbox)
+    cycle(hub)
+    order = order_of(package_id)
+    assert order.transfer_state == TransferState.WAITING and sandbox.shop_orders() == []
+    assert seller.post(f"/orders/{order.id}/transfer", htmx=True).status_code == 200
+    drain()
+    assert order_of(package_id).transfer_state == TransferState.TRANSFERRED
+    assert len(sandbox.shop_orders()) == 1
