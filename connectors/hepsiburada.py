@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -42,7 +42,15 @@ from connectors.base import (
 )
 from connectors.carriers import tracking_page
 from connectors.http import DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, Guard, Outbound, json_body, retry_after
-from connectors.payload import UnreadablePackage, no_nul, shown, split_name
+from connectors.payload import (
+    UnreadablePackage,
+    amount,
+    no_nul,
+    required_field,
+    shown,
+    split_name,
+    text_field,
+)
 from sync.statuses import CANCELLATIONS, RANK
 from sync.statuses import CanonicalStatus as S
 
@@ -653,11 +661,11 @@ def parse_order(raw: Mapping[str, Any]) -> MarketplaceOrder:
     if not isinstance(order, Mapping):
         raise UnreadablePackage("the order is not a JSON object")
     no_nul(raw, "order")
-    number = _required(order, "orderNumber", limit=ID_LENGTH)
+    number = required_field(order, "orderNumber", limit=ID_LENGTH)
     packages_raw = raw.get("packages") or []
     if not isinstance(packages_raw, list) or not all(isinstance(p, Mapping) for p in packages_raw):
         raise UnreadablePackage("the packages are not a list of objects")
-    packages = {_required(p, "packageNumber", limit=ID_LENGTH): p for p in packages_raw}
+    packages = {required_field(p, "packageNumber", limit=ID_LENGTH): p for p in packages_raw}
     items = order.get("items")
     if not isinstance(items, list) or not items:
         raise UnreadablePackage("the order has no lines (items)")
@@ -681,7 +689,7 @@ def parse_order(raw: Mapping[str, Any]) -> MarketplaceOrder:
         raise UnreadablePackage("lastStatusUpdateDate is in the future")
     billing, shipping = addresses(raw)
     customer = order.get("customer")
-    customer_name = _text(customer, "name") if isinstance(customer, Mapping) else ""
+    customer_name = text_field(customer, "name") if isinstance(customer, Mapping) else ""
     delivery = order.get("deliveryAddress")
     return MarketplaceOrder(
         package_id=number,
@@ -691,7 +699,7 @@ def parse_order(raw: Mapping[str, Any]) -> MarketplaceOrder:
         ordered_at=ordered or modified,
         modified_at=modified,
         customer_name=customer_name or " ".join(filter(None, (billing.first_name, billing.last_name))),
-        customer_email=_text(delivery, "email") if isinstance(delivery, Mapping) else "",
+        customer_email=text_field(delivery, "email") if isinstance(delivery, Mapping) else "",
         currency=next(iter(currencies), "TRY"),
         # What the customer paid for the live lines. HB states no shipping fee on an order (only on the
         # package list's shippingTotalPrice, [UNSURE] what it covers): none is added.
@@ -708,7 +716,7 @@ def _line(raw: Any, packages: Mapping[str, Mapping[str, Any]]) -> tuple[Line, De
     """A line, what the customer paid for it, its state (None: cancelled), its native status and currency."""
     if not isinstance(raw, Mapping):
         raise UnreadablePackage("a line is not a JSON object")
-    line_id = _required(raw, "id", limit=ID_LENGTH)
+    line_id = required_field(raw, "id", limit=ID_LENGTH)
     where = f"line {line_id}: "
     quantity = raw.get("quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
@@ -734,24 +742,24 @@ def _line(raw: Any, packages: Mapping[str, Mapping[str, Any]]) -> tuple[Line, De
     paid = total - discounts
     if paid < 0:
         raise UnreadablePackage(f"{where}the discounts ({discounts}) are more than totalPrice ({total})")
-    vat_rate = _amount(raw.get("vatRate"), f"{where}vatRate", ceiling=Decimal(101))
+    vat_rate = amount(raw.get("vatRate"), f"{where}vatRate", ceiling=Decimal(101))
     if vat_rate != vat_rate.to_integral_value():
         # Turkish VAT rates are whole percents; 0.2 would be a fraction of one, not 20 %.
         raise UnreadablePackage(f"{where}vatRate {vat_rate} is not a whole percentage")
-    native = _text(raw, "status")
+    native = text_field(raw, "status")
     state = _state(raw, native, packages, where)
     if state is None:
         shown_native = native
     elif state is S.CREATED:
         shown_native = native or "Open"
     else:
-        package = packages[_text(raw, "packageNumber")]
-        shown_native = _text(package, "status") or native or "Packed"
+        package = packages[text_field(raw, "packageNumber")]
+        shown_native = text_field(package, "status") or native or "Packed"
     line = Line(
         line_id=line_id,
-        barcode=_text(raw, "productBarcode", limit=ID_LENGTH),
-        stock_code=_text(raw, "merchantSKU", limit=CODE_LENGTH),
-        name=_text(raw, "name"),
+        barcode=text_field(raw, "productBarcode", limit=ID_LENGTH),
+        stock_code=text_field(raw, "merchantSKU", limit=CODE_LENGTH),
+        name=text_field(raw, "name"),
         # A cancelled line stays listed with no units live: the hub reads the units gone as cancelled.
         quantity=0 if state is None else quantity,
         # What the customer pays per unit after both discounts. Rounded down to the cent, so the lines
@@ -771,7 +779,7 @@ def _state(
         raise UnreadablePackage(f"{where}status is missing")
     if STATUSES.get(status) is S.CANCELLED or status.startswith("cancel"):
         return None
-    number = _text(raw, "packageNumber", limit=ID_LENGTH)
+    number = text_field(raw, "packageNumber", limit=ID_LENGTH)
     if status == "open" or (status == "unpacked" and not number):
         return S.CREATED
     if not number:
@@ -797,13 +805,15 @@ def _summary(natives: list[str]) -> str:
 def _shipment(items: list[Any], packages: list[Mapping[str, Any]]) -> Shipment:
     """The order's parcels: the carrier (the package's, else the one HB assigned the lines), the tracking
     codes and the package numbers, several comma-joined, as far as they fit."""
-    carriers = [_text(p, "cargoCompany") for p in packages] + [_text(i, "cargoCompany") for i in items]
-    links = [link for p in packages if len(link := _text(p, "trackingInfoUrl")) <= LINK_LENGTH and link]
+    carriers = [text_field(p, "cargoCompany") for p in packages] + [
+        text_field(i, "cargoCompany") for i in items
+    ]
+    links = [link for p in packages if len(link := text_field(p, "trackingInfoUrl")) <= LINK_LENGTH and link]
     return Shipment(
         carrier=next((c for c in carriers if c), "")[:CODE_LENGTH],
-        tracking_number=_joined([_text(p, "trackingInfoCode", limit=CODE_LENGTH) for p in packages]),
-        shipment_barcode=_joined([_text(p, "barcode", limit=CODE_LENGTH) for p in packages]),
-        package_number=_joined([_text(p, "packageNumber", limit=ID_LENGTH) for p in packages]),
+        tracking_number=_joined([text_field(p, "trackingInfoCode", limit=CODE_LENGTH) for p in packages]),
+        shipment_barcode=_joined([text_field(p, "barcode", limit=CODE_LENGTH) for p in packages]),
+        package_number=_joined([text_field(p, "packageNumber", limit=ID_LENGTH) for p in packages]),
         tracking_link=links[0] if links else "",
     )
 
@@ -832,9 +842,9 @@ def addresses(raw: Mapping[str, Any]) -> tuple[Address, Address]:
     if not invoice or not invoice.get("address"):
         return shipping, shipping
     billing = _address(invoice["address"], "invoice.address")
-    if _text(invoice, "taxNumber"):
+    if text_field(invoice, "taxNumber"):
         # A corporate invoice: the name on it is the company's.
-        billing = replace(billing, company=_text(invoice["address"], "name"))
+        billing = replace(billing, company=text_field(invoice["address"], "name"))
     return billing, shipping
 
 
@@ -842,8 +852,8 @@ def _address(raw: Any, name: str) -> Address:
     """HB's AddressRepresentation: `district` is the neighbourhood (mahalle/semt), `town` the ilçe."""
     if not isinstance(raw, Mapping):
         raise UnreadablePackage(f"the order has no {name}")
-    first, last = split_name(_text(raw, "name"))
-    street, neighborhood = _text(raw, "address"), _text(raw, "district")
+    first, last = split_name(text_field(raw, "name"))
+    street, neighborhood = text_field(raw, "address"), text_field(raw, "district")
     # The neighbourhood is a field of its own: the courier needs it on the label's line.
     if neighborhood and neighborhood.casefold() not in street.casefold():
         street = f"{neighborhood} {street}".strip()
@@ -851,32 +861,12 @@ def _address(raw: Any, name: str) -> Address:
         first_name=first,
         last_name=last,
         address1=street,
-        city=_text(raw, "city"),
-        district=_text(raw, "town"),
-        postcode=_text(raw, "postalCode"),
-        country=_text(raw, "countryCode") or "TR",
-        phone=_text(raw, "phoneNumber") or _text(raw, "alternatePhoneNumber"),
+        city=text_field(raw, "city"),
+        district=text_field(raw, "town"),
+        postcode=text_field(raw, "postalCode"),
+        country=text_field(raw, "countryCode") or "TR",
+        phone=text_field(raw, "phoneNumber") or text_field(raw, "alternatePhoneNumber"),
     )
-
-
-def _text(raw: Mapping[str, Any], name: str, limit: int | None = None) -> str:
-    """The field as text ("" if unset); longer than `limit` it cannot be the value meant."""
-    value = raw.get(name)
-    if value is None or value == "":
-        return ""
-    if isinstance(value, dict | list | bool):
-        raise UnreadablePackage(f"{name} is not a single value")
-    text = str(value).strip()
-    if limit is not None and len(text) > limit:
-        raise UnreadablePackage(f"{name} is longer than {limit} characters")
-    return text
-
-
-def _required(raw: Mapping[str, Any], name: str, limit: int | None = None) -> str:
-    value = _text(raw, name, limit=limit)
-    if not value:
-        raise UnreadablePackage(f"{name} is missing")
-    return value
 
 
 def _money(raw: Mapping[str, Any], name: str, where: str) -> tuple[Decimal, str]:
@@ -884,24 +874,8 @@ def _money(raw: Mapping[str, Any], name: str, where: str) -> tuple[Decimal, str]
     value = raw.get(name)
     if not isinstance(value, Mapping):
         raise UnreadablePackage(f"{where}{name} is not an amount with a currency")
-    currency = _text(value, "currency", limit=3).upper()
-    return _amount(value.get("amount"), f"{where}{name}.amount"), currency
-
-
-def _amount(value: Any, name: str, ceiling: Decimal = MAX_AMOUNT) -> Decimal:
-    """A number as HB wrote it: finite, not negative, below `ceiling`, in cents."""
-    if value is None:
-        raise UnreadablePackage(f"{name} is missing")
-    if isinstance(value, bool | dict | list):
-        raise UnreadablePackage(f"{name} is not an amount")
-    try:
-        # Through str: a JSON float such as 25.99 must not become 25.989999….
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise UnreadablePackage(f"{name} is not an amount") from None
-    if not amount.is_finite() or not 0 <= amount < ceiling:
-        raise UnreadablePackage(f"{name} is out of range (0 to {ceiling})")
-    return amount.quantize(CENT)
+    currency = text_field(value, "currency", limit=3).upper()
+    return amount(value.get("amount"), f"{where}{name}.amount"), currency
 
 
 # ISO-8601 as HB writes it: up to 7 fractional digits (.5595657Z), an offset or Z, or none.

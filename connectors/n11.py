@@ -27,7 +27,15 @@ from connectors.base import (
     Shipment,
 )
 from connectors.http import Guard, Outbound, json_body, sanitised
-from connectors.payload import UnreadablePackage, no_nul, page_count, shown, split_name
+from connectors.payload import (
+    UnreadablePackage,
+    no_nul,
+    page_count,
+    required_field,
+    shown,
+    split_name,
+    text_field,
+)
 from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
 
@@ -338,10 +346,10 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
     if not isinstance(raw, Mapping):
         raise UnreadablePackage("the package is not a JSON object")
     no_nul(raw, "package")
-    package_id = _text(raw, "id", limit=ID_LENGTH)
+    package_id = text_field(raw, "id", limit=ID_LENGTH)
     if not package_id:
         raise UnreadablePackage(NO_ID)
-    native = _text(raw, "shipmentPackageStatus")
+    native = text_field(raw, "shipmentPackageStatus")
     status = STATUSES.get(native.lower())
     if status is None:
         raise UnreadablePackage(f"unknown package status {shown(native)}")
@@ -360,18 +368,18 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
         raise UnreadablePackage("lastModifiedDate is in the future")
     read = [_line(line) for line in lines]
     billing, shipping = addresses(raw)
-    link = _text(raw, "cargoTrackingLink")
+    link = text_field(raw, "cargoTrackingLink")
     return MarketplaceOrder(
         package_id=package_id,
-        order_number=_required(raw, "orderNumber", limit=ID_LENGTH),
+        order_number=required_field(raw, "orderNumber", limit=ID_LENGTH),
         status=status,
         native_status=native,
         # N11 names no order date: the package's first step (Created) is when it was ordered.
         ordered_at=min(history) if history else modified,
         modified_at=modified,
-        customer_name=_text(raw, "customerfullName")
+        customer_name=text_field(raw, "customerfullName")
         or " ".join(filter(None, (billing.first_name, billing.last_name))),
-        customer_email=_text(raw, "customerEmail"),
+        customer_email=text_field(raw, "customerEmail"),
         currency="TRY",  # N11 sells in lira only and names no currency
         # What the seller invoices: the sum of the lines' sellerInvoiceAmount (next §2.2). N11's own discount
         # (mallDiscount) is N11's money, paid to the seller as if there were none, so it is not taken off.
@@ -381,12 +389,12 @@ def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:
         shipping_address=shipping,
         lines=tuple(line for line, _ in read),
         shipment=Shipment(
-            carrier=_text(raw, "cargoProviderName")[:CODE_LENGTH],
+            carrier=text_field(raw, "cargoProviderName")[:CODE_LENGTH],
             # cargoTrackingNumber is N11's campaign code, which the seller prints on the label and the
             # carrier scans: not a number a customer can track with. The carrier's own tracking number
             # is cargoSenderNumber (next §2.2); the campaign code is kept as the shipment barcode.
-            tracking_number=_text(raw, "cargoSenderNumber", limit=CODE_LENGTH),
-            shipment_barcode=_text(raw, "cargoTrackingNumber", limit=CODE_LENGTH),
+            tracking_number=text_field(raw, "cargoSenderNumber", limit=CODE_LENGTH),
+            shipment_barcode=text_field(raw, "cargoTrackingNumber", limit=CODE_LENGTH),
             package_number=package_id,
             tracking_link=link if len(link) <= LINK_LENGTH else "",
         ),
@@ -398,7 +406,7 @@ def _line(raw: Any) -> tuple[Line, Decimal]:
     """A line and what the seller invoices for it (sellerInvoiceAmount)."""
     if not isinstance(raw, Mapping):
         raise UnreadablePackage("a line is not a JSON object")
-    line_id = _required(raw, "orderLineId", limit=ID_LENGTH)
+    line_id = required_field(raw, "orderLineId", limit=ID_LENGTH)
     quantity = raw.get("quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
         raise UnreadablePackage(f"line {line_id}: quantity {shown(quantity)} is not a count")
@@ -424,9 +432,9 @@ def _line(raw: Any) -> tuple[Line, Decimal]:
         raise UnreadablePackage(f"{where}vatRate {vat_rate} is not a whole percentage")
     line = Line(
         line_id=line_id,
-        barcode=_text(raw, "barcode", limit=ID_LENGTH),
-        stock_code=_text(raw, "stockCode", limit=CODE_LENGTH),
-        name=_text(raw, "productName"),
+        barcode=text_field(raw, "barcode", limit=ID_LENGTH),
+        stock_code=text_field(raw, "stockCode", limit=CODE_LENGTH),
+        name=text_field(raw, "productName"),
         quantity=quantity,
         # What the customer pays per unit after the seller's discounts. Rounded down to the cent, so the
         # lines never come to more than the invoice; the cent or so left shows in the order's total.
@@ -446,8 +454,8 @@ def addresses(raw: Mapping[str, Any]) -> tuple[Address, Address]:
 def _address(raw: Any, name: str) -> Address:
     if not isinstance(raw, Mapping):
         raise UnreadablePackage(f"the package has no {name}")
-    first, last = split_name(_text(raw, "fullName"))
-    street, neighborhood = _text(raw, "address"), _text(raw, "neighborhood")
+    first, last = split_name(text_field(raw, "fullName"))
+    street, neighborhood = text_field(raw, "address"), text_field(raw, "neighborhood")
     # The neighbourhood (mahalle) is a field of its own: the courier needs it on the label's line.
     if neighborhood and neighborhood.casefold() not in street.casefold():
         street = f"{neighborhood} {street}".strip()
@@ -455,11 +463,11 @@ def _address(raw: Any, name: str) -> Address:
         first_name=first,
         last_name=last,
         address1=street,
-        city=_text(raw, "city"),
-        district=_text(raw, "district"),
-        postcode=_text(raw, "postalCode"),
+        city=text_field(raw, "city"),
+        district=text_field(raw, "district"),
+        postcode=text_field(raw, "postalCode"),
         country="TR",
-        phone=_text(raw, "gsm"),
+        phone=text_field(raw, "gsm"),
     )
 
 
@@ -471,26 +479,6 @@ def _history(raw: Mapping[str, Any]) -> list[datetime]:
     if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
         raise UnreadablePackage("packageHistories is not a list of steps")
     return [_time(entry, "createdDate") for entry in entries if entry.get("createdDate") is not None]
-
-
-def _text(raw: Mapping[str, Any], name: str, limit: int | None = None) -> str:
-    """The field as text ("" if unset); longer than `limit` it cannot be the value meant."""
-    value = raw.get(name)
-    if value is None or value == "":
-        return ""
-    if isinstance(value, dict | list | bool):
-        raise UnreadablePackage(f"{name} is not a single value")
-    text = str(value).strip()
-    if limit is not None and len(text) > limit:
-        raise UnreadablePackage(f"{name} is longer than {limit} characters")
-    return text
-
-
-def _required(raw: Mapping[str, Any], name: str, limit: int | None = None) -> str:
-    value = _text(raw, name, limit=limit)
-    if not value:
-        raise UnreadablePackage(f"{name} is missing")
-    return value
 
 
 def _money(raw: Mapping[str, Any], name: str, where: str = "", ceiling: Decimal = MAX_AMOUNT) -> Decimal:

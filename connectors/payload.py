@@ -1,9 +1,10 @@
 """What every marketplace connector does the same when it reads a payload: refuse it by name, quote a
-wrong value briefly, and read a page count it can trust."""
+wrong value briefly, read a page count, a text field and an amount it can trust."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.base import InvalidAnswer
@@ -11,6 +12,9 @@ from connectors.http import sanitised
 
 # A page count above this is not one a platform means.
 MAX_PAGES = 100_000
+# An amount at or above this is not one a platform means.
+MAX_AMOUNT = Decimal(10) ** 9
+CENT = Decimal("0.01")
 
 
 class UnreadablePackage(ValueError):
@@ -54,3 +58,40 @@ def split_name(full_name: str) -> tuple[str, str]:
     if len(words) < 2:
         return full_name.strip(), ""
     return " ".join(words[:-1]), words[-1]
+
+
+def text_field(raw: Mapping[str, Any], name: str, limit: int | None = None) -> str:
+    """The field as text ("" if unset); longer than `limit` it cannot be the value meant."""
+    value = raw.get(name)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dict | list | bool):
+        raise UnreadablePackage(f"{name} is not a single value")
+    text = str(value).strip()
+    if limit is not None and len(text) > limit:
+        raise UnreadablePackage(f"{name} is longer than {limit} characters")
+    return text
+
+
+def required_field(raw: Mapping[str, Any], name: str, limit: int | None = None) -> str:
+    value = text_field(raw, name, limit=limit)
+    if not value:
+        raise UnreadablePackage(f"{name} is missing")
+    return value
+
+
+def amount(value: Any, name: str, ceiling: Decimal = MAX_AMOUNT) -> Decimal:
+    """A number as the platform wrote it (a JSON number or text): finite, not negative, below `ceiling`,
+    in cents."""
+    if value is None:
+        raise UnreadablePackage(f"{name} is missing")
+    if isinstance(value, bool | dict | list):
+        raise UnreadablePackage(f"{name} is not an amount")
+    try:
+        # Through str: a JSON float such as 25.99 must not become 25.989999….
+        found = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise UnreadablePackage(f"{name} is not an amount") from None
+    if not found.is_finite() or not 0 <= found < ceiling:
+        raise UnreadablePackage(f"{name} is out of range (0 to {ceiling})")
+    return found.quantize(CENT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -25,7 +25,7 @@ from connectors.base import (
 )
 from connectors.carriers import by_name
 from connectors.http import Guard, Outbound, json_body
-from connectors.payload import UnreadablePackage, no_nul, page_count, shown
+from connectors.payload import UnreadablePackage, amount, no_nul, page_count, shown
 from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
 
@@ -356,18 +356,7 @@ def _required(raw: Mapping[str, Any], *names: str, limit: int | None = None) -> 
 def _money(raw: Mapping[str, Any], *names: str, ceiling: Decimal = MAX_AMOUNT) -> Decimal:
     """An amount as the platform wrote it: finite, not negative, below `ceiling`, in cents."""
     value = next((raw[name] for name in names if raw.get(name) is not None), None)
-    if value is None:
-        raise UnreadablePackage(f"{names[0]} is missing")
-    if isinstance(value, bool | dict | list):
-        raise UnreadablePackage(f"{names[0]} is not an amount")
-    try:
-        # Through str: a JSON float such as 25.99 must not become 25.989999….
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise UnreadablePackage(f"{names[0]} is not an amount") from None
-    if not amount.is_finite() or not 0 <= amount < ceiling:
-        raise UnreadablePackage(f"{names[0]} is out of range (0 to {ceiling})")
-    return amount.quantize(CENT)
+    return amount(value, names[0], ceiling)
 
 
 def _currency(raw: Mapping[str, Any]) -> str:
