@@ -7,7 +7,7 @@ retry-after; the queue does the waiting.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -190,6 +190,23 @@ class ShopOrderPlan:
     total: Decimal
 
 
+class WebhookRefused(ValueError):
+    """A webhook whose proof (signature, password, API key) is missing or wrong: nothing of it is kept."""
+
+
+@dataclass(frozen=True)
+class WebhookNotice:
+    """What a verified webhook says: its key (a delivery sent again, or the same change sent twice, has
+    the same one), its topic, and the order to read again from the platform (the shop's order id, or
+    the marketplace's package id); "" for a delivery that names none the hub follows (a ping, a topic
+    the hub does not follow). The payload is a hint: the hub reads the order as the platform holds it
+    now, so a late or reordered delivery cannot move anything back."""
+
+    key: str
+    topic: str
+    subject: str
+
+
 class MarketplaceConnector(Protocol):
     def close(self) -> None: ...
 
@@ -251,4 +268,17 @@ class ShopConnector(Protocol):
 
     def changed_since(self, since: datetime) -> Sequence[ShopOrder]:
         """Orders modified after `since` that carry a hub reference."""
+        ...
+
+    def statuses(self) -> Mapping[str, str]:
+        """The order statuses the shop offers, its custom ones too: status (as `ShopOrder.status` and
+        `set_status` have it) → the name the seller sees in the shop. Empty where the shop's API has no
+        such list; the kind's own set then stands."""
+        ...
+
+    def subscribe(self, callback_url: str, secret: str) -> str:
+        """Point the shop's order webhooks at `callback_url`, signed with `secret` where the shop takes
+        one (Shopify signs with the app's own secret): what is missing is created, what is there is kept,
+        so asking again is harmless. Returns what is registered, in a short sentence for the seller.
+        Raises Permanent where the shop sends no webhooks."""
         ...

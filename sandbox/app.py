@@ -12,13 +12,21 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from sandbox import amazon, hepsiburada, n11
+from sandbox import amazon, hepsiburada, n11, shopify, tsoft
 from sandbox.state import SELLER_STATUSES, Refused, World, now_ms, shop_public
 
 TRENDYOL = "/trendyol/integration/order/sellers/<seller_id>"
 WOO = "/woocommerce/wp-json/wc/v3"
 # The platforms' APIs: what the fault knobs act on and the request log keeps.
-APIS = ("/trendyol/", "/woocommerce/", f"{n11.PREFIX}/", f"{hepsiburada.PREFIX}/", f"{amazon.PREFIX}/")
+APIS = (
+    "/trendyol/",
+    "/woocommerce/",
+    f"{n11.PREFIX}/",
+    f"{hepsiburada.PREFIX}/",
+    f"{amazon.PREFIX}/",
+    f"{shopify.PREFIX}/",
+    f"{tsoft.PREFIX}/",
+)
 MAX_PAGE_SIZE = 200
 TWO_WEEKS_MS = 14 * 24 * 3600 * 1000
 # Where a seller may still declare a package unsupplied (before the carrier has it).
@@ -265,6 +273,8 @@ def create_sandbox(world: World | None = None) -> Flask:
     n11.register(app, world)
     hepsiburada.register(app, world)
     amazon.register(app, world)
+    shopify.register(app, world)
+    tsoft.register(app, world)
 
     # -- control -----------------------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ from sandbox import generator
 from sandbox.amazon import AmazonMarket
 from sandbox.hepsiburada import HepsiburadaMarket
 from sandbox.n11 import N11Market
+from sandbox.shopify import ShopifyShop
+from sandbox.tsoft import TsoftShop
+from sandbox.webhooks import WebhookSender
 
 # Trendyol's lifecycle: who may move a package where. Statuses only go forward.
 FORWARD = (
@@ -93,6 +96,12 @@ class Faults:
     # read the cancellation from the new package. "cancelled": the cancelled lines and units only; "all":
     # every line as it was before; "none": no lines.
     cancelled_package_lists: str = "cancelled"
+    # Webhooks (sandbox/webhooks.py): shares of deliveries lost, sent twice, or followed by a forged copy,
+    # and how long one may be held back at random (so they arrive out of order).
+    webhook_drop_rate: float = 0.0
+    webhook_duplicate_rate: float = 0.0
+    webhook_forged_rate: float = 0.0
+    webhook_delay_ms: int = 0
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"cancelled_package_lists": ("cancelled", "all", "none")}
 
@@ -227,10 +236,14 @@ class World:
     n11: N11Market = field(default_factory=N11Market)  # N11's side (sandbox/n11.py)
     hepsiburada: HepsiburadaMarket = field(default_factory=HepsiburadaMarket)  # sandbox/hepsiburada.py
     amazon: AmazonMarket = field(default_factory=AmazonMarket)  # sandbox/amazon.py
+    shopify: ShopifyShop = field(default_factory=ShopifyShop)  # sandbox/shopify.py
+    tsoft: TsoftShop = field(default_factory=TsoftShop)  # sandbox/tsoft.py
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
         self.rng = random.Random(self.seed)
+        self.webhooks = WebhookSender(self.faults)  # the platforms' webhooks go out through it
+        self.shopify.webhooks = self.webhooks
         self._package_ids = itertools.count(3_100_000_001)
         self._line_ids = itertools.count(77_000_001)
         self._order_numbers = itertools.count(10_400_000_001)
@@ -274,6 +287,8 @@ class World:
                 "n11": self.n11.snapshot(),
                 "hepsiburada": self.hepsiburada.snapshot(),
                 "amazon": self.amazon.snapshot(),
+                "shopify": self.shopify.snapshot(),
+                "tsoft": self.tsoft.snapshot(),
             }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -291,6 +306,10 @@ class World:
                 self.hepsiburada.restore(state["hepsiburada"])
             if "amazon" in state:
                 self.amazon.restore(state["amazon"])
+            if "shopify" in state:
+                self.shopify.restore(state["shopify"])
+            if "tsoft" in state:
+                self.tsoft.restore(state["tsoft"])
 
     def save(self, path: Path, last: str = "") -> str:
         """Write the snapshot to `path` unless it is `last` (what was written before), whole or not at

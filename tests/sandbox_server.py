@@ -40,6 +40,14 @@ class Sandbox:
     def amazon_url(self) -> str:
         return f"{self.url}/amazon"
 
+    @property
+    def shopify_url(self) -> str:
+        return f"{self.url}/shopify"
+
+    @property
+    def tsoft_url(self) -> str:
+        return f"{self.url}/tsoft"
+
     def order(self, **spec: Any) -> dict[str, Any]:
         """A new package on the marketplace."""
         return self.world.create_package(spec)
@@ -81,3 +89,4 @@ def serve_sandbox(world: World | None = None) -> Iterator[Sandbox]:
     finally:
         server.shutdown()
         thread.join()
+        world.webhooks.close()
