@@ -78,12 +78,14 @@ def create_app(config: Config | None = None) -> Flask:
     from blueprints.notifications import bp as notifications_bp
     from blueprints.orders import bp as orders_bp
     from blueprints.products import bp as products_bp
+    from blueprints.webhooks import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(integrations_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(products_bp)
+    app.register_blueprint(webhooks_bp)
 
     import blueprints.errors
 

@@ -192,6 +192,22 @@ class Config:
     BACKFILL_MAX_DAYS = int(os.environ.get("BACKFILL_MAX_DAYS", "90"))
     # Seconds an import may run before RQ stops it (it is then marked failed; run a shorter range).
     BACKFILL_JOB_TIMEOUT = int(os.environ.get("BACKFILL_JOB_TIMEOUT", "3600"))
+    # -- Webhooks ------------------------------------------------------------------------------------
+    # Between two pulls of an integration whose platforms push their changes (its webhooks registered on
+    # every side it reads), at least this long: pulls then reconcile what a lost delivery missed (seconds).
+    WEBHOOK_PULL_INTERVAL = int(os.environ.get("WEBHOOK_PULL_INTERVAL", "300"))
+    # The largest webhook body taken (bytes): a platform's whole order, with room to spare.
+    WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(1024 * 1024)))
+    # Deliveries one integration's address takes per minute per side (flask-limiter syntax): far above a
+    # real platform's, a cap on a flood.
+    WEBHOOK_RATE_LIMIT = os.environ.get("WEBHOOK_RATE_LIMIT", "1200 per minute")
+    # A delivery whose order could not be read (the platform failed) is tried this many times, with
+    # backoff between WEBHOOK_BACKOFF_BASE and _MAX (seconds); then the next pull brings the change.
+    WEBHOOK_ATTEMPTS = int(os.environ.get("WEBHOOK_ATTEMPTS", "5"))
+    WEBHOOK_BACKOFF_BASE = float(os.environ.get("WEBHOOK_BACKOFF_BASE", "2"))
+    WEBHOOK_BACKOFF_MAX = float(os.environ.get("WEBHOOK_BACKOFF_MAX", "120"))
+    # While a sync cycle holds the integration, its deliveries wait this long before they are tried again.
+    WEBHOOK_BUSY_SECONDS = float(os.environ.get("WEBHOOK_BUSY_SECONDS", "1"))
     # -- Accounts and sessions ------------------------------------------------------------------------
     # A sign-in lasts at most this long, on the server and in the "Keep me signed in" cookie (days).
     REMEMBER_COOKIE_DURATION = timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", "14")))

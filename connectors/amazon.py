@@ -283,6 +283,12 @@ class AmazonConnector:
         self.lwa.close()
         self.upload.close()
 
+    def subscribe(self, callback_url: str, secret: str) -> str:
+        raise Permanent(
+            "Amazon sends its order notifications to AWS queues, not to a web address: "
+            "the hub reads its orders on a schedule"
+        )
+
     # -- the token ---------------------------------------------------------------------------------
 
     def _token(self) -> tuple[str, bool]:

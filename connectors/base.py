@@ -240,6 +240,12 @@ class MarketplaceConnector(Protocol):
         carrier as the seller named it; raises Permanent for a carrier the marketplace has no code for."""
         ...
 
+    def subscribe(self, callback_url: str, secret: str) -> str:
+        """Point the marketplace's order webhook at `callback_url`, proven with `secret`; asking again is
+        harmless. Returns what is registered, in a short sentence. Raises Permanent where the marketplace
+        has no webhook the hub can register through its API."""
+        ...
+
 
 class ShopConnector(Protocol):
     def close(self) -> None: ...

@@ -22,6 +22,7 @@ from connectors.http import Guard
 from connectors.n11 import N11Connector
 from connectors.registry import KINDS, Side
 from connectors.trendyol import TrendyolConnector
+from connectors.tsoft import TsoftConnector
 from connectors.woocommerce import WooCommerceConnector
 from models import Integration
 
@@ -31,7 +32,7 @@ MARKETPLACE_CONNECTORS = {
     "n11": N11Connector,
     "amazon": AmazonConnector,
 }
-SHOP_CONNECTORS = {"woocommerce": WooCommerceConnector}
+SHOP_CONNECTORS = {"woocommerce": WooCommerceConnector, "tsoft": TsoftConnector}
 
 
 def guard() -> Guard:

@@ -218,6 +218,9 @@ class HepsiburadaConnector:
     def close(self) -> None:
         self.http.close()
 
+    def subscribe(self, callback_url: str, secret: str) -> str:
+        raise Permanent("Hepsiburada registers webhooks only by a ticket to its integration support")
+
     # -- reading -----------------------------------------------------------------------------------
 
     def check(self) -> None:

@@ -119,6 +119,9 @@ class N11Connector:
     def close(self) -> None:
         self.http.close()
 
+    def subscribe(self, callback_url: str, secret: str) -> str:
+        raise Permanent("N11 sends no webhooks: the hub reads its orders on a schedule")
+
     def list_packages(
         self, start: datetime, end: datetime, page: int, size: int = MAX_PAGE_SIZE
     ) -> PackagePage:

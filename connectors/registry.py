@@ -15,8 +15,8 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from connectors import amazon, hepsiburada, n11, trendyol
-from connectors.base import Address
+from connectors import amazon, hepsiburada, n11, trendyol, tsoft, woocommerce
+from connectors.base import Address, WebhookNotice
 from sync.statuses import CanonicalStatus as S
 
 
@@ -49,6 +49,17 @@ class PayloadReader:
 
 
 @dataclass(frozen=True)
+class WebhookIntake:
+    """How a platform pushes its changes to the hub, where it does."""
+
+    # Checks the delivery's proof against the secret, then reads what it names; raises WebhookRefused.
+    read: Callable[[Mapping[str, str], bytes, str], WebhookNotice]
+    # The secret it proves itself with: the hub's own, made at registration (""), or one of the seller's
+    # credentials (Shopify signs with its app's client secret).
+    secret_credential: str = ""
+
+
+@dataclass(frozen=True)
 class ConnectorKind:
     key: str
     label: str
@@ -68,6 +79,10 @@ class ConnectorKind:
     # through them), and how a stored payload is read again.
     settable: tuple[S, ...] = ()
     payload: PayloadReader | None = None
+    # Its webhooks, registered from the panel through its API (None: the hub reads it by pulls only), and
+    # what the seller reads where it has none the hub can register.
+    webhooks: WebhookIntake | None = None
+    no_webhooks: LazyString | str = ""
     # Marketplaces: the payload keys holding identity and tax numbers, masked wherever a payload is shown.
     masked_keys: frozenset[str] = frozenset()
     # Marketplaces: how late a change may show in the listing, when longer than the hub's overlap: the
@@ -135,6 +150,7 @@ TRENDYOL = ConnectorKind(
     settable=tuple(trendyol.SETTABLE),  # Picking: Invoiced needs the real invoice number
     payload=PayloadReader(addresses=trendyol.addresses),
     masked_keys=frozenset({"identityNumber", "taxNumber"}),
+    webhooks=WebhookIntake(read=trendyol.read_webhook),
 )
 
 WOOCOMMERCE = ConnectorKind(
@@ -159,6 +175,7 @@ WOOCOMMERCE = ConnectorKind(
         "refunded": _l("Refunded"),
         "failed": _l("Failed"),
     },
+    webhooks=WebhookIntake(read=woocommerce.read_webhook),
     # WooCommerce has no "shipped": an order on its way is completed, as most Woo shops do it.
     default_status_map={
         S.AWAITING: "pending",
@@ -173,6 +190,28 @@ WOOCOMMERCE = ConnectorKind(
         S.UNSUPPLIED: "cancelled",
         S.RETURNED: "refunded",
     },
+)
+
+TSOFT = ConnectorKind(
+    key="tsoft",
+    label="T-Soft",
+    side=Side.SHOP,
+    base_url_help=_l(
+        "Your store's address, e.g. https://www.example-store.com (its web service is under /rest1)."
+    ),
+    credentials_help=_l(
+        "In the T-Soft panel, a web service user with the REST1 (Gelişmiş Web Servis) licence and permission "
+        "for the order methods; if the user is limited to some IP addresses, add the hub's."
+    ),
+    credential_fields=(
+        CredentialField("tsoft_user", _l("Web service user name"), secret=False),
+        # Sent in the form body, not a header: any printable character.
+        CredentialField("tsoft_password", _l("Web service password"), pattern=r"[^\x00-\x1f\x7f]+"),
+    ),
+    # A stock store's statuses; each store's own (its custom ones too) are read on the Statuses tab.
+    shop_statuses=dict(tsoft.STATUSES),
+    default_status_map=tsoft.DEFAULT_STATUS_MAP,
+    no_webhooks=_l("T-Soft sends no webhooks."),
 )
 
 N11 = ConnectorKind(
@@ -194,6 +233,7 @@ N11 = ConnectorKind(
     pull_overlap=timedelta(minutes=15),  # N11's advice: keep the cursor 15 minutes back
     payload=PayloadReader(addresses=n11.addresses),
     masked_keys=frozenset({"tcId", "taxId"}),
+    no_webhooks=_l("N11 sends no webhooks."),
     unavailable={
         "update_feedback": _l(
             "N11 takes the tracking number of your own carrier only through its old SOAP service, which the "
@@ -234,6 +274,7 @@ HEPSIBURADA = ConnectorKind(
     pull_overlap=timedelta(minutes=2),
     payload=PayloadReader(addresses=hepsiburada.addresses),
     masked_keys=hepsiburada.MASKED_KEYS,
+    no_webhooks=_l("Hepsiburada registers webhooks only by a ticket to its integration support."),
 )
 
 AMAZON = ConnectorKind(
@@ -286,6 +327,7 @@ AMAZON = ConnectorKind(
     min_pull_interval=180,
     payload=PayloadReader(addresses=amazon.addresses),
     masked_keys=amazon.MASKED_KEYS,
+    no_webhooks=_l("Amazon sends its order notifications to AWS queues, not to a web address."),
     unavailable={
         "approval_feedback": _l(
             "Amazon has no approval step: a paid order is to be shipped at once, and waits for its shipment."
@@ -294,7 +336,7 @@ AMAZON = ConnectorKind(
 )
 
 MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, HEPSIBURADA, N11, AMAZON)}
-SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE,)}
+SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE, TSOFT)}
 KINDS: Mapping[Side, Mapping[str, ConnectorKind]] = {Side.MARKETPLACE: MARKETPLACES, Side.SHOP: SHOPS}
 
 # One form serves every kind of a side, with a field per credential name: two kinds of a side cannot

@@ -7,6 +7,9 @@ fallback to the names Trendyol used before 2025-12-08. Every call carries the ma
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +25,8 @@ from connectors.base import (
     PackagePage,
     Permanent,
     Shipment,
+    WebhookNotice,
+    WebhookRefused,
 )
 from connectors.carriers import by_name
 from connectors.http import Guard, Outbound, json_body
@@ -121,6 +126,7 @@ class TrendyolConnector:
         if not self.seller_id.isascii() or not self.seller_id.isdigit():
             raise Permanent("the Trendyol seller ID must be a number", category="auth")
         self.base = f"{base_url.rstrip('/')}/order/sellers/{self.seller_id}"
+        self.webhooks = f"{base_url.rstrip('/')}/webhook/sellers/{self.seller_id}/webhooks"
         self.http = Outbound(
             guard,
             platform="Trendyol",
@@ -202,6 +208,30 @@ class TrendyolConnector:
         except UnreadablePackage as error:
             raise InvalidAnswer(f"Trendyol's copy of {what} cannot be read: {error}") from None
 
+    def subscribe(self, callback_url: str, secret: str) -> str:
+        """Trendyol's order webhook at `callback_url`, for every status, sent with `secret` as its API key
+        (`x-api-key`): created if the seller has none there, else brought up to date and activated (Trendyol
+        sets a webhook PASSIVE after 13 failed deliveries)."""
+        # No statuses listed: Trendyol subscribes the webhook to every one.
+        body = {
+            "url": callback_url,
+            "authenticationType": "API_KEY",
+            "apiKey": secret,
+            "subscribedStatuses": [],
+        }
+        existing = json_body(self.http.request("GET", self.webhooks), list, "Trendyol")
+        mine = next(
+            (hook for hook in existing if isinstance(hook, dict) and hook.get("url") == callback_url), None
+        )
+        if mine is None:
+            created = json_body(self.http.request("POST", self.webhooks, json=body), dict, "Trendyol")
+            return f"Trendyol webhook {_hook_id(created)} for every order status"
+        hook_id = _hook_id(mine)
+        self.http.request("PUT", f"{self.webhooks}/{hook_id}", json=body)
+        if mine.get("status") != "ACTIVE":
+            self.http.request("PUT", f"{self.webhooks}/{hook_id}/activate")
+        return f"Trendyol webhook {hook_id} for every order status"
+
     def approve(self, package_id: str, lines: Sequence[tuple[str, int]]) -> None:
         self.push_status(package_id, lines, S.PICKING)
 
@@ -239,6 +269,36 @@ class TrendyolConnector:
             f"{self.base}/shipment-packages/{package_id}/tracking-details",
             json={"cargoSenderNumber": tracking_number, "providerCode": code},
         )
+
+
+def _hook_id(hook: Mapping[str, Any]) -> str:
+    hook_id = hook.get("id")
+    if not isinstance(hook_id, str) or not hook_id or not hook_id.replace("-", "").isalnum():
+        raise InvalidAnswer("Trendyol's webhook has no id")
+    return hook_id
+
+
+def read_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> WebhookNotice:
+    """A delivery of Trendyol's order webhook: its API key (`x-api-key`, the secret the hub registered)
+    checked first, then the package it names. Trendyol sends the whole package each time its status
+    moves; the key is the package, its status and its last change, so the same change sent again is one."""
+    given = next((value for name, value in headers.items() if name.lower() == "x-api-key"), "")
+    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+        raise WebhookRefused("the x-api-key is missing or wrong")
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise WebhookRefused("the body is not JSON") from None
+    if not isinstance(raw, dict):
+        raise WebhookRefused("the body is not a package")
+    package_id = raw.get("shipmentPackageId", raw.get("id"))
+    if isinstance(package_id, bool) or not isinstance(package_id, int | str) or not str(package_id).isdigit():
+        return WebhookNotice(hashlib.sha256(body).hexdigest(), "", "")
+    status = str(raw.get("shipmentPackageStatus") or raw.get("status") or "")[:40]
+    key = f"{package_id}:{status}:{raw.get('lastModifiedDate', '')}"
+    if len(key) > 128:
+        key = hashlib.sha256(key.encode()).hexdigest()
+    return WebhookNotice(key, status, str(package_id))
 
 
 def parse_package(raw: Mapping[str, Any]) -> MarketplaceOrder:

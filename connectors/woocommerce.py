@@ -22,8 +22,12 @@ depends on it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -41,6 +45,8 @@ from connectors.base import (
     ShopLine,
     ShopOrder,
     ShopOrderPlan,
+    WebhookNotice,
+    WebhookRefused,
 )
 from connectors.http import Guard, Outbound, json_body
 
@@ -64,6 +70,10 @@ CORRECTION_NAME = "Pazaryeri tutar farkı"
 RATES: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 RATES_FOR = 600.0
 RATES_PAGES = 10
+# The webhooks the hub registers: an order created (by the seller, say) or changed in the shop.
+TOPICS = ("order.created", "order.updated")
+# What WooCommerce sends a delivery URL when a webhook is created or activated: no topic, no signature.
+PING = re.compile(rb"webhook_id=[0-9]{1,20}")
 # A tax rate bound to any of these applies to part of a country only.
 LOCAL_KEYS = ("state", "postcode", "city", "postcodes", "cities")
 
@@ -217,6 +227,38 @@ class WooCommerceConnector:
         orders = self._pages({"modified_after": _gmt(since), "orderby": "modified"})
         return [parse_order(raw) for raw in orders if _meta(raw).get(REFERENCE_KEY)]
 
+    def statuses(self) -> dict[str, str]:
+        """The store's order statuses with their names, custom ones (added by a plugin) too: WooCommerce
+        lists them, with their order counts, in its orders totals report."""
+        found = self._json("GET", "/reports/orders/totals", list)
+        names = {}
+        for entry in _objects(found):
+            slug, name = entry.get("slug"), entry.get("name")
+            if isinstance(slug, str) and slug and len(slug) <= 32 and isinstance(name, str):
+                names[slug] = name.strip()[:100] or slug
+        return names
+
+    def subscribe(self, callback_url: str, secret: str) -> str:
+        """The store's webhooks for orders created and updated, delivered to `callback_url` and signed with
+        `secret`: a missing one is created, one already there is given the secret again and activated
+        (WooCommerce disables a webhook after repeated failed deliveries)."""
+        existing = {
+            str(hook.get("topic")): hook
+            for hook in self._collection("/webhooks", {})
+            if hook.get("delivery_url") == callback_url
+        }
+        for topic in TOPICS:
+            hook = existing.get(topic)
+            body = {"status": "active", "secret": secret}
+            if hook is None:
+                body.update(name=f"OrderHub {topic}", topic=topic, delivery_url=callback_url)
+                self._json("POST", "/webhooks", dict, json=body)
+            elif isinstance(hook.get("id"), int) and not isinstance(hook.get("id"), bool):
+                self._json("PUT", f"/webhooks/{hook['id']}", dict, json=body)
+            else:
+                raise InvalidAnswer("WooCommerce's webhook list has a webhook without an id")
+        return f"WooCommerce webhooks for {' and '.join(TOPICS)}"
+
     def _pages(self, window: dict[str, str]) -> Iterator[dict[str, Any]]:
         """The orders in a date window, oldest first, a page at a time as they are read."""
         return self._collection("/orders", {**window, "dates_are_gmt": "true", "order": "asc"})
@@ -232,6 +274,31 @@ class WooCommerceConnector:
             if page >= _total_pages(response):
                 return
             page += 1
+
+
+def read_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> WebhookNotice:
+    """A WooCommerce webhook delivery: `X-WC-Webhook-Signature`, base64(HMAC-SHA256(raw body, secret)),
+    checked before anything is read. The ping WooCommerce sends when a webhook is created carries no
+    signature and names nothing: it is taken, and nothing is done with it. The key is the body's digest:
+    WooCommerce sends the whole order with its modification time, so the same change sent twice is one."""
+    named = {name.lower(): value for name, value in headers.items()}
+    topic = named.get("x-wc-webhook-topic", "")
+    if not topic and PING.fullmatch(body.strip()):
+        return WebhookNotice(hashlib.sha256(body).hexdigest(), "ping", "")
+    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+    if not secret or not hmac.compare_digest(expected, named.get("x-wc-webhook-signature", "").encode()):
+        raise WebhookRefused("the X-WC-Webhook-Signature is missing or wrong")
+    key = hashlib.sha256(body).hexdigest()
+    if not topic.startswith("order."):
+        return WebhookNotice(key, topic[:100], "")
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise WebhookRefused("the body is not JSON") from None
+    order_id = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(order_id, bool) or not isinstance(order_id, int):
+        return WebhookNotice(key, topic[:100], "")
+    return WebhookNotice(key, topic[:100], str(order_id))
 
 
 def _gmt(moment: datetime) -> str:

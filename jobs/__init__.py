@@ -15,7 +15,10 @@ from rq import Queue
 # keep orders coming in, and a pipeline that is never empty never starves the actions.
 PIPELINE = "pipeline"
 ACTIONS = "actions"
-QUEUE_NAMES = (PIPELINE, ACTIONS)
+# Webhook deliveries have a queue of their own: a change a platform pushed waits for one job of each of
+# the others at most, never behind a seller's long line of actions.
+HOOKS = "hooks"
+QUEUE_NAMES = (HOOKS, PIPELINE, ACTIONS)
 P = ParamSpec("P")
 R = TypeVar("R")
 

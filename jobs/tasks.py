@@ -14,10 +14,10 @@ from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 
 from extensions import db
-from jobs import ACTIONS, PIPELINE, job, queue, redis_connection
+from jobs import ACTIONS, HOOKS, PIPELINE, job, queue, redis_connection
 from models import Integration, IntegrationSettings, Notification, OrderAction
 from models.base import utcnow
-from sync import actions, backfill, notifications, pull, reconsider
+from sync import actions, backfill, notifications, pull, reconsider, webhooks
 from sync.guards import changed
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ def tick() -> None:
     dispatch(actions.stale_and_due(now))
     for backfill_id in backfill.stale(now):
         start_backfill(backfill_id)
+    for integration_id in webhooks.stale(now):
+        if hand_out_webhooks(integration_id):
+            webhooks.handed_out(integration_id, now)
     mails = [notification.id for notification in notifications.gather(now)]
     post(mails + [id_ for id_ in notifications.stale_and_due(now) if id_ not in mails])
 
@@ -111,6 +114,33 @@ def run_action(action_id: int) -> bool:
     if integration_id is not None:
         dispatch(actions.waiting(integration_id, utcnow()))
     return ran
+
+
+@job
+def handle_webhooks(integration_id: int) -> bool:
+    """The integration's waiting webhook deliveries; it comes back when one waits for its retry, or
+    while a sync cycle holds the integration."""
+    again = webhooks.handle(integration_id, dispatch)
+    if again is None:
+        return True
+    if again <= utcnow():  # more than one run's time waiting: the rest behind the jobs queued meanwhile
+        hand_out_webhooks(integration_id)
+    else:
+        _enqueue_at(again, f"hooks-{integration_id}", handle_webhooks, integration_id, queue_name=HOOKS)
+    return False
+
+
+def hand_out_webhooks(integration_id: int) -> bool:
+    """Queue the handling of an integration's deliveries, once (one still waiting is enough); False if
+    Redis is away, and the sweeper hands them out later."""
+    try:
+        _enqueue(HOOKS, f"hooks-{integration_id}", handle_webhooks, integration_id)
+    except RedisError as error:
+        log.warning(
+            "could not queue the webhooks of integration %s, the sweeper will: %s", integration_id, error
+        )
+        return False
+    return True
 
 
 @job

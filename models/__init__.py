@@ -15,6 +15,7 @@ from models.order import (
     TransferState,
 )
 from models.product import Product
+from models.webhook import WebhookDelivery
 
 __all__ = [
     "Account",
@@ -39,4 +40,5 @@ __all__ = [
     "StatusColor",
     "StatusMap",
     "TransferState",
+    "WebhookDelivery",
 ]

@@ -64,6 +64,20 @@ class Integration(Model):
     pull_failures: Mapped[int] = mapped_column(default=0)
     # While one worker syncs this integration, no other does.
     pull_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Webhooks: the integration's address at the hub (/webhooks/<token>/<side>, not a secret: the platforms
+    # prove themselves with the secret, which is), and what each side registered, when.
+    webhook_token: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    marketplace_webhooks: Mapped[str | None] = mapped_column(sa.String(500))
+    marketplace_webhooks_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    shop_webhooks: Mapped[str | None] = mapped_column(sa.String(500))
+    shop_webhooks_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Deliveries refused for a wrong proof: how many, the last one's time (a secret changed elsewhere).
+    webhooks_refused: Mapped[int] = mapped_column(default=0)
+    webhook_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The shop's statuses as it names them (its custom ones too), read from the shop: status → name.
+    shop_status_names: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
+    shop_statuses_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -101,6 +115,39 @@ class Integration(Model):
 
     def set_credentials(self, side: Side, values: dict[str, str]) -> None:
         setattr(self, f"{side}_credentials_encrypted", encrypt_json(values))
+
+    def webhook_secret(self) -> str:
+        """The secret the platforms sign (or authenticate) the webhooks with, made at the first
+        registration; for connectors and the intake, never for templates."""
+        return decrypt_json(self.webhook_secret_encrypted).get("secret", "")
+
+    def webhooks_at(self, side: Side) -> datetime | None:
+        """When this side's webhooks were registered (None: the side is read by pulls only)."""
+        moment: datetime | None = getattr(self, f"{side}_webhooks_at")
+        return moment
+
+    def forget_webhooks(self, side: Side) -> None:
+        """This side's webhooks are no longer known to reach the hub (another account, another shop)."""
+        setattr(self, f"{side}_webhooks", None)
+        setattr(self, f"{side}_webhooks_at", None)
+        if side is Side.SHOP:
+            self.shop_status_names = self.shop_statuses_read_at = None
+
+    def shop_status_choices(self) -> dict[str, str]:
+        """The shop statuses the seller can choose from: as read from the shop, else the kind's own set;
+        a status the seller chose before that the shop no longer lists stays, so nothing is lost."""
+        names = {key: str(value) for key, value in self.shop.shop_statuses.items()}
+        if self.shop_status_names:
+            names = dict(self.shop_status_names)
+        for chosen in self.status_map().values():
+            names.setdefault(chosen, chosen)
+        return names
+
+    def shop_status_name(self, status: str) -> str:
+        """A shop status as the seller knows it: the shop's own name where it was read."""
+        if self.shop_status_names and status in self.shop_status_names:
+            return self.shop_status_names[status]
+        return self.shop.status_name(status)
 
     def status_color_map(self) -> dict[CanonicalStatus, str]:
         colors = dict(self.kind(Side.MARKETPLACE).status_colors)

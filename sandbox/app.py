@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template_string, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from sandbox import amazon, hepsiburada, n11, shopify, tsoft
+from sandbox import amazon, hepsiburada, hooks, n11, shopify, tsoft
 from sandbox.state import SELLER_STATUSES, Refused, World, now_ms, shop_public
 
 TRENDYOL = "/trendyol/integration/order/sellers/<seller_id>"
@@ -270,6 +271,19 @@ def create_sandbox(world: World | None = None) -> Flask:
         with world.lock:
             return jsonify([{"slug": "standard", "name": "Standard rate"}, *world.taxes.classes])
 
+    @app.get(f"{WOO}/reports/orders/totals")
+    def woo_order_totals() -> ResponseReturnValue:
+        """The orders totals report: every order status of the store (its custom ones too), with its name
+        and how many orders have it."""
+        woo_auth()
+        with world.lock:
+            counts = Counter(order["status"] for order in world.shop_orders.values())
+            statuses = dict(world.shop_statuses)
+        return jsonify(
+            [{"slug": slug, "name": name, "total": counts[slug]} for slug, name in statuses.items()]
+        )
+
+    hooks.register(app, world, trendyol_auth, woo_auth)
     n11.register(app, world)
     hepsiburada.register(app, world)
     amazon.register(app, world)

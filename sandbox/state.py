@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from sandbox import generator
 from sandbox.amazon import AmazonMarket
 from sandbox.hepsiburada import HepsiburadaMarket
+from sandbox.hooks import Hooks
 from sandbox.n11 import N11Market
 from sandbox.shopify import ShopifyShop
 from sandbox.tsoft import TsoftShop
@@ -37,7 +38,17 @@ FORWARD = (
 )
 FINAL = ("Delivered", "Cancelled", "UnSupplied", "Returned", "UnDelivered")
 SELLER_STATUSES = ("Picking", "Invoiced")
-WOO_STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed")
+# WooCommerce's own order statuses and names; a store may have more (a plugin's): `World.shop_statuses`.
+WOO_STATUS_NAMES = {
+    "pending": "Pending payment",
+    "processing": "Processing",
+    "on-hold": "On hold",
+    "completed": "Completed",
+    "cancelled": "Cancelled",
+    "refunded": "Refunded",
+    "failed": "Failed",
+    "checkout-draft": "Draft",
+}
 
 # The shop's tax classes and KDV rates, as a Turkish store keeps them: 20 % at the standard class, 10 % at
 # WooCommerce's "Reduced rate", 1 % at a class of its own, 0 % (exempt) at WooCommerce's "Zero rate". The
@@ -238,12 +249,16 @@ class World:
     amazon: AmazonMarket = field(default_factory=AmazonMarket)  # sandbox/amazon.py
     shopify: ShopifyShop = field(default_factory=ShopifyShop)  # sandbox/shopify.py
     tsoft: TsoftShop = field(default_factory=TsoftShop)  # sandbox/tsoft.py
+    hooks: Hooks = field(default_factory=Hooks)  # Trendyol's and WooCommerce's webhooks (sandbox/hooks.py)
+    # The shop's order statuses (slug → name): WooCommerce's, and any a test adds as a plugin would.
+    shop_statuses: dict[str, str] = field(default_factory=lambda: dict(WOO_STATUS_NAMES))
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
         self.rng = random.Random(self.seed)
         self.webhooks = WebhookSender(self.faults)  # the platforms' webhooks go out through it
         self.shopify.webhooks = self.webhooks
+        self.hooks.sender = self.webhooks
         self._package_ids = itertools.count(3_100_000_001)
         self._line_ids = itertools.count(77_000_001)
         self._order_numbers = itertools.count(10_400_000_001)
@@ -289,6 +304,7 @@ class World:
                 "amazon": self.amazon.snapshot(),
                 "shopify": self.shopify.snapshot(),
                 "tsoft": self.tsoft.snapshot(),
+                "hooks": self.hooks.snapshot(),
             }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -310,6 +326,8 @@ class World:
                 self.shopify.restore(state["shopify"])
             if "tsoft" in state:
                 self.tsoft.restore(state["tsoft"])
+            if "hooks" in state:
+                self.hooks.restore(state["hooks"])
 
     def save(self, path: Path, last: str = "") -> str:
         """Write the snapshot to `path` unless it is `last` (what was written before), whole or not at
@@ -377,6 +395,7 @@ class World:
             }
             self._price(package)
             self.packages[package_id] = package
+            self.hooks.push_package(package)
             return package
 
     def _line(self, product: generator.Product, quantity: int) -> dict[str, Any]:
@@ -425,6 +444,7 @@ class World:
             package["cargoTrackingLink"] = (
                 f"https://kargotakip.trendyol.com/?token={package['shipmentPackageId']}"
             )
+        self.hooks.push_package(package)
 
     def cancel_lines(
         self, package: dict[str, Any], line_ids: set[int], quantities: Mapping[int, int] | None = None
@@ -458,6 +478,7 @@ class World:
             }
             self._price(successor)
             self.packages[successor["shipmentPackageId"]] = successor
+            self.hooks.push_package(successor)
         package["lines"] = gone
         self._price(package)  # the cancelled package's totals are those of what was cancelled
         package["lines"] = {"cancelled": gone, "all": before, "none": []}[self.faults.cancelled_package_lists]
@@ -529,7 +550,7 @@ class World:
         sent for them. Raises `Refused` for what WooCommerce turns down, and stores nothing then."""
         with self.lock:
             status = body.get("status") or ("processing" if body.get("set_paid") else "pending")
-            if status not in WOO_STATUSES:
+            if status not in self.shop_statuses:
                 raise Refused("rest_invalid_param", "Invalid parameter(s): status")
             order: dict[str, Any] = {
                 "status": status,
@@ -560,6 +581,7 @@ class World:
                 _modified_ms=stamp,
             )
             self.shop_orders[order_id] = order
+            self.hooks.push_order(shop_public(order), "created")
             return order
 
     def update_shop_order(self, order: dict[str, Any], body: dict[str, Any]) -> None:
@@ -579,6 +601,7 @@ class World:
             order.clear()
             order.update(draft)
             self.touch(order)
+            self.hooks.push_order(shop_public(order), "updated")
 
     def _update_meta(self, entries: list[dict[str, Any]], posted: list[dict[str, Any]] | None) -> None:
         """WooCommerce's update_meta_data(): a key already there takes the new value, a new key is added."""
@@ -757,7 +780,7 @@ class World:
         return lines
 
     def set_shop_status(self, order: dict[str, Any], status: str) -> None:
-        if status not in WOO_STATUSES:
+        if status not in self.shop_statuses:
             raise Refused("rest_invalid_param", "Invalid parameter(s): status")
         order["status"] = status
         self.touch(order)

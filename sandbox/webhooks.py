@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -62,24 +62,40 @@ class WebhookSender:
         self.pending = 0
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook")
         self._client: httpx.Client | None = None  # made at the first delivery: most worlds send none
+        # Held rather than sent, for a test that hands them to the hub itself (`release`).
+        self.hold = False
+        self.held: list[tuple[Delivery, bool]] = []
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], proof: tuple[str, ...] = ()) -> None:
         """Send a delivery (later, from a sender thread), with whatever the knobs make of it."""
         faults = self.faults
-        with self.lock:
-            roll = self.rng.random()
-            if roll < faults.webhook_drop_rate:
-                return
-            copies = 2 if self.rng.random() < faults.webhook_duplicate_rate else 1
-            forged = self.rng.random() < faults.webhook_forged_rate
-            delays = [self.rng.uniform(0, faults.webhook_delay_ms / 1000) for _ in range(copies + forged)]
-            self.pending += copies + forged
         delivery = Delivery(url, body, dict(headers), proof)
-        for index in range(copies):
-            self.pool.submit(self._send, delivery, delays[index], False)
-        if forged:
-            bad = {**delivery.headers, **{name: "forged" + name[:4] for name in proof}}
-            self.pool.submit(self._send, Delivery(url, body, bad, proof), delays[-1], True)
+        with self.lock:
+            if self.rng.random() < faults.webhook_drop_rate:
+                return
+            copies = [(delivery, False)] * (2 if self.rng.random() < faults.webhook_duplicate_rate else 1)
+            if self.rng.random() < faults.webhook_forged_rate:
+                wrong = {**delivery.headers, **{name: "forged" + name[:4] for name in proof}}
+                copies.append((Delivery(url, body, wrong, proof), True))
+            if self.hold:
+                self.held.extend(copies)
+                return
+            delays = [self.rng.uniform(0, faults.webhook_delay_ms / 1000) for _ in copies]
+            self.pending += len(copies)
+        for (each, forged), delay in zip(copies, delays, strict=True):
+            self.pool.submit(self._send, each, delay, forged)
+
+    def release(self, send: Callable[[Delivery], int]) -> list[Sent]:
+        """Held deliveries (`hold`), handed to `send` in the test's own thread, in the order they were
+        made, or shuffled when the knob holds them back at random; what each got back."""
+        with self.lock:
+            held, self.held = self.held, []
+            if self.faults.webhook_delay_ms:
+                self.rng.shuffle(held)
+        sent = [Sent(delivery.url, send(delivery), 1, forged) for delivery, forged in held]
+        with self.lock:
+            self.sent.extend(sent)
+        return sent
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Until every delivery is done (sent, or given up); False if `timeout` passed first."""
@@ -102,13 +118,11 @@ class WebhookSender:
             if delay:
                 time.sleep(delay)
             status, attempts = 0, 0
-            for attempts in range(1, 1 if forged else ATTEMPTS + 1):  # a forger does not insist
+            for attempts in range(1, ATTEMPTS + 1):  # a forger does not insist
                 status = self._once(delivery)
-                if 200 <= status < 300:
+                if forged or 200 <= status < 300 or attempts == ATTEMPTS:
                     break
                 time.sleep(FIRST_BACKOFF * 2 ** (attempts - 1))
-            if forged:
-                status, attempts = self._once(delivery), 1
             with self.lock:
                 self.sent.append(Sent(delivery.url, status, attempts, forged))
         finally:

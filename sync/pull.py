@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 
-from connectors.base import ConnectorError, MarketplaceConnector, PackagePage, RateLimited, Retryable
+from connectors.base import (
+    ConnectorError,
+    MarketplaceConnector,
+    PackagePage,
+    RateLimited,
+    Retryable,
+    ShopOrder,
+)
 from connectors.factory import marketplace_for, shop_for
+from connectors.registry import Side
 from extensions import db
 from models import Integration, Order, OrderAction
 from models.base import utcnow
@@ -47,19 +55,8 @@ def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> S
     pull moves orders to the shop while it reads, and keeps nothing per order from page to page;
     without it the actions are kept on the outcome for the caller.
     """
-    config = current_app.config
     now = utcnow()
-    lease = timedelta(seconds=config["PULL_LEASE_SECONDS"])
-    claimed = changed(
-        sa.update(Integration)
-        .where(
-            Integration.id == integration_id,
-            sa.or_(Integration.pull_lease_until.is_(None), Integration.pull_lease_until < now),
-        )
-        .values(pull_lease_until=now + lease)
-    )
-    db.session.commit()
-    if not claimed:
+    if not claim(integration_id, now):
         return SyncOutcome()
     integration = db.session.get_one(Integration, integration_id)
     outcome = SyncOutcome(ran=True)
@@ -67,11 +64,7 @@ def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> S
         settings = integration.settings.to_domain()
         if integration.active and settings.retrieve_orders:
             _pull(integration, outcome, dispatch)
-        if (
-            integration.active
-            and integration.own_shipping_agreement
-            and (settings.reverse_flow or settings.update_feedback)
-        ):
+        if integration.active and reads_shop(integration):
             _poll_shop(integration, outcome)
     finally:
         db.session.rollback()  # whatever an error left half done; each step above committed its own work
@@ -81,6 +74,22 @@ def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> S
         db.session.execute(sa.update(Integration).where(Integration.id == integration_id).values(**values))
         db.session.commit()
     return outcome
+
+
+def claim(integration_id: int, now: datetime) -> bool:
+    """Take the integration's pull lease, if no one holds it: one sync cycle, import or webhook run at a
+    time reads and ingests an integration. Committed."""
+    lease = timedelta(seconds=current_app.config["PULL_LEASE_SECONDS"])
+    claimed = changed(
+        sa.update(Integration)
+        .where(
+            Integration.id == integration_id,
+            sa.or_(Integration.pull_lease_until.is_(None), Integration.pull_lease_until < now),
+        )
+        .values(pull_lease_until=now + lease)
+    )
+    db.session.commit()
+    return claimed
 
 
 @dataclass
@@ -247,10 +256,27 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
 
 def interval(integration: Integration) -> timedelta:
     """Time between pulls: the seller's interval, or the marketplace's least where its rate limits allow
-    fewer reads (an interval saved before the marketplace said so, too). MARKETPLACE_PULL_FLOORS off
-    (the e2e run, against the sandbox) leaves the seller's."""
-    floor = integration.marketplace.min_pull_interval if current_app.config["MARKETPLACE_PULL_FLOORS"] else 0
+    fewer reads (an interval saved before the marketplace said so, too); at least WEBHOOK_PULL_INTERVAL
+    where every side the cycle reads pushes its changes, so pulls only reconcile. MARKETPLACE_PULL_FLOORS
+    off (the e2e run, against the sandbox) leaves the seller's."""
+    config = current_app.config
+    floor = integration.marketplace.min_pull_interval if config["MARKETPLACE_PULL_FLOORS"] else 0
+    if pushed(integration):
+        floor = max(floor, config["WEBHOOK_PULL_INTERVAL"])
     return timedelta(seconds=max(integration.pull_interval, floor))
+
+
+def pushed(integration: Integration) -> bool:
+    """Whether every side the sync cycle reads has its webhooks registered."""
+    settings = integration.settings.to_domain()
+    reads = {Side.MARKETPLACE: settings.retrieve_orders, Side.SHOP: reads_shop(integration)}
+    return any(reads.values()) and all(integration.webhooks_at(side) for side, read in reads.items() if read)
+
+
+def reads_shop(integration: Integration) -> bool:
+    """Whether the cycle reads the shop: the reverse flow's eyes, for an own shipping agreement."""
+    settings = integration.settings.to_domain()
+    return integration.own_shipping_agreement and (settings.reverse_flow or settings.update_feedback)
 
 
 def _rereads_overlap(integration: Integration, now: datetime) -> bool:
@@ -309,11 +335,29 @@ def _poll_shop(integration: Integration, outcome: SyncOutcome) -> None:
         log.warning("shop poll of integration %s failed: %s", integration.id, error)
         outcome.error = str(error)
         return
+    outcome.actions.extend(shop_changes(integration, changes, outcome=outcome).actions)
+    seen = [order.modified_at for order in changes if order.modified_at]
+    integration.shop_cursor = max([*seen, integration.shop_cursor or now])
+    db.session.commit()
+
+
+def shop_changes(
+    integration: Integration, changes: Sequence[ShopOrder], *, outcome: SyncOutcome | None = None
+) -> ShopChanges:
+    """What the seller changed in the shop, from its orders as the shop has them now (a poll's, or the
+    one a webhook named): each status or tracking code that differs from what the hub last saw is an
+    event for the decision table. An order an action is writing right now is left (`busy`): what the
+    action writes is the hub's own, and the next look sees the rest."""
+    now = utcnow()
     settings = integration.settings.to_domain()
+    result = ShopChanges()
     for shop_order in changes:
         order = _live_order(integration, shop_order.reference)
-        if order is None or (order.lease_until and order.lease_until > now):
-            continue  # not ours, or an action is writing it right now: the overlap brings it back
+        if order is None:
+            continue  # not ours
+        if order.lease_until and order.lease_until > now:
+            result.busy.append(shop_order.shop_id)
+            continue
         events = []
         if shop_order.status != order.shop_status:
             moved = {"shop_from": order.shop_status, "shop_to": shop_order.status}
@@ -334,11 +378,18 @@ def _poll_shop(integration: Integration, outcome: SyncOutcome) -> None:
                 transferred=True,
                 other_side_pending=bool(open_actions(order, TO_SHOP)),
             )
-            outcome.actions.extend(enqueue(order, decide(settings, facts)))
-            outcome.shop_changes += 1
-    seen = [order.modified_at for order in changes if order.modified_at]
-    integration.shop_cursor = max([*seen, integration.shop_cursor or now])
-    db.session.commit()
+            result.actions.extend(enqueue(order, decide(settings, facts)))
+            if outcome is not None:
+                outcome.shop_changes += 1
+    return result
+
+
+@dataclass
+class ShopChanges:
+    """The actions the shop's changes call for, and the shop orders left for an action writing them."""
+
+    actions: list[OrderAction] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
 
 
 def _live_order(integration: Integration, reference: str) -> Order | None:

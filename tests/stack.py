@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -29,6 +30,7 @@ from mailsink import MailSink, serve
 from models import ActionState, Integration, Order, OrderAction, TransferState
 from models.base import utcnow
 from sandbox.state import World
+from sync.webhooks import register
 from tests.conftest import make_account, make_config
 from tests.markets import TRENDYOL, Market
 from tests.pipeline import free_port
@@ -205,10 +207,13 @@ def running_stack(
     database: str | None = None,
     timings: dict[str, str] | None = None,
     markets: Sequence[Market] = (TRENDYOL,),
+    webhooks: bool = False,
     **settings: object,
 ) -> Iterator[Stack]:
     """Redis, a mail sink, the sandbox, one integration per marketplace of `markets` joined to it with
     `settings` on, `workers` worker processes and the scheduler; the app's context is open while it runs.
+    `webhooks`: the web process too (`flask run`, the platforms' webhooks' address), and every side's
+    webhooks registered where its platform has them.
 
     `database` is shared by all (default: TEST_DATABASE_URL, else a SQLite file in `tmp_path`); `timings`
     are the hub's settings the processes run with (default QUICK), the hub's defaults for the rest.
@@ -217,7 +222,9 @@ def running_stack(
     redis.start()
     try:
         with mail_sink(tmp_path / "mail") as (sink, mail_port):
-            yield from _stack(tmp_path, redis, sink, mail_port, workers, database, timings, markets, settings)
+            yield from _stack(
+                tmp_path, redis, sink, mail_port, workers, database, timings, markets, webhooks, settings
+            )
     finally:
         redis.stop()
 
@@ -248,11 +255,15 @@ def _stack(
     database: str | None,
     timings: dict[str, str] | None,
     markets: Sequence[Market],
+    webhooks: bool,
     settings: dict[str, object],
 ) -> Iterator[Stack]:
     # The processes share one database: PostgreSQL, or a SQLite file (not the in-memory one).
     database = database or os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
+    web_port = free_port()
+    public_url = f"http://127.0.0.1:{web_port}"
     config = make_config(
+        PUBLIC_URL=public_url,
         REDIS_URL=redis.url,
         MAIL_PORT=mail_port,
         MAIL_SINK_DIR=str(tmp_path / "mail"),
@@ -275,6 +286,9 @@ def _stack(
         # The sandbox and the fakes listen on loopback ports chosen at random.
         "OUTBOUND_ALLOWLIST": "127.0.0.1",
         "MAIL_PORT": str(mail_port),
+        "PUBLIC_URL": public_url,
+        # The platforms' deliveries come from one address (the sandbox's): no cap on them here.
+        "WEBHOOK_RATE_LIMIT": "100000 per minute",
         **(QUICK if timings is None else timings),
     }
     with app.app_context(), serve_sandbox(World(seed=11)) as sandbox:
@@ -297,12 +311,26 @@ def _stack(
                 stack.workers.append(f"worker-{number}")
                 stack.start(f"worker-{number}", "worker")
             stack.start("cron", "cron")
+            if webhooks:
+                stack.start("web", "run", "--host", "127.0.0.1", "--port", str(web_port))
+                stack.wait_for("the web process", functools.partial(_answers, public_url))
+                for integration in integrations:
+                    problems = register(integration)
+                    assert not problems, f"webhooks not registered: {problems}"
             yield stack
         finally:
             stack.stop_all()
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/login", timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def exactly_once(stack: Stack, package_ids: Sequence[str]) -> None:

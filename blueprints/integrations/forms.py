@@ -463,7 +463,8 @@ class StatusMapForm(FlaskForm):
         return [(status, self[STATUS_FIELD_PREFIX + status.value]) for status in CanonicalStatus]
 
 
-def _status_map_form(statuses: Mapping[str, LazyString | str]) -> type[StatusMapForm]:
+def status_map_form(statuses: Mapping[str, LazyString | str]) -> type[StatusMapForm]:
+    """The Statuses tab's form, its choices the shop's statuses (as read from the shop, or its kind's)."""
     fields = {
         STATUS_FIELD_PREFIX + status.value: SelectField(
             STATUS_LABELS[status],
@@ -473,9 +474,3 @@ def _status_map_form(statuses: Mapping[str, LazyString | str]) -> type[StatusMap
         for status in CanonicalStatus
     }
     return type("StatusMapForm", (StatusMapForm,), fields)
-
-
-# One form class per shop kind, built once: its choices are that shop's statuses.
-STATUS_MAP_FORMS: dict[str, type[StatusMapForm]] = {
-    kind.key: _status_map_form(kind.shop_statuses) for kind in SHOPS.values()
-}

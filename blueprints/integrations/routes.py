@@ -20,13 +20,13 @@ from blueprints.integrations.forms import (
     COLOR_FIELD_PREFIX,
     SECTIONS,
     STATUS_FIELD_PREFIX,
-    STATUS_MAP_FORMS,
     ActiveForm,
     ColorsForm,
     IntegrationForm,
     Section,
     SectionForm,
     credential_field_name,
+    status_map_form,
 )
 from blueprints.integrations.labels import field_label, value_label
 from connectors.base import Blocked, ConnectorError
@@ -216,7 +216,7 @@ def _connection_problem(platform: str, error: ConnectorError) -> str:
 def statuses(integration_id: int) -> ResponseReturnValue:
     """The Statuses tab: the shop status for each order status, prefilled with the shop's defaults."""
     integration = _get_integration(integration_id)
-    form_class = STATUS_MAP_FORMS[integration.shop_kind]
+    form_class = status_map_form(integration.shop_status_choices())
     current = integration.status_map()
     form = form_class(data={STATUS_FIELD_PREFIX + status.value: value for status, value in current.items()})
     if form.validate_on_submit():
@@ -424,6 +424,7 @@ def _fill(integration: Integration, form: IntegrationForm) -> None:
     if integration.id is None:
         integration.marketplace_kind = form.marketplace_kind.data
         integration.shop_kind = form.shop_kind.data
+    moved = {side for side in Side if getattr(integration, f"{side}_base_url") != new[f"{side}_base_url"]}
     for name, value in new.items():
         if integration.id is not None and getattr(integration, name) != value:
             integration.log_change(actor, name, getattr(integration, name), value)
@@ -439,6 +440,9 @@ def _fill(integration: Integration, form: IntegrationForm) -> None:
             integration.set_credentials(side, values)
             if integration.id is not None:
                 integration.log_change(actor, f"{side}_credentials", "", REPLACED)
+            moved.add(side)
+    for side in moved:  # webhooks registered with another account or shop are not this one's
+        integration.forget_webhooks(side)
     if not integration.own_shipping_agreement and integration.settings is not None:
         integration.change_settings(without_own_shipping(integration.settings.to_domain()), actor)
     if integration.settings is not None:  # what the marketplace cannot do is off, and says so

@@ -56,7 +56,6 @@ from blueprints.auth.forms import EmptyForm
 from blueprints.orders import bp
 from blueprints.orders.listing import Filters, conditions
 from blueprints.orders.routes import account_integrations, order_words
-from connectors.registry import ConnectorKind
 from extensions import db, hx
 from jobs.exports import queue_export
 from jobs.tasks import job_state
@@ -110,7 +109,9 @@ COLUMNS = (
     Column(
         lambda: _("Shop status"),
         lambda order, sheet: (
-            sheet.shops[order.integration_id].status_name(order.shop_status) if order.shop_status else None
+            sheet.shops[order.integration_id].shop_status_name(order.shop_status)
+            if order.shop_status
+            else None
         ),
         14,
     ),
@@ -137,7 +138,7 @@ class Sheet:
 
     names: dict[int, str]
     marketplaces: dict[int, str]
-    shops: dict[int, ConnectorKind]
+    shops: dict[int, Integration]
     transfer_labels: dict[str, str]
 
     def __init__(
@@ -154,7 +155,7 @@ class Sheet:
         self.marketplaces = {
             integration.id: str(integration.marketplace.label) for integration in integrations
         }
-        self.shops = {integration.id: integration.shop for integration in integrations}
+        self.shops = {integration.id: integration for integration in integrations}
         self.transfer_labels = {
             state: str(label)
             for state, label in cast(dict[str, str], order_words()["transfer_labels"]).items()

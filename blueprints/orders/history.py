@@ -20,8 +20,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from blueprints.errors import ERROR_CATEGORIES
-from connectors.registry import ConnectorKind
-from models import Order, OrderEvent
+from models import Integration, Order, OrderEvent
 from sync.actions import IN_THE_SHOP
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
 
@@ -49,8 +48,10 @@ class Line:
     technical: str = ""
 
 
-def lines(events: Sequence[OrderEvent], shop: ConnectorKind, action_labels: dict[str, str]) -> list[Line]:
-    translate = _translator(shop, action_labels)
+def lines(
+    events: Sequence[OrderEvent], integration: Integration, action_labels: dict[str, str]
+) -> list[Line]:
+    translate = _translator(integration, action_labels)
     return [_line(event, translate) for event in events]
 
 
@@ -66,7 +67,7 @@ def _line(event: OrderEvent, translate: Callable[[str, Any], Any]) -> Line:
     return Line(event, _(event.summary, **shown), technical)
 
 
-def _translator(shop: ConnectorKind, action_labels: dict[str, str]) -> Callable[[str, Any], Any]:
+def _translator(integration: Integration, action_labels: dict[str, str]) -> Callable[[str, Any], Any]:
     def translate(name: str, value: Any) -> Any:
         if value is None:
             return "–"
@@ -74,7 +75,7 @@ def _translator(shop: ConnectorKind, action_labels: dict[str, str]) -> Callable[
             status = _canonical(value)
             return status.label if status is not None else value
         if name in ("shop_status", "shop_from", "shop_to"):
-            return shop.status_name(str(value))
+            return integration.shop_status_name(str(value))
         if name == "action":
             return action_labels.get(str(value), value)
         if name == "category":

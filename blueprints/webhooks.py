@@ -1,0 +1,93 @@
+"""Where the platforms push their changes: one address per integration and side, no sign-in, no CSRF.
+
+A delivery is proven first (a signature over the raw body, or the password or API key the hub
+registered), before any of it is read; then kept in the inbox (`WebhookDelivery`, unique on the
+platform's key, so a delivery sent again is kept once) and answered at once. A worker reads the order it
+names from the platform and takes it through the same ingest and decision table as a pull
+(`sync/webhooks.py`).
+
+The answers: 200 for a delivery kept, sent again, or naming nothing the hub follows (a ping); 401 for a
+wrong proof (the platform's retries and its failure count then tell the seller, and the integration
+counts it); 404 for an address no integration has, or a side whose platform the hub takes no webhooks
+from; 413 for a body past WEBHOOK_MAX_BYTES; 429 past WEBHOOK_RATE_LIMIT.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from connectors.base import WebhookRefused
+from connectors.registry import Side
+from extensions import csrf, db, limiter
+from jobs.tasks import hand_out_webhooks
+from models import Integration, WebhookDelivery
+from models.base import utcnow
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+log = logging.getLogger(__name__)
+
+
+def _limit() -> str:
+    return str(current_app.config["WEBHOOK_RATE_LIMIT"])
+
+
+def _address() -> str:
+    args = request.view_args or {}
+    return f"webhook:{args.get('token', '')}:{args.get('side', '')}"
+
+
+@bp.post("/<token>/<side>")
+@csrf.exempt
+@limiter.limit(_limit, key_func=_address)
+def receive(token: str, side: str) -> ResponseReturnValue:
+    if side not in tuple(Side) or len(token) > 64:
+        abort(404)
+    integration = db.session.scalar(sa.select(Integration).where(Integration.webhook_token == token))
+    if integration is None:
+        abort(404)
+    intake = integration.kind(Side(side)).webhooks
+    if intake is None:
+        abort(404)
+    request.max_content_length = current_app.config["WEBHOOK_MAX_BYTES"]
+    body = request.get_data(cache=False)
+    if intake.secret_credential:
+        secret = integration.credentials(Side(side)).get(intake.secret_credential, "")
+    else:
+        secret = integration.webhook_secret()
+    try:
+        notice = intake.read(dict(request.headers), body, secret)
+    except WebhookRefused as refused:
+        db.session.execute(
+            sa.update(Integration)
+            .where(Integration.id == integration.id)
+            .values(webhooks_refused=Integration.webhooks_refused + 1, webhook_refused_at=utcnow())
+        )
+        db.session.commit()
+        log.warning("webhook for integration %s (%s) refused: %s", integration.id, side, refused)
+        return jsonify(error="the delivery's signature or key is wrong"), 401
+    # A paused integration takes its platforms' deliveries (so they do not count it as failing) and
+    # does nothing with them: its first pull after it is switched on brings what changed.
+    if not notice.subject or not integration.active:
+        return jsonify(received=True)
+    now = utcnow()
+    delivery = WebhookDelivery(
+        integration_id=integration.id,
+        side=side,
+        key=notice.key[:128],
+        topic=notice.topic[:100],
+        subject=notice.subject[:64],
+        received_at=now,
+        enqueued_at=now,
+    )
+    db.session.add(delivery)
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()  # sent before: kept once, and handled once
+        return jsonify(received=True)
+    hand_out_webhooks(integration.id)
+    return jsonify(received=True)

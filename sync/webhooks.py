@@ -1,0 +1,233 @@
+"""The webhook inbox's worker: each waiting delivery's order read again from its platform, and taken
+through the same path as a pull's (`ingest` for a marketplace package, `shop_changes` for a shop order).
+
+A delivery is a hint: the order is read as the platform holds it now, so deliveries late, out of order
+or sent twice change nothing a newer one did, and a webhook and a pull of one change do it once (ingest
+and the shop's comparison see no news the second time). The run holds the integration's pull lease, as a
+sync cycle and an import do, so the three never ingest the same packages at once; while one of them holds
+it, the deliveries wait a moment. Several waiting deliveries naming one order read it once.
+
+A delivery whose order could not be read (the platform failed) is tried again with backoff, up to
+WEBHOOK_ATTEMPTS times; after that, or for a refusal, the next pull brings the change: nothing is lost,
+and the seller's pulls go on as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from connectors.base import ConnectorError, MarketplaceOrder, ShopOrder
+from connectors.factory import marketplace_for, shop_for
+from connectors.registry import Side
+from extensions import db
+from models import Integration, OrderAction, WebhookDelivery
+from models.base import utcnow
+from models.crypto import encrypt_json
+from sync.guards import backoff
+from sync.history import Dispatch
+from sync.ingest import ingest
+from sync.pull import claim, reads_shop, shop_changes
+
+log = logging.getLogger(__name__)
+BATCH = 200
+
+
+def handle(integration_id: int, dispatch: Dispatch) -> datetime | None:
+    """Handle the integration's waiting deliveries, for up to SYNC_TIME_BUDGET seconds; returns when to
+    come back (a sync cycle held the integration, a delivery waits for its retry, more is waiting), or
+    None when nothing waits."""
+    config = current_app.config
+    now = utcnow()
+    claimed = claim(integration_id, now)
+    if not claimed:
+        return now + timedelta(seconds=config["WEBHOOK_BUSY_SECONDS"])
+    deadline = time.monotonic() + config["SYNC_TIME_BUDGET"]
+    try:
+        integration = db.session.get_one(Integration, integration_id)
+        while time.monotonic() < deadline:
+            waiting = _waiting(integration_id, utcnow())
+            if not waiting:
+                break
+            dispatch(_handle(integration, waiting))
+    finally:
+        db.session.rollback()
+        db.session.execute(
+            sa.update(Integration).where(Integration.id == integration_id).values(pull_lease_until=None)
+        )
+        db.session.commit()
+    return db.session.scalar(
+        sa.select(
+            sa.func.min(sa.func.coalesce(WebhookDelivery.next_try_at, WebhookDelivery.received_at))
+        ).where(WebhookDelivery.integration_id == integration_id, WebhookDelivery.handled_at.is_(None))
+    )
+
+
+def _waiting(integration_id: int, now: datetime) -> list[WebhookDelivery]:
+    return list(
+        db.session.scalars(
+            sa.select(WebhookDelivery)
+            .where(
+                WebhookDelivery.integration_id == integration_id,
+                WebhookDelivery.handled_at.is_(None),
+                sa.or_(WebhookDelivery.next_try_at.is_(None), WebhookDelivery.next_try_at <= now),
+            )
+            .order_by(WebhookDelivery.id)
+            .limit(BATCH)
+        )
+    )
+
+
+def _handle(integration: Integration, deliveries: list[WebhookDelivery]) -> list[OrderAction]:
+    """One batch: each side's orders read once, taken in, the deliveries marked; committed."""
+    settings = integration.settings.to_domain()
+    actions: list[OrderAction] = []
+    for side in Side:
+        mine = [delivery for delivery in deliveries if delivery.side == side]
+        if not mine:
+            continue
+        if side is Side.MARKETPLACE:
+            if not (integration.active and settings.retrieve_orders):
+                _done(mine, "ignored")
+                continue
+            read = _read(mine, integration, side, lambda connector, subject: connector.get_package(subject))
+            found = [package for package in read.values() if isinstance(package, MarketplaceOrder)]
+            actions.extend(ingest(integration, settings, found).actions)
+            busy: set[str] = set()
+        else:
+            if not (integration.active and reads_shop(integration)):
+                _done(mine, "ignored")
+                continue
+            read = _read(mine, integration, side, lambda connector, subject: connector.get_order(subject))
+            changes = shop_changes(
+                integration, [order for order in read.values() if isinstance(order, ShopOrder)]
+            )
+            actions.extend(changes.actions)
+            busy = set(changes.busy)
+        for delivery in mine:
+            outcome = read.get(delivery.subject)
+            if isinstance(outcome, ConnectorError):
+                _failed(delivery, outcome)
+            elif delivery.subject in busy:
+                _again(delivery, "an action was writing the order")
+            else:
+                _done([delivery], "handled" if outcome is not None else "not found")
+    db.session.commit()
+    return actions
+
+
+def _read(
+    deliveries: Iterable[WebhookDelivery],
+    integration: Integration,
+    side: Side,
+    fetch: Callable[[Any, str], object],
+) -> dict[str, object]:
+    """Each order the deliveries name, read once: what the platform answered (None: it has no such
+    order), or the error it failed with."""
+    subjects = dict.fromkeys(delivery.subject for delivery in deliveries)
+    read: dict[str, object] = {}
+    try:
+        opened = marketplace_for(integration) if side is Side.MARKETPLACE else shop_for(integration)
+        with opened as connector:
+            for subject in subjects:
+                try:
+                    read[subject] = fetch(connector, subject)
+                except ConnectorError as error:
+                    read[subject] = error
+    except ConnectorError as error:  # the connector could not be made (an address the guard refuses)
+        read = dict.fromkeys(subjects, error)
+    return read
+
+
+def _done(deliveries: Iterable[WebhookDelivery], outcome: str) -> None:
+    now = utcnow()
+    for delivery in deliveries:
+        delivery.handled_at = now
+        delivery.outcome = outcome
+        delivery.attempts += 1
+
+
+def _failed(delivery: WebhookDelivery, error: ConnectorError) -> None:
+    if error.retryable:
+        _again(delivery, str(error))
+    else:
+        delivery.last_error = str(error)[:500]
+        _done([delivery], "left to the pull")
+
+
+def _again(delivery: WebhookDelivery, why: str) -> None:
+    """Tried again after a backoff; past WEBHOOK_ATTEMPTS, left to the next pull."""
+    delivery.last_error = why[:500]
+    if delivery.attempts + 1 >= current_app.config["WEBHOOK_ATTEMPTS"]:
+        log.info("webhook delivery %s left to the pull: %s", delivery.id, why)
+        _done([delivery], "left to the pull")
+        return
+    delivery.attempts += 1
+    delivery.next_try_at = utcnow() + timedelta(seconds=backoff(delivery.attempts, "WEBHOOK"))
+
+
+def callback_url(integration: Integration, side: Side) -> str:
+    """Where the side's platform sends its webhooks: the hub's public address, this integration's token
+    (blueprints/webhooks.py)."""
+    return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/webhooks/{integration.webhook_token}/{side}"
+
+
+def register(integration: Integration) -> dict[Side, ConnectorError]:
+    """Register (again) each side's webhooks through its platform's API, where it has them; the address
+    and the secret are made the first time. Returns what each platform refused; what it took is noted on
+    the integration, and committed. No lock is held while the platforms are called."""
+    if integration.webhook_token is None:
+        integration.webhook_token = secrets.token_urlsafe(24)
+        integration.webhook_secret_encrypted = encrypt_json({"secret": secrets.token_urlsafe(32)})
+        db.session.commit()
+    problems: dict[Side, ConnectorError] = {}
+    for side in Side:
+        if integration.kind(side).webhooks is None:
+            continue
+        opened = marketplace_for(integration) if side is Side.MARKETPLACE else shop_for(integration)
+        try:
+            with opened as connector:
+                url, secret = callback_url(integration, side), integration.webhook_secret()
+                registered = connector.subscribe(url, secret)
+        except ConnectorError as error:
+            problems[side] = error
+            continue
+        setattr(integration, f"{side}_webhooks", registered[:500])
+        setattr(integration, f"{side}_webhooks_at", utcnow())
+    db.session.commit()
+    return problems
+
+
+def stale(now: datetime) -> list[int]:
+    """Integrations with deliveries waiting that no worker has: never handed to RQ (Redis was away), or
+    handed out long ago and not handled (a worker died); the tick's sweeper hands them out again."""
+    requeue = now - timedelta(seconds=current_app.config["OUTBOX_REQUEUE_SECONDS"])
+    return list(
+        db.session.scalars(
+            sa.select(WebhookDelivery.integration_id)
+            .where(
+                WebhookDelivery.handled_at.is_(None),
+                sa.or_(WebhookDelivery.next_try_at.is_(None), WebhookDelivery.next_try_at <= now),
+                sa.or_(WebhookDelivery.enqueued_at.is_(None), WebhookDelivery.enqueued_at < requeue),
+            )
+            .distinct()
+            .limit(current_app.config["TICK_BATCH"])
+        )
+    )
+
+
+def handed_out(integration_id: int, now: datetime) -> None:
+    """Note that the integration's waiting deliveries were handed to RQ just now."""
+    db.session.execute(
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.integration_id == integration_id, WebhookDelivery.handled_at.is_(None))
+        .values(enqueued_at=now)
+    )
+    db.session.commit()

@@ -1,0 +1,335 @@
+"""Webhook intake: registration from the panel, deliveries proven before they are read, kept once,
+handled by the worker through the same ingest and decision table as a pull, and the pull kept as the
+reconciliation. The sandbox's Trendyol and WooCommerce send the deliveries in their real shapes; here they
+are held and handed to the hub in the test's thread (`deliver`), with the sandbox's knobs (twice, late,
+forged, lost) acting on them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from connectors.registry import Side
+from extensions import db
+from models import Account, Integration, Order, OrderEvent, TransferState, WebhookDelivery
+from models.base import utcnow
+from sandbox.webhooks import Delivery
+from sync import pull, webhooks
+from tests.conftest import Client, join_sandbox
+from tests.pipeline import configure, cycle, drain
+from tests.sandbox_server import Sandbox
+
+
+@pytest.fixture
+def hub(account: Account, sandbox: Sandbox) -> Integration:
+    sandbox.world.webhooks.hold = True
+    return join_sandbox(account, sandbox)
+
+
+@pytest.fixture
+def registered(seller: Client, hub: Integration, sandbox: Sandbox) -> Integration:
+    response = seller.post(f"/integrations/{hub.id}/webhooks", htmx=True)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    db.session.expire_all()
+    assert hub.marketplace_webhooks_at and hub.shop_webhooks_at
+    sandbox.world.webhooks.release(lambda delivery: 200)  # WooCommerce's pings
+    return hub
+
+
+def deliver(client: Client, sandbox: Sandbox) -> list[int]:
+    """Hand the deliveries the sandbox made to the hub, as its platforms would; their answers."""
+
+    def send(delivery: Delivery) -> int:
+        path = urlsplit(delivery.url).path
+        return client.post(path, data=delivery.body, headers=dict(delivery.headers), csrf=False).status_code
+
+    return [sent.status for sent in sandbox.world.webhooks.release(send)]
+
+
+def handle(integration: Integration) -> None:
+    """The worker's turn: the waiting deliveries, then the actions they set off."""
+    webhooks.handle(integration.id, lambda actions: None)
+    drain()
+    db.session.expire_all()
+
+
+def deliveries() -> list[WebhookDelivery]:
+    return list(db.session.scalars(sa.select(WebhookDelivery).order_by(WebhookDelivery.id)))
+
+
+def shop_order_of(sandbox: Sandbox, package: dict[str, Any]) -> dict[str, Any]:
+    found = sandbox.shop_order_for(package["shipmentPackageId"])
+    assert found is not None
+    return found
+
+
+# -- registration ------------------------------------------------------------------------------------
+
+
+def test_registering_from_the_panel_points_both_platforms_at_the_hub(
+    seller: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    token = registered.webhook_token
+    assert token and registered.webhook_secret()
+    [trendyol] = sandbox.world.hooks.trendyol.values()
+    assert trendyol["url"] == f"http://hub.test/webhooks/{token}/marketplace"
+    assert trendyol["authenticationType"] == "API_KEY"
+    assert trendyol["apiKey"] == registered.webhook_secret()
+    woo = sorted(sandbox.world.hooks.woo.values(), key=lambda hook: hook["topic"])
+    assert [hook["topic"] for hook in woo] == ["order.created", "order.updated"]
+    assert {hook["delivery_url"] for hook in woo} == {f"http://hub.test/webhooks/{token}/shop"}
+    assert {hook["secret"] for hook in woo} == {registered.webhook_secret()}
+    page = seller.get(f"/integrations/{registered.id}/webhooks").get_data(as_text=True)
+    assert "Trendyol webhook" in page and "WooCommerce webhooks for order.created and order.updated" in page
+    assert registered.webhook_secret() not in page
+
+    # Again (a platform turned its webhook off after failures): brought back, not doubled.
+    for hook in sandbox.world.hooks.trendyol.values():
+        hook["status"] = "PASSIVE"
+    sandbox.world.hooks.woo[woo[0]["id"]]["status"] = "disabled"
+    assert seller.post(f"/integrations/{registered.id}/webhooks", htmx=True).status_code == 200
+    assert [hook["status"] for hook in sandbox.world.hooks.trendyol.values()] == ["ACTIVE"]
+    assert sorted(hook["status"] for hook in sandbox.world.hooks.woo.values()) == ["active", "active"]
+
+
+def test_a_platform_refusing_the_registration_is_told_plainly(
+    seller: Client, hub: Integration, sandbox: Sandbox
+) -> None:
+    hub.set_credentials(Side.SHOP, {"consumer_key": "ck_wrong", "consumer_secret": "cs_wrong"})
+    db.session.commit()
+    page = seller.post(f"/integrations/{hub.id}/webhooks", htmx=True).get_data(as_text=True)
+    assert "WooCommerce refused the keys" in page
+    db.session.expire_all()
+    assert hub.marketplace_webhooks_at is not None and hub.shop_webhooks_at is None
+
+
+def test_another_shop_address_forgets_the_shop_s_registration(
+    seller: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    data = {
+        "name": registered.name,
+        "marketplace_kind": "trendyol",
+        "marketplace_base_url": registered.marketplace_base_url,
+        "shop_kind": "woocommerce",
+        "shop_base_url": sandbox.shop_url + "/",
+        "marketplace_seller_id": "100200",
+        "own_shipping_agreement": "y",
+        "active": "y",
+        "pull_interval": "60",
+    }
+    response = seller.post(f"/integrations/{registered.id}/edit", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    db.session.expire_all()
+    assert registered.marketplace_webhooks_at is not None
+    assert registered.shop_webhooks_at is None
+
+
+# -- the intake ------------------------------------------------------------------------------------------
+
+
+def test_a_new_order_reaches_the_shop_by_webhook_without_a_pull(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    package = sandbox.order()
+    assert deliver(client, sandbox) == [200]
+    handle(registered)
+    order = db.session.scalar(sa.select(Order))
+    assert order is not None and order.package_id == str(package["shipmentPackageId"])
+    assert order.transfer_state == TransferState.TRANSFERRED
+    assert registered.pull_cursor is None  # no pull ran
+    assert shop_order_of(sandbox, package)["status"] == "processing"
+    [delivery] = deliveries()
+    assert (delivery.outcome, delivery.subject, delivery.topic) == ("handled", order.package_id, "Created")
+
+
+def test_the_same_change_sent_twice_and_pulled_is_taken_once(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    sandbox.world.faults.webhook_duplicate_rate = 1.0
+    package = sandbox.order()
+    assert deliver(client, sandbox) == [200, 200]
+    assert len(deliveries()) == 1
+    handle(registered)
+    cycle(registered)  # the reconciling pull reads the same package: no news
+    assert len(sandbox.shop_orders()) == 1
+    order = db.session.scalar(sa.select(Order))
+    assert order is not None and order.package_id == str(package["shipmentPackageId"])
+
+
+def test_deliveries_out_of_order_leave_the_order_where_the_platform_has_it(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    package = sandbox.order()
+    deliver(client, sandbox)
+    handle(registered)
+    sandbox.world.faults.webhook_delay_ms = 1000  # held back at random: they arrive shuffled
+    for status in ("Picking", "Invoiced", "Shipped"):
+        sandbox.set_status(package["shipmentPackageId"], status)
+    assert set(deliver(client, sandbox)) == {200}
+    handle(registered)
+    order = db.session.scalar(sa.select(Order))
+    assert order is not None and order.marketplace_status == "Shipped"
+    assert shop_order_of(sandbox, package)["status"] == "completed"
+
+
+def test_a_forged_delivery_is_refused_counted_and_kept_nowhere(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    sandbox.world.faults.webhook_forged_rate = 1.0
+    sandbox.order()
+    assert sorted(deliver(client, sandbox)) == [200, 401]
+    assert len(deliveries()) == 1
+    db.session.expire_all()
+    assert registered.webhooks_refused == 1 and registered.webhook_refused_at is not None
+
+
+def test_what_the_intake_turns_away(client: Client, registered: Integration, sandbox: Sandbox) -> None:
+    token = registered.webhook_token
+    secret = registered.webhook_secret()
+    body = json.dumps({"id": 1}).encode()
+    signed = {
+        "X-WC-Webhook-Topic": "order.updated",
+        "X-WC-Webhook-Signature": base64.b64encode(
+            hmac.new(secret.encode(), body, hashlib.sha256).digest()
+        ).decode(),
+    }
+    assert client.post(f"/webhooks/{token}x/shop", data=body, headers=signed, csrf=False).status_code == 404
+    assert client.post(f"/webhooks/{token}/orders", data=body, headers=signed, csrf=False).status_code == 404
+    assert client.post(f"/webhooks/{token}/shop", data=body, csrf=False).status_code == 401
+    huge = b"x" * (client.application.config["WEBHOOK_MAX_BYTES"] + 1)
+    assert client.post(f"/webhooks/{token}/shop", data=huge, headers=signed, csrf=False).status_code == 413
+    # WooCommerce's ping when a webhook is made: no signature, and nothing to keep.
+    ping = client.post(
+        f"/webhooks/{token}/shop",
+        data=b"webhook_id=7",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        csrf=False,
+    )
+    assert ping.status_code == 200
+    assert client.post(f"/webhooks/{token}/shop", data=body, headers=signed, csrf=False).status_code == 200
+    assert [(delivery.side, delivery.subject) for delivery in deliveries()] == [("shop", "1")]
+
+
+def test_a_paused_integration_takes_deliveries_and_does_nothing_with_them(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    registered.active = False
+    db.session.commit()
+    sandbox.order()
+    assert deliver(client, sandbox) == [200]
+    assert deliveries() == []
+
+
+def test_an_order_the_platform_cannot_answer_for_is_tried_again_then_left_to_the_pull(
+    app: Flask, client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    package = sandbox.order()
+    deliver(client, sandbox)
+    sandbox.world.faults.error_rate = 1.0
+    for attempt in range(1, app.config["WEBHOOK_ATTEMPTS"] + 1):
+        handle(registered)
+        [delivery] = deliveries()
+        if attempt < app.config["WEBHOOK_ATTEMPTS"]:
+            assert delivery.handled_at is None and delivery.attempts == attempt
+            assert delivery.next_try_at is not None and delivery.next_try_at > utcnow()
+            delivery.next_try_at = utcnow()  # its time comes
+            db.session.commit()
+    assert (delivery.outcome, delivery.attempts) == ("left to the pull", app.config["WEBHOOK_ATTEMPTS"])
+    assert "503" in (delivery.last_error or "")
+    sandbox.world.faults.error_rate = 0.0
+    cycle(registered)
+    assert sandbox.shop_order_for(package["shipmentPackageId"]) is not None
+
+
+def test_a_sync_cycle_holding_the_integration_makes_the_deliveries_wait(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    sandbox.order()
+    deliver(client, sandbox)
+    registered.pull_lease_until = utcnow() + timedelta(minutes=1)
+    db.session.commit()
+    again = webhooks.handle(registered.id, lambda actions: None)
+    assert again is not None and again > utcnow()
+    assert deliveries()[0].handled_at is None
+
+
+def test_the_sweeper_hands_out_deliveries_redis_never_had(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    sandbox.order()
+    deliver(client, sandbox)
+    now = utcnow()
+    assert webhooks.stale(now) == []  # handed out at arrival (Redis was away: the answer is the same)
+    db.session.execute(sa.update(WebhookDelivery).values(enqueued_at=None))
+    db.session.commit()
+    assert webhooks.stale(now) == [registered.id]
+    webhooks.handed_out(registered.id, now)
+    assert webhooks.stale(now) == []
+
+
+# -- the shop's side -----------------------------------------------------------------------------------
+
+
+def test_a_tracking_code_entered_in_the_shop_reaches_the_marketplace_by_webhook(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    configure(registered, update_feedback=True, approval_feedback=True)
+    package = sandbox.order()
+    deliver(client, sandbox)
+    handle(registered)
+    deliver(client, sandbox)  # the shop's order.created and the approval's echoes
+    handle(registered)
+    items = [{"tracking_provider": "Sürat Kargo", "tracking_number": "SELLER123", "custom_tracking_link": ""}]
+    with sandbox.world.lock:
+        sandbox.world.update_shop_order(
+            shop_order_of(sandbox, package),
+            {"meta_data": [{"key": "_wc_shipment_tracking_items", "value": items}]},
+        )
+    assert deliver(client, sandbox) == [200]
+    handle(registered)
+    assert sandbox.package(package["shipmentPackageId"]).get("cargoSenderNumber") == "SELLER123"
+
+
+def test_the_hub_s_own_writes_come_back_as_no_news(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    configure(registered, reverse_flow=True)
+    package = sandbox.order()
+    deliver(client, sandbox)
+    handle(registered)
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    deliver(client, sandbox)
+    handle(registered)
+    assert shop_order_of(sandbox, package)["status"] == "completed"
+    before = len(sandbox.world.requests)
+    assert set(deliver(client, sandbox)) == {
+        200
+    }  # the shop's order.created and order.updated for the hub's writes
+    handle(registered)
+    writes = [request for request in sandbox.world.requests[before:] if request[0] in ("PUT", "POST")]
+    assert writes == []
+    summaries = db.session.scalars(sa.select(OrderEvent.summary)).all()
+    assert summaries and not any("(in the shop)" in summary for summary in summaries)
+
+
+# -- pulls as reconciliation ------------------------------------------------------------------------------
+
+
+def test_pulls_slow_down_only_while_every_side_they_read_pushes(app: Flask, registered: Integration) -> None:
+    slow = timedelta(seconds=app.config["WEBHOOK_PULL_INTERVAL"])
+    assert pull.interval(registered) == slow  # the shop is not read: the marketplace's push is enough
+    configure(registered, reverse_flow=True)
+    assert pull.interval(registered) == slow
+    registered.forget_webhooks(Side.SHOP)
+    assert pull.interval(registered) == timedelta(seconds=registered.pull_interval)
+    configure(registered, reverse_flow=False)
+    assert pull.interval(registered) == slow
