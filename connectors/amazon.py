@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
-import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -45,6 +41,7 @@ from connectors.base import (
 )
 from connectors.http import Guard, Outbound, json_body, sanitised
 from connectors.payload import NotYet, UnreadablePackage, no_nul, shown, split_name
+from connectors.tokens import TokenCache
 from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
 
@@ -142,45 +139,9 @@ SETTABLE: Mapping[S, str] = {}
 # -- the LWA access token, per process -------------------------------------------------------------------
 
 
-@dataclass
-class _Token:
-    value: str
-    refresh_at: float  # on `clock`
-
-
-@dataclass
-class _Tokens:
-    pid: int
-    lock: threading.Lock
-    tokens: dict[str, _Token]
-    # One lock per seller's credentials: a seller's connectors ask LWA once, other sellers do not wait.
-    fetching: dict[str, threading.Lock]
-
-
-def _new_tokens() -> _Tokens:
-    return _Tokens(pid=os.getpid(), lock=threading.Lock(), tokens={}, fetching={})
-
-
-_tokens = _new_tokens()
-# The clock tokens expire on: a seam for the tests (monotonic, so a wall-clock jump does not matter).
-clock = time.monotonic
-
-
-def _token_store() -> _Tokens:
-    """This process's tokens; a process forked from the one that fetched them (RQ's work horse) starts
-    afresh rather than inherit a lock that may be held."""
-    global _tokens
-    if _tokens.pid != os.getpid():
-        _tokens = _new_tokens()
-    return _tokens
-
-
-def forget_tokens() -> None:
-    """Drop every cached access token (the tests; a seller's credentials changed)."""
-    store = _token_store()
-    with store.lock:
-        store.tokens.clear()
-        store.fetching.clear()
+# LWA access tokens, per process (connectors/tokens.py).
+TOKENS = TokenCache(margin=REFRESH_MARGIN.total_seconds())
+forget_tokens = TOKENS.clear
 
 
 def token_url(base_url: str) -> str:
@@ -291,27 +252,6 @@ class AmazonConnector:
 
     # -- the token ---------------------------------------------------------------------------------
 
-    def _token(self) -> tuple[str, bool]:
-        """The access token, and whether it came from the cache. Fetched under a lock of the seller's
-        credentials, so the connectors of one seller in many threads ask LWA once."""
-        store = _token_store()
-        with store.lock:
-            fetching = store.fetching.setdefault(self.key, threading.Lock())
-        with fetching:
-            with store.lock:
-                kept = store.tokens.get(self.key)
-            if kept is not None and clock() < kept.refresh_at:
-                return kept.value, True
-            value, lifetime = self._fetch_token()
-            with store.lock:
-                store.tokens[self.key] = _Token(value, clock() + lifetime - REFRESH_MARGIN.total_seconds())
-            return value, False
-
-    def _forget_token(self) -> None:
-        store = _token_store()
-        with store.lock:
-            store.tokens.pop(self.key, None)
-
     def _fetch_token(self) -> tuple[str, float]:
         form = {
             "grant_type": "refresh_token",
@@ -339,14 +279,14 @@ class AmazonConnector:
         """One SP-API call with the access token. A 403 with a token from the cache is tried once more
         with a new one (Amazon may have revoked it early); a second 403 is the seller's to fix."""
         for attempt in (1, 2):
-            token, cached = self._token()
+            token, cached = TOKENS.get(self.key, self._fetch_token)
             self.http.headers["x-amz-access-token"] = token
             try:
                 return self.http.request(method, f"{self.base}{path}", **kwargs)
             except Permanent as error:
                 if error.status != 403:
                     raise
-                self._forget_token()
+                TOKENS.forget(self.key)
                 if not (cached and attempt == 1):
                     raise Permanent(
                         f"{ACCESS_DENIED} [{error}]", status=403, code=error.code, category="auth"

@@ -21,6 +21,7 @@ from connectors.hepsiburada import HepsiburadaConnector
 from connectors.http import Guard
 from connectors.n11 import N11Connector
 from connectors.registry import KINDS, Side
+from connectors.shopify import ShopifyConnector
 from connectors.trendyol import TrendyolConnector
 from connectors.tsoft import TsoftConnector
 from connectors.woocommerce import WooCommerceConnector
@@ -32,7 +33,11 @@ MARKETPLACE_CONNECTORS = {
     "n11": N11Connector,
     "amazon": AmazonConnector,
 }
-SHOP_CONNECTORS = {"woocommerce": WooCommerceConnector, "tsoft": TsoftConnector}
+SHOP_CONNECTORS = {
+    "woocommerce": WooCommerceConnector,
+    "shopify": ShopifyConnector,
+    "tsoft": TsoftConnector,
+}
 
 
 def guard() -> Guard:

@@ -15,7 +15,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from connectors import amazon, hepsiburada, n11, trendyol, tsoft, woocommerce
+from connectors import amazon, hepsiburada, n11, shopify, trendyol, tsoft, woocommerce
 from connectors.base import Address, WebhookNotice
 from sync.statuses import CanonicalStatus as S
 
@@ -192,6 +192,32 @@ WOOCOMMERCE = ConnectorKind(
     },
 )
 
+SHOPIFY = ConnectorKind(
+    key="shopify",
+    label="Shopify",
+    side=Side.SHOP,
+    base_url_help=_l("Your shop's Shopify address, e.g. https://your-shop.myshopify.com"),
+    credentials_help=_l(
+        "In Shopify's Dev Dashboard: your app › Settings, its Client ID and Secret; the app installed on "
+        "your shop with the scopes read_orders, write_orders, read_products and "
+        "read/write_merchant_managed_fulfillment_orders."
+    ),
+    credential_fields=(
+        CredentialField("shopify_client_id", _l("Client ID"), secret=False),
+        CredentialField("shopify_client_secret", _l("Client secret")),
+    ),
+    # Shopify has no free status: what its order shows (the hub's words for it: connectors/shopify.py).
+    shop_statuses={
+        "unfulfilled": _l("Unfulfilled"),
+        "partially_fulfilled": _l("Partially fulfilled"),
+        "fulfilled": _l("Fulfilled"),
+        "cancelled": _l("Canceled"),
+    },
+    default_status_map=shopify.DEFAULT_STATUS_MAP,
+    # Shopify signs its webhooks with the app's client secret.
+    webhooks=WebhookIntake(read=shopify.read_webhook, secret_credential="shopify_client_secret"),
+)
+
 TSOFT = ConnectorKind(
     key="tsoft",
     label="T-Soft",
@@ -336,7 +362,7 @@ AMAZON = ConnectorKind(
 )
 
 MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, HEPSIBURADA, N11, AMAZON)}
-SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE, TSOFT)}
+SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE, SHOPIFY, TSOFT)}
 KINDS: Mapping[Side, Mapping[str, ConnectorKind]] = {Side.MARKETPLACE: MARKETPLACES, Side.SHOP: SHOPS}
 
 # One form serves every kind of a side, with a field per credential name: two kinds of a side cannot

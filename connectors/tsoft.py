@@ -38,11 +38,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -60,6 +57,7 @@ from connectors.base import (
     ShopOrderPlan,
 )
 from connectors.http import Guard, Outbound, json_body, retry_after, sanitised
+from connectors.tokens import TokenCache
 from sync.statuses import CanonicalStatus as S
 
 log = logging.getLogger(__name__)
@@ -138,45 +136,9 @@ TOKEN_WORD = "token"
 # -- the token, per process -------------------------------------------------------------------------
 
 
-@dataclass
-class _Token:
-    value: str
-    refresh_at: float  # on `clock`
-
-
-@dataclass
-class _Tokens:
-    pid: int
-    lock: threading.Lock
-    tokens: dict[str, _Token]
-    # One lock per store and user: its connectors log in once, other sellers do not wait.
-    fetching: dict[str, threading.Lock]
-
-
-def _new_tokens() -> _Tokens:
-    return _Tokens(pid=os.getpid(), lock=threading.Lock(), tokens={}, fetching={})
-
-
-_tokens = _new_tokens()
-# The clock tokens are renewed on: a seam for the tests (monotonic, so a wall-clock jump does not matter).
-clock = time.monotonic
-
-
-def _token_store() -> _Tokens:
-    """This process's tokens; a process forked from the one that fetched them (RQ's work horse) starts
-    afresh rather than inherit a lock that may be held."""
-    global _tokens
-    if _tokens.pid != os.getpid():
-        _tokens = _new_tokens()
-    return _tokens
-
-
-def forget_tokens() -> None:
-    """Drop every cached token (the tests; a seller's credentials changed)."""
-    store = _token_store()
-    with store.lock:
-        store.tokens.clear()
-        store.fetching.clear()
+# Tokens, per process (connectors/tokens.py).
+TOKENS = TokenCache(margin=REFRESH_MARGIN)
+forget_tokens = TOKENS.clear
 
 
 class _TsoftOutbound(Outbound):
@@ -423,30 +385,12 @@ class TsoftConnector:
 
     def _token(self) -> str:
         """The cached token, or a new login: one at a time per store and user, others waiting for it."""
-        store = _token_store()
-        with store.lock:
-            cached = store.tokens.get(self.key)
-            if cached is not None and clock() < cached.refresh_at:
-                return cached.value
-            fetching = store.fetching.setdefault(self.key, threading.Lock())
-        with fetching:
-            with store.lock:
-                cached = store.tokens.get(self.key)
-                if cached is not None and clock() < cached.refresh_at:
-                    return cached.value
-            token = self._login()
-            with store.lock:
-                store.tokens[self.key] = token
-            return token.value
+        return TOKENS.get(self.key, self._login)[0]
 
     def _forget(self, token: str) -> None:
-        store = _token_store()
-        with store.lock:
-            cached = store.tokens.get(self.key)
-            if cached is not None and cached.value == token:
-                del store.tokens[self.key]
+        TOKENS.forget(self.key, token)
 
-    def _login(self) -> _Token:
+    def _login(self) -> tuple[str, float]:
         """POST /rest1/auth/login/{user} with `pass` (notes §7.1; nest, TS-routes)."""
         url = f"{self.base}/auth/login/{quote(self.user, safe='')}"
         answer = json_body(self.http.request("POST", url, data={"pass": self._password}), dict, PLATFORM)
@@ -459,7 +403,7 @@ class TsoftConnector:
                 category="auth",
             )
         life = _life(_first(rows[0], "expirationTime"))
-        return _Token(token, clock() + max(life - REFRESH_MARGIN, life / 2))
+        return token, life
 
     def _words(self, answer: Mapping[str, Any]) -> str:
         """T-Soft's own words for a refusal, as one short line the seller may read: never a credential."""
@@ -469,7 +413,7 @@ class TsoftConnector:
                 text = message.get("text")
                 texts.extend(str(t) for t in (text if isinstance(text, list) else [text]) if t)
         words = " ".join(texts) or "no reason given"
-        cached = _token_store().tokens.get(self.key)
+        cached = TOKENS.tokens.get(self.key)
         for secret in (self._password, cached.value if cached else ""):
             if secret:
                 words = words.replace(secret, "•••")

@@ -579,6 +579,7 @@ class World:
                 date_created_gmt=woo_time(stamp),
                 date_modified_gmt=woo_time(stamp),
                 _modified_ms=stamp,
+                _created_ms=stamp,  # to the millisecond, for the latency bench (WooCommerce keeps seconds)
             )
             self.shop_orders[order_id] = order
             self.hooks.push_order(shop_public(order), "created")

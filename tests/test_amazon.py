@@ -131,7 +131,7 @@ def test_the_token_is_fetched_again_shortly_before_it_expires(
 ) -> None:
     made = order(sandbox)
     moment = [1000.0]
-    monkeypatch.setattr(amazon, "clock", lambda: moment[0])
+    monkeypatch.setattr(amazon.TOKENS, "clock", lambda: moment[0])
     one = connector(sandbox)
     one.get_package(made["orderId"])
     # An hour's token is used for 55 minutes, then fetched again.
@@ -173,7 +173,7 @@ def test_refused_credentials_are_an_auth_failure_in_words(sandbox: Sandbox, wron
     assert caught.value.category == "auth" and caught.value.status in (400, 401)
     assert "re-authorise the app in Seller Central" in message and "365 days" in message
     assert calls(sandbox, "/orders") == []
-    assert amazon._token_store().tokens == {}
+    assert amazon.TOKENS.tokens == {}
 
 
 def test_the_lwa_request_is_a_form_with_the_refresh_token_grant(sandbox: Sandbox) -> None:

@@ -17,12 +17,12 @@ from werkzeug.wrappers import Request, Response
 
 from connectors.registry import Side
 from extensions import db
-from models import Integration, TransferState
+from models import Integration, Order, TransferState
 from sandbox.state import World
 from tests.conftest import make_account, make_integration
 from tests.fake_platform import serve_fake
 from tests.markets import MARKETS
-from tests.stack import BadDay, Stack, bad_day, exactly_once, running_stack, settled
+from tests.stack import QUICK, BadDay, Stack, bad_day, exactly_once, running_stack, settled
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -143,3 +143,69 @@ def test_a_slow_marketplace_does_not_hold_up_another_seller(stack: Stack) -> Non
     print(f"fast seller, order placed → in its shop: {[round(w, 1) for w in waits]} s")
     slow_run = 3 + 1.5
     assert max(waits) < interval + 2 * slow_run + 4, waits
+
+
+def test_webhooks_carry_changes_and_the_reconciling_pull_catches_what_they_lose(tmp_path: Path) -> None:
+    """The web process takes the platforms' webhooks. While every side pushes, pulls wait
+    WEBHOOK_PULL_INTERVAL (here 300 s): orders and a tracking code entered in the shop arrive by webhook
+    alone. Then deliveries are lost, sent twice, late and forged: the forgeries are refused, the rest is
+    taken once, and one reconciling pull brings what was lost."""
+    timings = {**QUICK, "WEBHOOK_PULL_INTERVAL": "300"}
+    with running_stack(
+        tmp_path, workers=2, webhooks=True, timings=timings, update_feedback=True, approval_feedback=True
+    ) as stack:
+        sandbox = stack.sandbox
+        stack.wait_ready()
+        integration = db.session.get_one(Integration, stack.integration_id)
+        registered_at = integration.shop_webhooks_at
+        assert registered_at is not None and integration.marketplace_webhooks_at is not None
+        stack.wait_for(
+            "the pull after the registration",
+            lambda: (db.session.get_one(Integration, stack.integration_id).last_pull_at or registered_at)
+            > registered_at,
+        )
+        last_pull = db.session.get_one(Integration, stack.integration_id).last_pull_at
+
+        packages = [sandbox.order() for _ in range(5)]
+        stack.wait_for(
+            "the orders in the shop, by webhook",
+            lambda: all(sandbox.shop_order_for(p["shipmentPackageId"]) for p in packages),
+            timeout=60,
+        )
+        first = packages[0]["shipmentPackageId"]
+        stack.wait_for("the approval", lambda: sandbox.package(first)["status"] == "Picking", timeout=60)
+        items = [
+            {"tracking_provider": "Sürat Kargo", "tracking_number": "SELLER1", "custom_tracking_link": ""}
+        ]
+        with sandbox.world.lock:
+            meta = {"meta_data": [{"key": "_wc_shipment_tracking_items", "value": items}]}
+            sandbox.world.update_shop_order(sandbox.shop_order_for(first), meta)  # type: ignore[arg-type]
+        stack.wait_for(
+            "the shop's tracking code on the marketplace, by webhook",
+            lambda: sandbox.package(first).get("cargoSenderNumber") == "SELLER1",
+            timeout=60,
+        )
+        assert db.session.get_one(Integration, stack.integration_id).last_pull_at == last_pull
+
+        sandbox.world.faults.update(
+            {
+                "webhook_drop_rate": 0.4,
+                "webhook_duplicate_rate": 0.4,
+                "webhook_forged_rate": 0.4,
+                "webhook_delay_ms": 1500,
+            }
+        )
+        packages += [sandbox.order() for _ in range(15)]
+        assert sandbox.world.webhooks.wait(60)
+        db.session.expire_all()
+        integration = db.session.get_one(Integration, stack.integration_id)
+        assert integration.webhooks_refused > 0
+        integration.next_pull_at = None  # the reconciliation, now rather than in five minutes
+        db.session.commit()
+        stack.wait_for(
+            "every order in the shop",
+            lambda: stack.count(Order.transfer_state == TransferState.TRANSFERRED) == len(packages),
+            timeout=120,
+        )
+        stack.wait_for("a quiet outbox", lambda: settled(stack))
+        exactly_once(stack, [str(package["shipmentPackageId"]) for package in packages])

@@ -122,10 +122,11 @@ def test_one_login_serves_many_calls_until_shortly_before_it_ends(
     connector.statuses()
     connect(sandbox).get_order("hub-7-1001")  # another connector, same store and user
     assert shop.logins == 1
-    cached = tsoft._token_store().tokens[connector.key]
-    assert 1800 - tsoft.REFRESH_MARGIN - 5 < cached.refresh_at - tsoft.clock() <= 1800 - tsoft.REFRESH_MARGIN
-    later = tsoft.clock() + 1800 - tsoft.REFRESH_MARGIN + 1
-    monkeypatch.setattr(tsoft, "clock", lambda: later)
+    cached = tsoft.TOKENS.tokens[connector.key]
+    clock = tsoft.TOKENS.clock
+    assert 1800 - tsoft.REFRESH_MARGIN - 5 < cached.refresh_at - clock() <= 1800 - tsoft.REFRESH_MARGIN
+    later = clock() + 1800 - tsoft.REFRESH_MARGIN + 1
+    monkeypatch.setattr(tsoft.TOKENS, "clock", lambda: later)
     connector.get_order("hub-7-1001")
     assert shop.logins == 2
     # Other credentials are another key: a password changed in the hub logs in afresh.
