@@ -6,7 +6,7 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from connectors.registry import AMAZON, HEPSIBURADA, N11, TRENDYOL, WOOCOMMERCE, Side
+from connectors.registry import AMAZON, HEPSIBURADA, N11, SHOPIFY, TRENDYOL, TSOFT, WOOCOMMERCE, Side
 from extensions import db
 from jobs.runner import run_cron, run_worker
 from models import Account, Integration, IntegrationSettings
@@ -45,39 +45,52 @@ def seed_demo() -> None:
             sa.select(Integration.marketplace_kind).where(Integration.account_id == account.id)
         )
     )
-    # One integration per marketplace the sandbox plays, all into its one shop.
-    for kind, path, credentials in (
-        (
-            TRENDYOL,
-            "trendyol/integration",
-            {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"},
+    # One integration per marketplace the sandbox plays, into each of its shops in turn.
+    shops = {
+        WOOCOMMERCE.key: ("woocommerce", {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}),
+        SHOPIFY.key: (
+            "shopify",
+            {"shopify_client_id": "shopify-sandbox-client", "shopify_client_secret": "shpss_sandbox_secret"},
         ),
+        TSOFT.key: ("tsoft", {"tsoft_user": "hub", "tsoft_password": "tsoft-sandbox-pass"}),
+    }
+    for (kind, path, credentials), shop in zip(
         (
-            HEPSIBURADA,
-            "hepsiburada",
-            {"merchant_id": "6d2a7b6e-4b52-4d0f-9a4c-1f0e9e3c2b11", "service_key": "Hb5aNdb0xK3y"},
+            (
+                TRENDYOL,
+                "trendyol/integration",
+                {"seller_id": "100200", "api_key": "sandbox-key", "api_secret": "sandbox-secret"},
+            ),
+            (
+                HEPSIBURADA,
+                "hepsiburada",
+                {"merchant_id": "6d2a7b6e-4b52-4d0f-9a4c-1f0e9e3c2b11", "service_key": "Hb5aNdb0xK3y"},
+            ),
+            (N11, "n11", {"app_key": "n11-sandbox-key", "app_secret": "n11-sandbox-secret"}),
+            (
+                AMAZON,
+                "amazon",
+                {
+                    "refresh_token": "Atzr|sandbox-refresh",
+                    "client_id": "amzn1.application-oa2-client.sandbox",
+                    "client_secret": "sandbox-secret",
+                    "merchant_token": "A1SANDBOXSELLER",
+                },
+            ),
         ),
-        (N11, "n11", {"app_key": "n11-sandbox-key", "app_secret": "n11-sandbox-secret"}),
-        (
-            AMAZON,
-            "amazon",
-            {
-                "refresh_token": "Atzr|sandbox-refresh",
-                "client_id": "amzn1.application-oa2-client.sandbox",
-                "client_secret": "sandbox-secret",
-                "merchant_token": "A1SANDBOXSELLER",
-            },
-        ),
+        (WOOCOMMERCE, SHOPIFY, TSOFT, WOOCOMMERCE),
+        strict=True,
     ):
         if kind.key in kinds:
             continue
+        shop_path, shop_keys = shops[shop.key]
         integration = Integration(
             account_id=account.id,
-            name=f"{kind.label} → WooCommerce (sandbox)",
+            name=f"{kind.label} → {shop.label} (sandbox)",
             marketplace_kind=kind.key,
             marketplace_base_url=f"{sandbox}/{path}",
-            shop_kind=WOOCOMMERCE.key,
-            shop_base_url=f"{sandbox}/woocommerce",
+            shop_kind=shop.key,
+            shop_base_url=f"{sandbox}/{shop_path}",
             own_shipping_agreement=True,
             pull_interval=max(config["DEMO_PULL_INTERVAL"], kind.min_pull_interval),
             settings=IntegrationSettings.defaults(),
@@ -86,9 +99,7 @@ def seed_demo() -> None:
             # A new order waits for the seller to accept (N11) or pack it (Hepsiburada): the demo's hub does.
             integration.settings.approval_feedback = True
         integration.set_credentials(Side.MARKETPLACE, credentials)
-        integration.set_credentials(
-            Side.SHOP, {"consumer_key": "ck_sandbox", "consumer_secret": "cs_sandbox"}
-        )
+        integration.set_credentials(Side.SHOP, shop_keys)
         db.session.add(integration)
     db.session.commit()
     click.echo(f"demo login: {email} / {config['DEMO_PASSWORD']}")
@@ -99,8 +110,7 @@ def rotate_credentials() -> None:
     """Re-encrypt every stored credential with the newest key; then the older keys can be dropped."""
     count = 0
     for integration in db.session.scalars(sa.select(Integration)):
-        for side in Side:
-            column = f"{side}_credentials_encrypted"
+        for column in (*(f"{side}_credentials_encrypted" for side in Side), "webhook_secret_encrypted"):
             if token := getattr(integration, column):
                 setattr(integration, column, rotate(token))
                 count += 1

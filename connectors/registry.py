@@ -90,8 +90,8 @@ class ConnectorKind:
     pull_overlap: timedelta = timedelta(0)
     # Marketplaces: the fewest seconds between two pulls its rate limits allow over a day.
     min_pull_interval: int = 10
-    # Marketplaces: the General settings its API cannot carry out, each with why, in the seller's words.
-    # The General page shows them as not available on the marketplace, and the pipeline keeps them off.
+    # The General settings its API cannot carry out, each with why, in the seller's words. The General
+    # page shows them as not available on the marketplace (or the shop), and the pipeline keeps them off.
     unavailable: Mapping[str, LazyString] = field(default_factory=dict)
     # Shops: the statuses the shop knows, each with its name as the shop shows it to the seller, and which
     # one each canonical status becomes (Statuses tab).
@@ -238,6 +238,16 @@ TSOFT = ConnectorKind(
     shop_statuses=dict(tsoft.STATUSES),
     default_status_map=tsoft.DEFAULT_STATUS_MAP,
     no_webhooks=_l("T-Soft sends no webhooks."),
+    unavailable={
+        "shipping_vat_rate": _l(
+            "T-Soft's web service takes the shipping charge with VAT included and no rate: your store "
+            "applies its own cargo VAT."
+        ),
+        "force_tracking_link": _l(
+            "T-Soft makes the tracking link itself from its cargo settings: the hub passes the code and "
+            "the carrier."
+        ),
+    },
 )
 
 N11 = ConnectorKind(

@@ -96,6 +96,8 @@ COUNTRIES = {"TR": "Türkiye"}  # how TS-node writes the country in Invoice*/Del
 CENT = Decimal("0.01")
 UNIT = Decimal("0.0001")  # a unit price that does not divide to the cent goes out to four decimals
 NOTE_LENGTH = 1000
+# How a tracking code without a carrier is written in the order's note.
+TRACKING_NOTE = "Kargo takip no:"
 
 # A stock store's order statuses as getOrderStatusList gives them: id → the name T-Soft shows. Status ids
 # are per store and sellers add their own (Siparişler › Sipariş Süreçleri), so the store's own list
@@ -247,9 +249,16 @@ class TsoftConnector:
         moves the order to its "sent to cargo" status with it, and links the code to the carrier's
         tracking page from its own cargo settings: the hub's link is not sent (REST1 has no field for
         one [UNSURE]). The carrier is matched by name against the store's list (getCargoCompanyList,
-        TS-routes); none matching is Permanent, naming the store's carriers."""
+        TS-routes); none matching is Permanent, naming the store's carriers.
+
+        A code without a carrier (a marketplace's package number, passed before the parcel is handed
+        over) cannot be sent to cargo: it goes into the order's note for the seller, and the order stays
+        where it is."""
         order = self.get_order(shop_id)
         if order.tracking_number == code and _folded(order.carrier) == _folded(carrier):
+            return order
+        if not carrier.strip():
+            self.add_note(shop_id, f"{TRACKING_NOTE} {code}")
             return order
         cargo = self._cargo_code(carrier)
         item = {"OrderCode": shop_id, "CargoCode": cargo, "CargoTrackingCode": code}
@@ -456,10 +465,11 @@ def _first(entry: Any, *names: str) -> str:
 
 
 def _folded(name: str) -> str:
-    """A carrier's name compared loosely: "Yurtiçi Kargo", "YURTICI KARGO" and "Yurtiçi" are one."""
+    """A carrier's name compared loosely: "Yurtiçi Kargo", "YURTICI KARGO", "Yurtiçi" and Trendyol's
+    "Yurtiçi Kargo Marketplace" are one."""
     table = str.maketrans("çğıöşüÇĞİÖŞÜâî", "cgiosucgiosuai")
     words = name.translate(table).casefold().replace("kargo", " ").replace("cargo", " ").split()
-    return " ".join(words)
+    return " ".join(word for word in words if word != "marketplace")
 
 
 def _store(moment: datetime) -> str:

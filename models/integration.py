@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel.speaklater import LazyString
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from connectors.registry import KINDS, ConnectorKind, Side
@@ -115,6 +116,10 @@ class Integration(Model):
 
     def set_credentials(self, side: Side, values: dict[str, str]) -> None:
         setattr(self, f"{side}_credentials_encrypted", encrypt_json(values))
+
+    def unavailable(self) -> dict[str, LazyString]:
+        """The General settings the marketplace's or the shop's API cannot carry out, each with why."""
+        return {**self.marketplace.unavailable, **self.shop.unavailable}
 
     def webhook_secret(self) -> str:
         """The secret the platforms sign (or authenticate) the webhooks with, made at the first
@@ -270,7 +275,7 @@ class IntegrationSettings(Model):
         """A plain, frozen copy for the rules and the pipeline; a setting the marketplace's API cannot
         carry out is off, whatever is stored."""
         settings = self.as_saved()
-        unavailable = self.integration.marketplace.unavailable if self.integration is not None else {}
+        unavailable = self.integration.unavailable() if self.integration is not None else {}
         if not unavailable:
             return settings
         return GeneralSettings(**{**self._values(), **without(settings, unavailable)})

@@ -67,6 +67,8 @@ CARGO_COMPANIES = (
     {"CargoCompanyId": "3", "CargoCode": "MNG", "CargoCompanyName": "MNG Kargo"},
     {"CargoCompanyId": "4", "CargoCode": "PTT", "CargoCompanyName": "PTT Kargo"},
     {"CargoCompanyId": "5", "CargoCode": "SURAT", "CargoCompanyName": "Sürat Kargo"},
+    # A seller on Trendyol ships with its carrier too, and adds it to the store's list.
+    {"CargoCompanyId": "6", "CargoCode": "TEX", "CargoCompanyName": "Trendyol Express"},
 )
 # T-Soft's words, where public material gives them; the rest [sandbox].
 CREATED = "Sipariş başarıyla oluşturuldu."  # marketplace-apis-next.md §7.2

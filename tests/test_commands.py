@@ -33,6 +33,7 @@ from extensions import db
 from jobs import ACTIONS, PIPELINE
 from jobs.tasks import tick
 from models import Account, Integration
+from models.crypto import encrypt_json
 from sandbox.state import World
 from tests.conftest import free_port, make_config
 from tests.stack import redis_server
@@ -55,13 +56,28 @@ def test_seed_demo_creates_the_demo_account_and_sandbox_integration(app: Flask) 
     integrations = db.session.scalars(sa.select(Integration).order_by(Integration.id)).all()
     kinds = [integration.marketplace_kind for integration in integrations]
     assert kinds == ["trendyol", "hepsiburada", "n11", "amazon"]  # once each
+    # Every shop the sandbox plays, with the keys it takes.
+    assert [integration.shop_kind for integration in integrations] == [
+        "woocommerce",
+        "shopify",
+        "tsoft",
+        "woocommerce",
+    ]
+    world = World()
+    assert integrations[1].credentials(Side.SHOP) == {
+        "shopify_client_id": world.shopify.client_id,
+        "shopify_client_secret": world.shopify.client_secret,
+    }
+    assert integrations[2].credentials(Side.SHOP) == {
+        "tsoft_user": world.tsoft.user,
+        "tsoft_password": world.tsoft.password,
+    }
     sandbox = app.config["SANDBOX_URL"]
     for integration in integrations:
         assert integration.marketplace_base_url.startswith(sandbox)
         assert integration.shop_base_url.startswith(sandbox)
         assert all(integration.credentials(Side.MARKETPLACE).values())
     # The keys the sandbox's marketplaces take.
-    world = World()
     assert integrations[1].credentials(Side.MARKETPLACE) == {
         "merchant_id": world.hepsiburada.merchant_id,
         "service_key": world.hepsiburada.service_key,
@@ -100,16 +116,19 @@ def test_production_config_refuses_to_start_without_secrets(monkeypatch: pytest.
 
 
 def test_rotate_credentials_reencrypts_with_the_newest_key(app: Flask, integration: Integration) -> None:
+    integration.webhook_secret_encrypted = encrypt_json({"secret": "webhooks-secret"})
+    db.session.commit()
     old_key = app.config["CREDENTIALS_KEY"]
     new_key = Fernet.generate_key().decode()
     app.config["CREDENTIALS_KEY"] = f"{new_key},{old_key}"
     result = app.test_cli_runner().invoke(args=["rotate-credentials"])
     assert result.exit_code == 0, result.output
-    assert "re-encrypted 2 credential sets" in result.output
+    assert "re-encrypted 3 credential sets" in result.output
     app.config["CREDENTIALS_KEY"] = new_key  # the old key can go now
     db.session.expire_all()
     assert integration.credentials(Side.MARKETPLACE)["api_secret"] == "S3CRET-1"
     assert integration.credentials(Side.SHOP)["consumer_secret"] == "cs_xyz"
+    assert integration.webhook_secret() == "webhooks-secret"
 
 
 @dataclass

@@ -447,7 +447,7 @@ def _fill(integration: Integration, form: IntegrationForm) -> None:
         integration.change_settings(without_own_shipping(integration.settings.to_domain()), actor)
     if integration.settings is not None:  # what the marketplace cannot do is off, and says so
         saved = integration.settings.as_saved()
-        integration.change_settings(without(saved, integration.marketplace.unavailable), actor)
+        integration.change_settings(without(saved, integration.unavailable()), actor)
 
 
 def _section_form(section: Section, integration: Integration) -> SectionForm:
@@ -471,7 +471,7 @@ def _validate_section(form: SectionForm, integration: Integration, locks: dict[s
         integration.settings.to_domain(),
         own_shipping=integration.own_shipping_agreement,
         has_notification_email=bool(_account().notification_email),
-        unavailable=integration.marketplace.unavailable,
+        unavailable=integration.unavailable(),
     )
     for name, reason in errors.items():
         form[name].errors = [*form[name].errors, locks.get(name, reason)]
@@ -491,10 +491,10 @@ def _locks(integration: Integration) -> dict[str, Markup]:
             NOTIFICATION_EMAIL_REASON, fix, _("Open User Settings")
         )
         locks.update(dict.fromkeys(NEEDS_NOTIFICATION_EMAIL, reason))
-    marketplace = integration.marketplace
-    for name, why in marketplace.unavailable.items():
-        where = _("Not available on %(marketplace)s:", marketplace=marketplace.label)
-        locks[name] = Markup("{} {}").format(where, why)
+    for kind in (integration.marketplace, integration.shop):
+        for name, why in kind.unavailable.items():
+            where = _("Not available on %(marketplace)s:", marketplace=kind.label)
+            locks[name] = Markup("{} {}").format(where, why)
     return locks
 
 
