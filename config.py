@@ -201,13 +201,21 @@ class Config:
     # Deliveries one integration's address takes per minute per side (flask-limiter syntax): far above a
     # real platform's, a cap on a flood.
     WEBHOOK_RATE_LIMIT = os.environ.get("WEBHOOK_RATE_LIMIT", "1200 per minute")
+    # Deliveries refused (a wrong proof, an address no integration has) per client address per minute.
+    WEBHOOK_REFUSED_LIMIT = os.environ.get("WEBHOOK_REFUSED_LIMIT", "30 per minute")
     # A delivery whose order could not be read (the platform failed) is tried this many times, with
     # backoff between WEBHOOK_BACKOFF_BASE and _MAX (seconds); then the next pull brings the change.
     WEBHOOK_ATTEMPTS = int(os.environ.get("WEBHOOK_ATTEMPTS", "5"))
     WEBHOOK_BACKOFF_BASE = float(os.environ.get("WEBHOOK_BACKOFF_BASE", "2"))
     WEBHOOK_BACKOFF_MAX = float(os.environ.get("WEBHOOK_BACKOFF_MAX", "120"))
-    # While a sync cycle holds the integration, its deliveries wait this long before they are tried again.
+    # While a sync cycle or an import holds the integration, its deliveries wait this long, doubling each
+    # time it still does, up to 30 seconds.
     WEBHOOK_BUSY_SECONDS = float(os.environ.get("WEBHOOK_BUSY_SECONDS", "1"))
+    # Handled deliveries are kept this many days (the Webhooks tab shows the last one), then deleted.
+    WEBHOOK_KEEP_DAYS = int(os.environ.get("WEBHOOK_KEEP_DAYS", "3"))
+    # Registered webhooks are registered again this often (hours): a platform that deleted or switched off
+    # one after failed deliveries gets it back, and pulls slow down only for webhooks that are there.
+    WEBHOOK_RENEW_HOURS = int(os.environ.get("WEBHOOK_RENEW_HOURS", "24"))
     # -- Accounts and sessions ------------------------------------------------------------------------
     # A sign-in lasts at most this long, on the server and in the "Keep me signed in" cookie (days).
     REMEMBER_COOKIE_DURATION = timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", "14")))

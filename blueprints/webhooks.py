@@ -9,15 +9,21 @@ names from the platform and takes it through the same ingest and decision table 
 The answers: 200 for a delivery kept, sent again, or naming nothing the hub follows (a ping); 401 for a
 wrong proof (the platform's retries and its failure count then tell the seller, and the integration
 counts it); 404 for an address no integration has, or a side whose platform the hub takes no webhooks
-from; 413 for a body past WEBHOOK_MAX_BYTES; 429 past WEBHOOK_RATE_LIMIT.
+from; 413 for a body past WEBHOOK_MAX_BYTES; 429 past WEBHOOK_RATE_LIMIT (deliveries taken, per address)
+or WEBHOOK_REFUSED_LIMIT (refusals, per client address): the address is not a secret, and someone
+sending junk to it must not use up what the platform needs, nor write to the database at will.
+
+The delivery is handed to RQ after the answer has gone (`call_on_close`): a slow Redis never makes a
+platform wait, and a delivery Redis did not take is handed out by the tick's sweeper.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from connectors.base import WebhookRefused
@@ -26,6 +32,7 @@ from extensions import csrf, db, limiter
 from jobs.tasks import hand_out_webhooks
 from models import Integration, WebhookDelivery
 from models.base import utcnow
+from sync.webhooks import handed_out
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -35,14 +42,27 @@ def _limit() -> str:
     return str(current_app.config["WEBHOOK_RATE_LIMIT"])
 
 
+def _refused_limit() -> str:
+    return str(current_app.config["WEBHOOK_REFUSED_LIMIT"])
+
+
 def _address() -> str:
     args = request.view_args or {}
     return f"webhook:{args.get('token', '')}:{args.get('side', '')}"
 
 
+def _taken(response: Response) -> bool:
+    return response.status_code == 200
+
+
+def _refused(response: Response) -> bool:
+    return response.status_code in (401, 404)
+
+
 @bp.post("/<token>/<side>")
 @csrf.exempt
-@limiter.limit(_limit, key_func=_address)
+@limiter.limit(_limit, key_func=_address, deduct_when=_taken)
+@limiter.limit(_refused_limit, deduct_when=_refused)
 def receive(token: str, side: str) -> ResponseReturnValue:
     if side not in tuple(Side) or len(token) > 64:
         abort(404)
@@ -73,15 +93,13 @@ def receive(token: str, side: str) -> ResponseReturnValue:
     # does nothing with them: its first pull after it is switched on brings what changed.
     if not notice.subject or not integration.active:
         return jsonify(received=True)
-    now = utcnow()
     delivery = WebhookDelivery(
         integration_id=integration.id,
         side=side,
         key=notice.key[:128],
         topic=notice.topic[:100],
         subject=notice.subject[:64],
-        received_at=now,
-        enqueued_at=now,
+        received_at=utcnow(),
     )
     db.session.add(delivery)
     try:
@@ -89,5 +107,18 @@ def receive(token: str, side: str) -> ResponseReturnValue:
     except sa.exc.IntegrityError:
         db.session.rollback()  # sent before: kept once, and handled once
         return jsonify(received=True)
-    hand_out_webhooks(integration.id)
-    return jsonify(received=True)
+    response = jsonify(received=True)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    response.call_on_close(functools.partial(_hand_out, app, integration.id))
+    return response
+
+
+def _hand_out(app: Flask, integration_id: int) -> None:
+    """After the answer: the integration's deliveries to a worker, noted as handed out if Redis took them."""
+    with app.app_context():
+        try:
+            now = utcnow()
+            if hand_out_webhooks(integration_id):
+                handed_out(integration_id, now)
+        finally:
+            db.session.remove()

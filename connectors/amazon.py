@@ -286,7 +286,7 @@ class AmazonConnector:
             except Permanent as error:
                 if error.status != 403:
                     raise
-                TOKENS.forget(self.key)
+                TOKENS.forget(self.key, token)
                 if not (cached and attempt == 1):
                     raise Permanent(
                         f"{ACCESS_DENIED} [{error}]", status=403, code=error.code, category="auth"

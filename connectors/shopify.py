@@ -321,7 +321,7 @@ class ShopifyConnector:
             except Permanent as error:
                 if error.status != 401:
                     raise
-                TOKENS.forget(self.key)
+                TOKENS.forget(self.key, token)
                 if not (cached and attempt == 1):
                     raise Permanent(ACCESS_DENIED, status=401, category="auth") from None
             finally:
@@ -544,6 +544,13 @@ class ShopifyConnector:
             self._mutate(ORDER_CANCEL, "orderCancel", variables)
         elif status == "fulfilled":
             self._fulfil(raw, None)
+            done = self.get_order(shop_id)
+            if done.status != "fulfilled":  # fulfillment orders on hold, or scheduled: not the hub's to lift
+                raise Permanent(
+                    "Shopify has not fulfilled the order: its fulfillment orders are on hold or scheduled; "
+                    "release them in Shopify, then push the status again"
+                )
+            return done
         elif status == "partially_fulfilled":
             raise Permanent("Shopify's partially fulfilled is the seller's to make, item by item, in Shopify")
         else:

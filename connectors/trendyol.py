@@ -212,12 +212,11 @@ class TrendyolConnector:
         """Trendyol's order webhook at `callback_url`, for every status, sent with `secret` as its API key
         (`x-api-key`): created if the seller has none there, else brought up to date and activated (Trendyol
         sets a webhook PASSIVE after 13 failed deliveries)."""
-        # No statuses listed: Trendyol subscribes the webhook to every one.
         body = {
             "url": callback_url,
             "authenticationType": "API_KEY",
             "apiKey": secret,
-            "subscribedStatuses": [],
+            "subscribedStatuses": list(WEBHOOK_STATUSES),
         }
         existing = json_body(self.http.request("GET", self.webhooks), list, "Trendyol")
         mine = next(
@@ -269,6 +268,25 @@ class TrendyolConnector:
             f"{self.base}/shipment-packages/{package_id}/tracking-details",
             json={"cargoSenderNumber": tracking_number, "providerCode": code},
         )
+
+
+# Every status a package can be in, named as Trendyol's webhook API names them: the webhook hears each
+# (Trendyol's docs say an empty list means all of them; named, it does not rest on that reading).
+WEBHOOK_STATUSES = (
+    "CREATED",
+    "PICKING",
+    "INVOICED",
+    "SHIPPED",
+    "CANCELLED",
+    "DELIVERED",
+    "UNDELIVERED",
+    "RETURNED",
+    "UNSUPPLIED",
+    "AWAITING",
+    "UNPACKED",
+    "AT_COLLECTION_POINT",
+    "VERIFIED",
+)
 
 
 def _hook_id(hook: Mapping[str, Any]) -> str:

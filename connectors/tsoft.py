@@ -311,9 +311,9 @@ class TsoftConnector:
         for entry in _data(self._call("order2/getOrderStatusList", {}, "list the order statuses")):
             key = _first(entry, "OrderStatusId", "Id")
             name = _first(entry, "OrderStatusName", "OrderStatus", "Name")
-            if not key or not name:
+            if not key or not name or len(key) > 32:  # the hub keeps a status in 32 characters
                 raise InvalidAnswer("T-Soft's status list has an entry without an id or a name")
-            listed[key] = name
+            listed[key] = name[:100]
         return listed
 
     def subscribe(self, callback_url: str, secret: str) -> str:

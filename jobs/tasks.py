@@ -21,6 +21,8 @@ from sync import actions, backfill, notifications, pull, reconsider, webhooks
 from sync.guards import changed
 
 log = logging.getLogger(__name__)
+# The longest a webhook run waits for a busy integration before it looks again (seconds).
+BUSY_WAIT_MAX = 30.0
 # A job in a queue will run; a scheduled one whose time has passed waits for a scheduler that may be
 # gone (its worker was killed and holds the lock until it expires), so it is queued again.
 WAITING = (JobStatus.QUEUED,)
@@ -73,6 +75,7 @@ def tick() -> None:
     for integration_id in webhooks.stale(now):
         if hand_out_webhooks(integration_id):
             webhooks.handed_out(integration_id, now)
+    webhooks.forget_handled(now)
     mails = [notification.id for notification in notifications.gather(now)]
     post(mails + [id_ for id_ in notifications.stale_and_due(now) if id_ not in mails])
 
@@ -82,6 +85,8 @@ def sync_integration(integration_id: int) -> dict[str, object]:
     """One integration's cycle: pull the marketplace, read the shop's changes, dispatch what follows."""
     outcome = pull.sync_integration(integration_id, dispatch)
     dispatch(outcome.actions)
+    if outcome.ran:
+        webhooks.renew(integration_id)
     result = outcome.result
     return {
         "ran": outcome.ran,
@@ -117,16 +122,23 @@ def run_action(action_id: int) -> bool:
 
 
 @job
-def handle_webhooks(integration_id: int) -> bool:
-    """The integration's waiting webhook deliveries; it comes back when one waits for its retry, or
-    while a sync cycle holds the integration."""
-    again = webhooks.handle(integration_id, dispatch)
-    if again is None:
+def handle_webhooks(integration_id: int, busy: int = 0) -> bool:
+    """The integration's waiting webhook deliveries; it comes back when one waits for its retry, and
+    while a sync cycle or an import holds the integration, a little later each time it still does."""
+    handled = webhooks.handle(integration_id, dispatch)
+    if handled.again is None:
         return True
-    if again <= utcnow():  # more than one run's time waiting: the rest behind the jobs queued meanwhile
+    if handled.busy:
+        wait = min(current_app.config["WEBHOOK_BUSY_SECONDS"] * 2**busy, BUSY_WAIT_MAX)
+        again = utcnow() + timedelta(seconds=wait)
+        job_id = f"hooks-{integration_id}"
+        _enqueue_at(again, job_id, handle_webhooks, integration_id, busy + 1, queue_name=HOOKS)
+    elif handled.again <= utcnow():  # more than one run's time waiting: the rest behind the others' jobs
         hand_out_webhooks(integration_id)
     else:
-        _enqueue_at(again, f"hooks-{integration_id}", handle_webhooks, integration_id, queue_name=HOOKS)
+        _enqueue_at(
+            handled.again, f"hooks-{integration_id}", handle_webhooks, integration_id, queue_name=HOOKS
+        )
     return False
 
 

@@ -132,11 +132,19 @@ class Integration(Model):
         return moment
 
     def forget_webhooks(self, side: Side) -> None:
-        """This side's webhooks are no longer known to reach the hub (another account, another shop)."""
+        """This side's webhooks are no longer known to reach the hub (its platform refused them again)."""
         setattr(self, f"{side}_webhooks", None)
         setattr(self, f"{side}_webhooks_at", None)
+
+    def platform_changed(self, side: Side) -> None:
+        """Another account or another shop on this side: what the hub learnt from the old one goes (the
+        shop's statuses), and so do the webhooks' address and secret, which the old platform may go on
+        using; both sides' webhooks are registered again with new ones."""
         if side is Side.SHOP:
             self.shop_status_names = self.shop_statuses_read_at = None
+        for each in Side:
+            self.forget_webhooks(each)
+        self.webhook_token = self.webhook_secret_encrypted = None
 
     def shop_status_choices(self) -> dict[str, str]:
         """The shop statuses the seller can choose from: as read from the shop, else the kind's own set;

@@ -825,8 +825,12 @@ def shop_tracking(
         return
     link = tracking_link(settings, order.tracking_link, tracking_page(order.carrier), code)
     with shop_for(integration) as shop:
-        shop.set_tracking(order.shop_id, order.carrier, code, link)
+        written = shop.set_tracking(order.shop_id, order.carrier, code, link)
     order.shop_tracking = code
+    # Where the shop keeps a code only with a status of its own (Shopify fulfils the order, T-Soft sends
+    # it to cargo), that status is the hub's doing: the next look at the shop must not read it as the
+    # seller's.
+    order.shop_status = written.status or order.shop_status
     wording = N_("tracking code %(code)s with link %(link)s") if link else N_("tracking code %(code)s")
     record(order, "sent", wording, {"code": code, "link": link}, rule=action.rule)
 
@@ -1060,21 +1064,47 @@ def fair_share(rows: Iterable[OrderAction], now: datetime) -> list[OrderAction]:
         sa.select(OrderAction.integration_id, sa.func.count())
         .where(
             OrderAction.integration_id.in_(list(wanted)),
-            sa.or_(
-                OrderAction.state == ActionState.RUNNING,
-                sa.and_(OrderAction.state == ActionState.PENDING, OrderAction.enqueued_at >= _handed(now)),
-            ),
+            _in_flight(now),
             OrderAction.id.not_in([row.id for group in wanted.values() for row in group]),
         )
         .group_by(OrderAction.integration_id)
     ).tuples()
     busy = {integration_id: count for integration_id, count in counts}
     share = current_app.config["ACTIONS_IN_FLIGHT"]
-    return [
-        row
-        for integration_id, group in wanted.items()
-        for row in sorted(group, key=lambda row: row.id)[: max(share - busy.get(integration_id, 0), 0)]
-    ]
+    # One action of an order at a time: two would race for the order's lease, and the loser wait out a
+    # retry; the next goes when the first ends, in the same job (`run_next`) or handed out then.
+    taken = _orders_in_flight(wanted, now)
+    chosen = []
+    for integration_id, group in wanted.items():
+        room = max(share - busy.get(integration_id, 0), 0)
+        for row in sorted(group, key=lambda row: row.id):
+            if room and row.order_id not in taken:
+                chosen.append(row)
+                taken.add(row.order_id)
+                room -= 1
+    return chosen
+
+
+def _in_flight(now: datetime) -> sa.ColumnElement[bool]:
+    """An action running, or handed to RQ and not lost."""
+    return sa.or_(
+        OrderAction.state == ActionState.RUNNING,
+        sa.and_(OrderAction.state == ActionState.PENDING, OrderAction.enqueued_at >= _handed(now)),
+    )
+
+
+def _orders_in_flight(wanted: dict[int, list[OrderAction]], now: datetime) -> set[int]:
+    """The orders among `wanted`'s with an action running or handed out already (other than these)."""
+    rows = [row for group in wanted.values() for row in group]
+    return set(
+        db.session.scalars(
+            sa.select(OrderAction.order_id).where(
+                OrderAction.order_id.in_({row.order_id for row in rows}),
+                _in_flight(now),
+                OrderAction.id.not_in([row.id for row in rows]),
+            )
+        )
+    )
 
 
 def waiting(integration_id: int, now: datetime) -> list[OrderAction]:

@@ -28,7 +28,8 @@ from models.base import utcnow
 from sync.guards import INTERNAL_ERROR, backoff, changed
 from sync.history import Dispatch, enqueue, open_actions, record
 from sync.ingest import IngestResult, ingest
-from sync.rules import TO_SHOP, Event, Facts, decide
+from sync.rules import TO_SHOP, Action, Event, Facts, decide
+from sync.settings import GeneralSettings
 from sync.statuses import CANCELLATIONS, CanonicalStatus
 from sync.wording import N_
 
@@ -56,7 +57,16 @@ def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> S
     without it the actions are kept on the outcome for the caller.
     """
     now = utcnow()
-    if not claim(integration_id, now):
+    if claim(integration_id, now) is None:
+        # Another run holds it (a webhook run, an import, a cycle): this one comes back at the next tick
+        # rather than when the tick's claim runs out, PULL_LEASE_SECONDS on.
+        soon = now + timedelta(seconds=current_app.config["TICK_SECONDS"])
+        db.session.execute(
+            sa.update(Integration)
+            .where(Integration.id == integration_id, Integration.next_pull_at > soon)
+            .values(next_pull_at=soon)
+        )
+        db.session.commit()
         return SyncOutcome()
     integration = db.session.get_one(Integration, integration_id)
     outcome = SyncOutcome(ran=True)
@@ -64,7 +74,7 @@ def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> S
         settings = integration.settings.to_domain()
         if integration.active and settings.retrieve_orders:
             _pull(integration, outcome, dispatch)
-        if integration.active and reads_shop(integration):
+        if integration.active and reads_shop(integration, settings):
             _poll_shop(integration, outcome)
     finally:
         db.session.rollback()  # whatever an error left half done; each step above committed its own work
@@ -76,20 +86,31 @@ def sync_integration(integration_id: int, dispatch: Dispatch | None = None) -> S
     return outcome
 
 
-def claim(integration_id: int, now: datetime) -> bool:
+def claim(integration_id: int, now: datetime) -> datetime | None:
     """Take the integration's pull lease, if no one holds it: one sync cycle, import or webhook run at a
-    time reads and ingests an integration. Committed."""
-    lease = timedelta(seconds=current_app.config["PULL_LEASE_SECONDS"])
+    time reads and ingests an integration. Committed; returns the lease's end (None: not taken)."""
+    until = now + timedelta(seconds=current_app.config["PULL_LEASE_SECONDS"])
     claimed = changed(
         sa.update(Integration)
         .where(
             Integration.id == integration_id,
             sa.or_(Integration.pull_lease_until.is_(None), Integration.pull_lease_until < now),
         )
-        .values(pull_lease_until=now + lease)
+        .values(pull_lease_until=until)
     )
     db.session.commit()
-    return claimed
+    return until if claimed else None
+
+
+def release(integration_id: int, held: datetime) -> None:
+    """Give the lease back, if it is still the one taken (a run that outlived it leaves the next one's)."""
+    db.session.rollback()
+    db.session.execute(
+        sa.update(Integration)
+        .where(Integration.id == integration_id, Integration.pull_lease_until == held)
+        .values(pull_lease_until=None)
+    )
+    db.session.commit()
 
 
 @dataclass
@@ -256,9 +277,9 @@ def _pull(integration: Integration, outcome: SyncOutcome, dispatch: Dispatch | N
 
 def interval(integration: Integration) -> timedelta:
     """Time between pulls: the seller's interval, or the marketplace's least where its rate limits allow
-    fewer reads (an interval saved before the marketplace said so, too); at least WEBHOOK_PULL_INTERVAL
-    where every side the cycle reads pushes its changes, so pulls only reconcile. MARKETPLACE_PULL_FLOORS
-    off (the e2e run, against the sandbox) leaves the seller's."""
+    fewer reads (an interval saved before the marketplace said so, too; MARKETPLACE_PULL_FLOORS off, for
+    the e2e run against the sandbox, drops that floor); at least WEBHOOK_PULL_INTERVAL where every side the
+    cycle reads pushes its changes, so pulls only reconcile."""
     config = current_app.config
     floor = integration.marketplace.min_pull_interval if config["MARKETPLACE_PULL_FLOORS"] else 0
     if pushed(integration):
@@ -269,13 +290,14 @@ def interval(integration: Integration) -> timedelta:
 def pushed(integration: Integration) -> bool:
     """Whether every side the sync cycle reads has its webhooks registered."""
     settings = integration.settings.to_domain()
-    reads = {Side.MARKETPLACE: settings.retrieve_orders, Side.SHOP: reads_shop(integration)}
+    reads = {Side.MARKETPLACE: settings.retrieve_orders, Side.SHOP: reads_shop(integration, settings)}
     return any(reads.values()) and all(integration.webhooks_at(side) for side, read in reads.items() if read)
 
 
-def reads_shop(integration: Integration) -> bool:
-    """Whether the cycle reads the shop: the reverse flow's eyes, for an own shipping agreement."""
-    settings = integration.settings.to_domain()
+def reads_shop(integration: Integration, settings: GeneralSettings | None = None) -> bool:
+    """Whether the cycle reads the shop: the reverse flow's eyes, for an own shipping agreement (the
+    tick's query asks the same in SQL)."""
+    settings = settings or integration.settings.to_domain()
     return integration.own_shipping_agreement and (settings.reverse_flow or settings.update_feedback)
 
 
@@ -376,12 +398,21 @@ def shop_changes(
                 order.canonical_status or CanonicalStatus.CREATED,
                 own_shipping=integration.own_shipping_agreement,
                 transferred=True,
-                other_side_pending=bool(open_actions(order, TO_SHOP)),
+                other_side_pending=bool(open_actions(order, _CONFLICTING[event])),
             )
             result.actions.extend(enqueue(order, decide(settings, facts)))
             if outcome is not None:
                 outcome.shop_changes += 1
     return result
+
+
+# What a change the seller made in the shop competes with on the other side (Transaction Priority): the
+# hub writing the same thing to the shop. A tracking code entered in the shop and a status the hub is
+# about to set touch different fields, and neither drops the other.
+_CONFLICTING = {
+    Event.SHOP_STATUS_CHANGED: TO_SHOP - {Action.SHOP_TRACKING},
+    Event.SHOP_TRACKING_CHANGED: frozenset({Action.SHOP_TRACKING}),
+}
 
 
 @dataclass

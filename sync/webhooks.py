@@ -18,6 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,41 +29,58 @@ from connectors.base import ConnectorError, MarketplaceOrder, ShopOrder
 from connectors.factory import marketplace_for, shop_for
 from connectors.registry import Side
 from extensions import db
-from models import Integration, OrderAction, WebhookDelivery
+from models import Integration, Order, OrderAction, WebhookDelivery
 from models.base import utcnow
 from models.crypto import encrypt_json
-from sync.guards import backoff
+from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, backoff
 from sync.history import Dispatch
 from sync.ingest import ingest
-from sync.pull import claim, reads_shop, shop_changes
+from sync.pull import claim, reads_shop, release, shop_changes
 
 log = logging.getLogger(__name__)
 BATCH = 200
 
 
-def handle(integration_id: int, dispatch: Dispatch) -> datetime | None:
-    """Handle the integration's waiting deliveries, for up to SYNC_TIME_BUDGET seconds; returns when to
-    come back (a sync cycle held the integration, a delivery waits for its retry, more is waiting), or
-    None when nothing waits."""
-    config = current_app.config
+@dataclass(frozen=True)
+class Handled:
+    """When to come back (None: nothing waits), and whether it is because the integration was busy."""
+
+    again: datetime | None
+    busy: bool = False
+
+
+def handle(integration_id: int, dispatch: Dispatch) -> Handled:
+    """Handle the integration's waiting deliveries, for up to SYNC_TIME_BUDGET seconds; says when to come
+    back: a sync cycle or an import held the integration (`busy`), a delivery waits for its retry, more
+    is waiting; or that nothing waits (an integration deleted meanwhile among them)."""
     now = utcnow()
-    claimed = claim(integration_id, now)
-    if not claimed:
-        return now + timedelta(seconds=config["WEBHOOK_BUSY_SECONDS"])
-    deadline = time.monotonic() + config["SYNC_TIME_BUDGET"]
+    held = claim(integration_id, now)
+    if held is None:
+        return Handled(now, busy=True) if _next_due(integration_id) is not None else Handled(None)
+    deadline = time.monotonic() + current_app.config["SYNC_TIME_BUDGET"]
     try:
         integration = db.session.get_one(Integration, integration_id)
         while time.monotonic() < deadline:
             waiting = _waiting(integration_id, utcnow())
             if not waiting:
                 break
-            dispatch(_handle(integration, waiting))
+            try:
+                dispatch(_handle(integration, waiting, deadline))
+            except NOT_CONTAINED:
+                raise
+            except Exception:  # a bug's, not the platform's: tried again, then left to the pull
+                db.session.rollback()
+                log.exception("webhook deliveries of integration %s failed", integration_id)
+                for delivery in _waiting(integration_id, utcnow()):
+                    _again(delivery, INTERNAL_ERROR)
+                db.session.commit()
     finally:
-        db.session.rollback()
-        db.session.execute(
-            sa.update(Integration).where(Integration.id == integration_id).values(pull_lease_until=None)
-        )
-        db.session.commit()
+        release(integration_id, held)
+    return Handled(_next_due(integration_id))
+
+
+def _next_due(integration_id: int) -> datetime | None:
+    """When the first delivery still waiting is due, if any."""
     return db.session.scalar(
         sa.select(
             sa.func.min(sa.func.coalesce(WebhookDelivery.next_try_at, WebhookDelivery.received_at))
@@ -85,58 +103,97 @@ def _waiting(integration_id: int, now: datetime) -> list[WebhookDelivery]:
     )
 
 
-def _handle(integration: Integration, deliveries: list[WebhookDelivery]) -> list[OrderAction]:
-    """One batch: each side's orders read once, taken in, the deliveries marked; committed."""
+def _handle(
+    integration: Integration, deliveries: list[WebhookDelivery], deadline: float
+) -> list[OrderAction]:
+    """One batch: each side's orders read once (until the run's time is up: the rest wait, untouched),
+    taken in, the deliveries marked; committed."""
     settings = integration.settings.to_domain()
     actions: list[OrderAction] = []
     for side in Side:
         mine = [delivery for delivery in deliveries if delivery.side == side]
         if not mine:
             continue
+        busy: set[str] = set()
         if side is Side.MARKETPLACE:
             if not (integration.active and settings.retrieve_orders):
                 _done(mine, "ignored")
                 continue
-            read = _read(mine, integration, side, lambda connector, subject: connector.get_package(subject))
+            read = _read(
+                mine, integration, side, deadline, lambda connector, subject: connector.get_package(subject)
+            )
             found = [package for package in read.values() if isinstance(package, MarketplaceOrder)]
             actions.extend(ingest(integration, settings, found).actions)
-            busy: set[str] = set()
         else:
             if not (integration.active and reads_shop(integration)):
                 _done(mine, "ignored")
                 continue
-            read = _read(mine, integration, side, lambda connector, subject: connector.get_order(subject))
+            # A shop sends its changes to every order it has, the hub's few among them: only those are read.
+            ours = _shop_orders_of(integration, {delivery.subject for delivery in mine})
+            _done([delivery for delivery in mine if delivery.subject not in ours], "not ours")
+            mine = [delivery for delivery in mine if delivery.subject in ours]
+            read = _read(
+                mine, integration, side, deadline, lambda connector, subject: connector.get_order(subject)
+            )
             changes = shop_changes(
                 integration, [order for order in read.values() if isinstance(order, ShopOrder)]
             )
             actions.extend(changes.actions)
             busy = set(changes.busy)
         for delivery in mine:
-            outcome = read.get(delivery.subject)
+            if delivery.subject not in read:
+                continue  # the run's time was up before it was read
+            outcome = read[delivery.subject]
             if isinstance(outcome, ConnectorError):
                 _failed(delivery, outcome)
-            elif delivery.subject in busy:
-                _again(delivery, "an action was writing the order")
+            elif delivery.subject in busy:  # an action is writing the order: a moment, no attempt spent
+                delivery.next_try_at = utcnow() + timedelta(
+                    seconds=current_app.config["WEBHOOK_BUSY_SECONDS"]
+                )
             else:
                 _done([delivery], "handled" if outcome is not None else "not found")
     db.session.commit()
     return actions
 
 
+def _shop_orders_of(integration: Integration, subjects: set[str]) -> set[str]:
+    """Which of the shop's order ids are the hub's orders of this integration."""
+    return set(
+        db.session.scalars(
+            sa.select(Order.shop_id).where(
+                Order.integration_id == integration.id, Order.shop_id.in_(subjects)
+            )
+        )
+    )
+
+
+def _get_package(connector: Any, subject: str) -> object:
+    return connector.get_package(subject)
+
+
+def _get_order(connector: Any, subject: str) -> object:
+    return connector.get_order(subject)
+
+
 def _read(
     deliveries: Iterable[WebhookDelivery],
     integration: Integration,
     side: Side,
+    deadline: float,
     fetch: Callable[[Any, str], object],
 ) -> dict[str, object]:
-    """Each order the deliveries name, read once: what the platform answered (None: it has no such
-    order), or the error it failed with."""
-    subjects = dict.fromkeys(delivery.subject for delivery in deliveries)
+    """Each order the deliveries name, read once, while the run's time lasts: what the platform answered
+    (None: it has no such order), or the error it failed with."""
+    subjects = list(dict.fromkeys(delivery.subject for delivery in deliveries))
     read: dict[str, object] = {}
+    if not subjects:
+        return read
     try:
         opened = marketplace_for(integration) if side is Side.MARKETPLACE else shop_for(integration)
         with opened as connector:
             for subject in subjects:
+                if time.monotonic() >= deadline:
+                    break
                 try:
                     read[subject] = fetch(connector, subject)
                 except ConnectorError as error:
@@ -205,9 +262,38 @@ def register(integration: Integration) -> dict[Side, ConnectorError]:
     return problems
 
 
+def renew(integration_id: int) -> None:
+    """Register the integration's webhooks again once WEBHOOK_RENEW_HOURS have passed since they were:
+    a platform that deleted or switched one off after failed deliveries gets it back (the reference's
+    advice for Shopify), and a side whose platform refuses now is read by pulls at the seller's interval
+    again (its registration forgotten), not every WEBHOOK_PULL_INTERVAL."""
+    integration = db.session.get(Integration, integration_id)
+    if integration is None or not integration.active:
+        return
+    due = utcnow() - timedelta(hours=current_app.config["WEBHOOK_RENEW_HOURS"])
+    stale_sides = [side for side in Side if (integration.webhooks_at(side) or due) < due]
+    if not stale_sides:
+        return
+    for side, error in register(integration).items():
+        if side in stale_sides:
+            log.warning(
+                "webhooks of integration %s (%s) not registered again: %s", integration_id, side, error
+            )
+            integration.forget_webhooks(side)
+    db.session.commit()
+
+
+def forget_handled(now: datetime) -> None:
+    """Delete the deliveries handled more than WEBHOOK_KEEP_DAYS ago: the inbox keeps what it must to
+    take a delivery once, and the days the Webhooks tab shows."""
+    before = now - timedelta(days=current_app.config["WEBHOOK_KEEP_DAYS"])
+    db.session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.handled_at < before))
+    db.session.commit()
+
+
 def stale(now: datetime) -> list[int]:
-    """Integrations with deliveries waiting that no worker has: never handed to RQ (Redis was away), or
-    handed out long ago and not handled (a worker died); the tick's sweeper hands them out again."""
+    """Integrations with deliveries waiting that no worker has: not handed to RQ (Redis was away when they
+    came), or handed out long ago and not handled (a worker died); the tick's sweeper hands them out."""
     requeue = now - timedelta(seconds=current_app.config["OUTBOX_REQUEUE_SECONDS"])
     return list(
         db.session.scalars(

@@ -30,11 +30,13 @@ from mailsink import MailSink, serve
 from models import ActionState, Integration, Order, OrderAction, TransferState
 from models.base import utcnow
 from sandbox.state import World
+from sync.statuses import CanonicalStatus as S
 from sync.webhooks import register
 from tests.conftest import make_account, make_config
 from tests.markets import TRENDYOL, Market
 from tests.pipeline import free_port
 from tests.sandbox_server import Sandbox, serve_sandbox
+from tests.shops import WOOCOMMERCE, Shop, ShopView, status_for
 
 ROOT = Path(__file__).resolve().parents[1]
 # How often the live pages of the stack's panel poll (seconds).
@@ -95,6 +97,7 @@ class Stack:
     redis: RedisServer
     workers: list[str] = field(default_factory=list)  # the names of the worker processes
     markets: tuple[Market, ...] = (TRENDYOL,)  # the marketplaces, one integration each (the first's id above)
+    shop_of: dict[int, Shop] = field(default_factory=dict)  # each integration's shop
     commands: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def start(self, name: str, *command: str) -> None:
@@ -180,7 +183,16 @@ class Stack:
             ).group_by(OrderAction.kind, OrderAction.state)
         ).all()
         logs = "\n".join(f"--- {path.name}\n{path.read_text()[-1500:]}" for path in self.logs.glob("*.log"))
-        return f"shop orders: {len(self.sandbox.shop_orders())}\norders: {orders}\nactions: {actions}\n{logs}"
+        return f"shop orders: {self.shop_orders()}\norders: {orders}\nactions: {actions}\n{logs}"
+
+    def shop_orders(self) -> int:
+        """How many orders the stack's shops hold, all together."""
+        return sum(
+            shop.count(self.sandbox) for shop in {shop.kind: shop for shop in self.shop_of.values()}.values()
+        )
+
+    def shop_view(self, order: Order) -> ShopView | None:
+        return self.shop_of[order.integration_id].view(self.sandbox, order)
 
     def log_tail(self, name: str, characters: int = 1500) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-characters:]
@@ -207,11 +219,13 @@ def running_stack(
     database: str | None = None,
     timings: dict[str, str] | None = None,
     markets: Sequence[Market] = (TRENDYOL,),
+    shops: Sequence[Shop] = (WOOCOMMERCE,),
     webhooks: bool = False,
     **settings: object,
 ) -> Iterator[Stack]:
     """Redis, a mail sink, the sandbox, one integration per marketplace of `markets` joined to it with
-    `settings` on, `workers` worker processes and the scheduler; the app's context is open while it runs.
+    `settings` on (into `shops` in turn), `workers` worker processes and the scheduler; the app's context
+    is open while it runs.
     `webhooks`: the web process too (`flask run`, the platforms' webhooks' address), and every side's
     webhooks registered where its platform has them.
 
@@ -223,7 +237,17 @@ def running_stack(
     try:
         with mail_sink(tmp_path / "mail") as (sink, mail_port):
             yield from _stack(
-                tmp_path, redis, sink, mail_port, workers, database, timings, markets, webhooks, settings
+                tmp_path,
+                redis,
+                sink,
+                mail_port,
+                workers,
+                database,
+                timings,
+                markets,
+                shops,
+                webhooks,
+                settings,
             )
     finally:
         redis.stop()
@@ -255,6 +279,7 @@ def _stack(
     database: str | None,
     timings: dict[str, str] | None,
     markets: Sequence[Market],
+    shops: Sequence[Shop],
     webhooks: bool,
     settings: dict[str, object],
 ) -> Iterator[Stack]:
@@ -298,13 +323,26 @@ def _stack(
             notification_email="alerts@shop.example", notification_email_confirmed_at=utcnow()
         )
         integrations = [market.join(account, sandbox) for market in markets]
+        shop_of = {}
+        for integration, shop in zip(integrations, itertools.cycle(shops), strict=False):
+            shop.join(integration, sandbox)
+            shop_of[integration.id] = shop
         for integration in integrations:
             integration.pull_interval = 1
             for name, value in settings.items():
                 setattr(integration.settings, name, value)
         db.session.commit()
         stack = Stack(
-            app, sandbox, integrations[0].id, env, {}, tmp_path, sink, redis, markets=tuple(markets)
+            app,
+            sandbox,
+            integrations[0].id,
+            env,
+            {},
+            tmp_path,
+            sink,
+            redis,
+            markets=tuple(markets),
+            shop_of=shop_of,
         )
         try:
             for number in range(1, workers + 1):
@@ -334,23 +372,18 @@ def _answers(url: str) -> bool:
 
 
 def exactly_once(stack: Stack, package_ids: Sequence[str]) -> None:
-    """Every package is one order in the hub and one order in the shop, linked to each other."""
-    in_hub = db.session.execute(sa.select(Order.package_id, Order.shop_id)).tuples().all()
-    shop_ids = dict(in_hub)
-    assert len(shop_ids) == len(in_hub) == len(package_ids), f"{len(in_hub)} orders in the hub"
-    in_shop: dict[str, list[str]] = {}
-    for shop_order in stack.sandbox.shop_orders():
-        for meta in shop_order["meta_data"]:
-            if meta["key"] == "hub_shipment_package_id":
-                in_shop.setdefault(str(meta["value"]), []).append(str(shop_order["id"]))
-    assert len(stack.sandbox.shop_orders()) == len(package_ids), (
-        f"{len(stack.sandbox.shop_orders())} in the shop"
-    )
+    """Every package is one order in the hub and one order in its shop, linked to each other (a shop's
+    face asserts its reference is on one order at most)."""
+    orders = stack.orders()
+    by_package = {order.package_id: order for order in orders}
+    assert len(by_package) == len(orders) == len(package_ids), f"{len(orders)} orders in the hub"
+    assert stack.shop_orders() == len(package_ids), f"{stack.shop_orders()} in the shops"
     for package_id in package_ids:
-        assert package_id in shop_ids, f"package {package_id} is not in the hub"
-        linked = shop_ids[package_id]
-        assert in_shop.get(package_id) == [linked], (
-            f"package {package_id}: shop {in_shop.get(package_id)}, hub {linked}"
+        order = by_package.get(package_id)
+        assert order is not None, f"package {package_id} is not in the hub"
+        view = stack.shop_view(order)
+        assert view is not None and view.shop_id == order.shop_id, (
+            f"package {package_id}: shop {view}, hub {order.shop_id}"
         )
 
 
@@ -383,7 +416,16 @@ FAULTS: dict[str, object] = {
     "timeout_method": "",
     "duplicate_rate": 0.5,
 }
-NO_FAULTS = {"error_rate": 0.0, "rate_limit_rate": 0.0, "timeout_rate": 0.0, "duplicate_rate": 0.0}
+NO_FAULTS = {
+    "error_rate": 0.0,
+    "rate_limit_rate": 0.0,
+    "timeout_rate": 0.0,
+    "duplicate_rate": 0.0,
+    "webhook_drop_rate": 0.0,
+    "webhook_duplicate_rate": 0.0,
+    "webhook_forged_rate": 0.0,
+    "webhook_delay_ms": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -446,7 +488,7 @@ def bad_day(stack: Stack, plan: BadDay, say: Callable[[str], None] = print) -> B
     while True:
         now = time.monotonic() - started
         if now >= boundary or now >= plan.seconds:
-            count = len(sandbox.world.shop_orders)
+            count = stack.shop_orders()
             report.arrivals.append(count - counted)
             span = f"{boundary - plan.interval:.0f}–{min(boundary, plan.seconds):.0f} s"
             say(f"{span:>11}  {count - counted:>6} orders into the shop ({count} of {len(packages)} placed)")
@@ -463,7 +505,7 @@ def bad_day(stack: Stack, plan: BadDay, say: Callable[[str], None] = print) -> B
 
     def done() -> bool:
         nonlocal counted, boundary
-        count = len(sandbox.world.shop_orders)
+        count = stack.shop_orders()
         if time.monotonic() - started >= boundary:
             report.after.append(count - counted)
             counted, boundary = count, boundary + plan.interval
@@ -472,13 +514,13 @@ def bad_day(stack: Stack, plan: BadDay, say: Callable[[str], None] = print) -> B
             count >= len(packages)
             and stack.count(Order.transfer_state == TransferState.TRANSFERRED) == len(packages)
             and settled(stack)
-            and _completed(sandbox, packages[: plan.shipped])
+            and _completed(stack, packages[: plan.shipped])
         )
 
     stack.wait_for("every order in the shop and a quiet outbox", done, timeout=plan.settle_timeout)
     report.seconds = time.monotonic() - started
-    if len(sandbox.world.shop_orders) > counted:
-        report.after.append(len(sandbox.world.shop_orders) - counted)
+    if stack.shop_orders() > counted:
+        report.after.append(stack.shop_orders() - counted)
     report.requests = Counter(sandbox.world.requests[requests_before:])
     exactly_once(stack, [package_id for _, package_id in packages])
     _no_failed_action(stack)
@@ -534,10 +576,17 @@ def _events(
     return sorted(events, key=lambda event: event[0])
 
 
-def _completed(sandbox: Sandbox, packages: list[tuple[Market, str]]) -> bool:
-    return all(
-        (sandbox.shop_order_for(package_id) or {}).get("status") == "completed" for _, package_id in packages
-    )
+def _completed(stack: Stack, packages: list[tuple[Market, str]]) -> bool:
+    """The shipped packages show as shipped in their shops."""
+    orders = {order.package_id: order for order in stack.orders()}
+    for _, package_id in packages:
+        order = orders.get(package_id)
+        if order is None:
+            return False
+        view = stack.shop_view(order)
+        if view is None or view.status != status_for(stack.shop_of[order.integration_id], S.SHIPPED):
+            return False
+    return True
 
 
 def _terminate_connections() -> str:

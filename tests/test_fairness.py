@@ -331,6 +331,25 @@ def test_the_sweeper_hands_out_every_seller_s_share(app: Flask, hub: Integration
     assert sum(1 for row in due if row.integration_id == hub.id) == app.config["ACTIONS_IN_FLIGHT"]
 
 
+def test_one_action_of_an_order_at_a_time(app: Flask, hub: Integration) -> None:
+    """An order's approval and transfer, decided together, go one after the other: two at once would
+    race for the order, and the one that lost would wait out a retry (seconds, for a webhook's order)."""
+    order, other = make_order(hub, 1), make_order(hub, 2)
+    first, second = (
+        make_action(order, state=ActionState.PENDING),
+        make_action(order, state=ActionState.PENDING),
+    )
+    third = make_action(other, state=ActionState.PENDING)
+    now = utcnow()
+    assert [row.id for row in actions.fair_share([first, second, third], now)] == [first.id, third.id]
+    first.enqueued_at = now
+    db.session.commit()
+    assert actions.fair_share([second], now) == []  # the first is handed out: the second waits its turn
+    first.state = ActionState.DONE
+    db.session.commit()
+    assert [row.id for row in actions.fair_share([second], now)] == [second.id]
+
+
 def test_a_whole_order_cancellation_waits_while_the_pull_catches_up(
     hub: Integration, sandbox: Sandbox
 ) -> None:

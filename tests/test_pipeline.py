@@ -31,7 +31,7 @@ from sandbox.state import now_ms, woo_time
 from sync import actions, pull
 from sync.settings import Priority, TrackingCodeSource
 from sync.statuses import CanonicalStatus
-from tests.conftest import Client, join_sandbox, make_account, running_app
+from tests.conftest import Client, join_sandbox, make_account, make_action, running_app
 from tests.pipeline import configure, cycle, drain, due_now, english, order_for
 from tests.sandbox_server import Sandbox, serve_sandbox
 
@@ -1014,3 +1014,27 @@ def test_a_cancellation_the_shop_sent_still_returns_the_stock(
     db.session.refresh(tshirt)
     assert tshirt.stock == 10
     assert sandbox.shop_order_for(package["shipmentPackageId"])["status"] == "cancelled"  # type: ignore[index]
+
+
+def test_a_tracking_code_entered_in_the_shop_is_not_dropped_for_a_status_the_hub_is_about_to_set(
+    hub: Integration, sandbox: Any
+) -> None:
+    """Transaction Priority weighs changes to the same thing: a status the hub is about to write to the
+    shop (marketplace first) does not drop the tracking code the seller entered there meanwhile."""
+    configure(hub, update_feedback=True, approval_feedback=True, priority=Priority.MARKETPLACE)
+    package = sandbox.order()
+    cycle(hub)
+    order = order_for(package)
+    make_action(order, kind="shop_status", state="pending", rule="status_change_transfer",
+                next_attempt_at=utcnow() + timedelta(minutes=5))  # fmt: skip
+    items = [{"tracking_provider": "Sürat Kargo", "tracking_number": "SELLER7", "custom_tracking_link": ""}]
+    with sandbox.world.lock:
+        sandbox.world.update_shop_order(
+            sandbox.shop_order_for(package["shipmentPackageId"]),
+            {"meta_data": [{"key": "_wc_shipment_tracking_items", "value": items}]},
+        )
+    pull.sync_integration(hub.id)
+    pending = db.session.scalars(
+        sa.select(OrderAction.kind).where(OrderAction.order_id == order.id, OrderAction.state == "pending")
+    ).all()
+    assert "marketplace_tracking" in pending

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,15 +19,18 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from connectors import shopify
 from connectors.registry import Side
 from extensions import db
-from models import Account, Integration, Order, OrderEvent, TransferState, WebhookDelivery
+from models import Account, Integration, Order, OrderAction, OrderEvent, TransferState, WebhookDelivery
 from models.base import utcnow
 from sandbox.webhooks import Delivery
 from sync import pull, webhooks
+from sync.guards import INTERNAL_ERROR
 from tests.conftest import Client, join_sandbox
 from tests.pipeline import configure, cycle, drain
 from tests.sandbox_server import Sandbox
+from tests.shops import SHOPIFY
 
 
 @pytest.fixture
@@ -112,7 +116,7 @@ def test_a_platform_refusing_the_registration_is_told_plainly(
     assert hub.marketplace_webhooks_at is not None and hub.shop_webhooks_at is None
 
 
-def test_another_shop_address_forgets_the_shop_s_registration(
+def test_another_shop_address_forgets_the_registrations_and_the_address(
     seller: Client, registered: Integration, sandbox: Sandbox
 ) -> None:
     data = {
@@ -129,8 +133,9 @@ def test_another_shop_address_forgets_the_shop_s_registration(
     response = seller.post(f"/integrations/{registered.id}/edit", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)
     db.session.expire_all()
-    assert registered.marketplace_webhooks_at is not None
-    assert registered.shop_webhooks_at is None
+    # The old shop may go on sending to the old address with the old secret: both are new ones now.
+    assert registered.marketplace_webhooks_at is None and registered.shop_webhooks_at is None
+    assert registered.webhook_token is None and registered.webhook_secret() == ""
 
 
 # -- the intake ------------------------------------------------------------------------------------------
@@ -255,25 +260,70 @@ def test_a_sync_cycle_holding_the_integration_makes_the_deliveries_wait(
 ) -> None:
     sandbox.order()
     deliver(client, sandbox)
-    registered.pull_lease_until = utcnow() + timedelta(minutes=1)
+    held = utcnow() + timedelta(minutes=1)
+    registered.pull_lease_until = held
     db.session.commit()
-    again = webhooks.handle(registered.id, lambda actions: None)
-    assert again is not None and again > utcnow()
+    handled = webhooks.handle(registered.id, lambda actions: None)
+    assert handled.busy and handled.again is not None
     assert deliveries()[0].handled_at is None
+    db.session.refresh(registered)
+    assert registered.pull_lease_until == held  # the holder's lease, untouched
 
 
-def test_the_sweeper_hands_out_deliveries_redis_never_had(
+def test_deliveries_of_a_deleted_integration_end_their_job(
     client: Client, registered: Integration, sandbox: Sandbox
 ) -> None:
     sandbox.order()
     deliver(client, sandbox)
-    now = utcnow()
-    assert webhooks.stale(now) == []  # handed out at arrival (Redis was away: the answer is the same)
-    db.session.execute(sa.update(WebhookDelivery).values(enqueued_at=None))
+    integration_id = registered.id
+    db.session.delete(registered)
     db.session.commit()
+    assert webhooks.handle(integration_id, lambda actions: None).again is None
+
+
+def test_the_sweeper_hands_out_deliveries_redis_did_not_take(
+    client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    sandbox.order()
+    deliver(client, sandbox)  # the test's Redis is not there: nothing was handed out
+    now = utcnow()
     assert webhooks.stale(now) == [registered.id]
     webhooks.handed_out(registered.id, now)
     assert webhooks.stale(now) == []
+    later = now + timedelta(seconds=client.application.config["OUTBOX_REQUEUE_SECONDS"] + 1)
+    assert webhooks.stale(later) == [registered.id]  # handed out, and no worker got to it
+
+
+def test_a_bug_in_handling_is_tried_again_then_left_to_the_pull(
+    app: Flask, client: Client, registered: Integration, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a platform's failure but the hub's own (here an ingest that raises): the delivery does not
+    block the ones behind it for ever."""
+    sandbox.order()
+    deliver(client, sandbox)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(webhooks, "ingest", broken)
+    for _ in range(app.config["WEBHOOK_ATTEMPTS"]):
+        webhooks.handle(registered.id, lambda actions: None)
+        db.session.execute(sa.update(WebhookDelivery).values(next_try_at=None))
+        db.session.commit()
+    [delivery] = deliveries()
+    assert delivery.outcome == "left to the pull" and delivery.last_error == INTERNAL_ERROR
+
+
+def test_handled_deliveries_are_deleted_after_some_days(
+    app: Flask, client: Client, registered: Integration, sandbox: Sandbox
+) -> None:
+    sandbox.order()
+    deliver(client, sandbox)
+    handle(registered)
+    webhooks.forget_handled(utcnow())
+    assert len(deliveries()) == 1
+    webhooks.forget_handled(utcnow() + timedelta(days=app.config["WEBHOOK_KEEP_DAYS"], seconds=1))
+    assert deliveries() == []
 
 
 # -- the shop's side -----------------------------------------------------------------------------------
@@ -333,3 +383,64 @@ def test_pulls_slow_down_only_while_every_side_they_read_pushes(app: Flask, regi
     assert pull.interval(registered) == timedelta(seconds=registered.pull_interval)
     configure(registered, reverse_flow=False)
     assert pull.interval(registered) == slow
+
+
+# -- Shopify -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def on_shopify(app: Flask, seller: Client, hub: Integration, sandbox: Sandbox) -> Iterator[Integration]:
+    app.config["PUBLIC_URL"] = "https://hub.test"  # Shopify calls https addresses only
+    shopify.forget_tokens()
+    SHOPIFY.join(hub, sandbox)
+    configure(hub, update_feedback=True, approval_feedback=True, reverse_flow=True)
+    assert seller.post(f"/integrations/{hub.id}/webhooks", htmx=True).status_code == 200
+    db.session.expire_all()
+    assert hub.shop_webhooks_at is not None
+    topics = sorted(sub["topic"] for sub in sandbox.world.shopify.subscriptions.values())
+    assert topics == ["FULFILLMENTS_CREATE", "FULFILLMENTS_UPDATE", "ORDERS_CANCELLED", "ORDERS_UPDATED"]
+    yield hub
+    shopify.forget_tokens()
+
+
+def test_shopify_s_signed_webhooks_carry_the_seller_s_fulfilment_to_the_marketplace(
+    client: Client, on_shopify: Integration, sandbox: Sandbox
+) -> None:
+    package = sandbox.order()
+    deliver(client, sandbox)
+    handle(on_shopify)
+    deliver(client, sandbox)  # Shopify's deliveries for the hub's own order: no news
+    handle(on_shopify)
+    order = db.session.scalar(sa.select(Order))
+    assert order is not None and order.shop_id
+    assert sandbox.package(package["shipmentPackageId"])["status"] == "Picking"  # approved
+    # Another channel's order in the same store: its deliveries are taken, and it is not read.
+    sandbox.world.shopify.create_order({"lineItems": [{"title": "Elsewhere", "quantity": 1, "priceSet": {
+        "shopMoney": {"amount": "10.00", "currencyCode": "TRY"}}}]})  # fmt: skip
+    sandbox.world.shopify.fulfil(order.shop_id, tracking_number="SELLER9", company="Sürat Kargo")
+    assert set(deliver(client, sandbox)) == {200}
+    handle(on_shopify)
+    assert sandbox.package(package["shipmentPackageId"]).get("cargoSenderNumber") == "SELLER9"
+    elsewhere = [d for d in deliveries() if d.side == "shop" and d.subject != order.shop_id]
+    assert elsewhere and {delivery.outcome for delivery in elsewhere} == {"not ours"}
+
+
+def test_the_fulfilment_the_hub_makes_with_a_tracking_code_is_not_read_back_as_the_seller_s(
+    client: Client, on_shopify: Integration, sandbox: Sandbox
+) -> None:
+    """Shopify keeps a tracking code on a fulfilment: passing the marketplace's code fulfils the order.
+    That is the hub's doing, and with the reverse flow on it must not go back to the marketplace."""
+    package = sandbox.order()
+    deliver(client, sandbox)
+    handle(on_shopify)
+    sandbox.set_status(package["shipmentPackageId"], "Shipped")
+    deliver(client, sandbox)
+    handle(on_shopify)
+    order = db.session.scalar(sa.select(Order))
+    assert order is not None and order.shop_status == "fulfilled"
+    actions = db.session.query(OrderAction).count()
+    assert set(deliver(client, sandbox)) == {200}  # Shopify's deliveries for the fulfilment
+    handle(on_shopify)
+    assert db.session.query(OrderAction).count() == actions
+    summaries = db.session.scalars(sa.select(OrderEvent.summary)).all()
+    assert not any("(in the shop)" in summary for summary in summaries)

@@ -441,8 +441,8 @@ def _fill(integration: Integration, form: IntegrationForm) -> None:
             if integration.id is not None:
                 integration.log_change(actor, f"{side}_credentials", "", REPLACED)
             moved.add(side)
-    for side in moved:  # webhooks registered with another account or shop are not this one's
-        integration.forget_webhooks(side)
+    for side in moved:
+        integration.platform_changed(side)
     if not integration.own_shipping_agreement and integration.settings is not None:
         integration.change_settings(without_own_shipping(integration.settings.to_domain()), actor)
     if integration.settings is not None:  # what the marketplace cannot do is off, and says so
