@@ -201,7 +201,7 @@ class Config:
     # Deliveries one integration's address takes per minute per side (flask-limiter syntax): far above a
     # real platform's, a cap on a flood.
     WEBHOOK_RATE_LIMIT = os.environ.get("WEBHOOK_RATE_LIMIT", "1200 per minute")
-    # Deliveries refused (a wrong proof, an address no integration has) per client address per minute.
+    # Deliveries refused (a wrong proof, an address no integration has) per address and client per minute.
     WEBHOOK_REFUSED_LIMIT = os.environ.get("WEBHOOK_REFUSED_LIMIT", "30 per minute")
     # A delivery whose order could not be read (the platform failed) is tried this many times, with
     # backoff between WEBHOOK_BACKOFF_BASE and _MAX (seconds); then the next pull brings the change.

@@ -10,7 +10,7 @@ The answers: 200 for a delivery kept, sent again, or naming nothing the hub foll
 wrong proof (the platform's retries and its failure count then tell the seller, and the integration
 counts it); 404 for an address no integration has, or a side whose platform the hub takes no webhooks
 from; 413 for a body past WEBHOOK_MAX_BYTES; 429 past WEBHOOK_RATE_LIMIT (deliveries taken, per address)
-or WEBHOOK_REFUSED_LIMIT (refusals, per client address): the address is not a secret, and someone
+or WEBHOOK_REFUSED_LIMIT (refusals, per address and client): the address is not a secret, and someone
 sending junk to it must not use up what the platform needs, nor write to the database at will.
 
 The delivery is handed to RQ after the answer has gone (`call_on_close`): a slow Redis never makes a
@@ -25,6 +25,7 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_limiter.util import get_remote_address
 
 from connectors.base import WebhookRefused
 from connectors.registry import Side
@@ -51,6 +52,12 @@ def _address() -> str:
     return f"webhook:{args.get('token', '')}:{args.get('side', '')}"
 
 
+def _sender() -> str:
+    """One client at one address: a platform's addresses serve many sellers, so refusals one address
+    draws (a deleted integration, a forger) must not cost the platform its deliveries to the others."""
+    return f"{_address()}:{get_remote_address()}"
+
+
 def _taken(response: Response) -> bool:
     return response.status_code == 200
 
@@ -62,7 +69,7 @@ def _refused(response: Response) -> bool:
 @bp.post("/<token>/<side>")
 @csrf.exempt
 @limiter.limit(_limit, key_func=_address, deduct_when=_taken)
-@limiter.limit(_refused_limit, deduct_when=_refused)
+@limiter.limit(_refused_limit, key_func=_sender, deduct_when=_refused)
 def receive(token: str, side: str) -> ResponseReturnValue:
     if side not in tuple(Side) or len(token) > 64:
         abort(404)

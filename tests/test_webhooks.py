@@ -444,3 +444,26 @@ def test_the_fulfilment_the_hub_makes_with_a_tracking_code_is_not_read_back_as_t
     assert db.session.query(OrderAction).count() == actions
     summaries = db.session.scalars(sa.select(OrderEvent.summary)).all()
     assert not any("(in the shop)" in summary for summary in summaries)
+
+
+def test_junk_sent_to_an_address_does_not_use_up_what_its_platform_needs(
+    app: Flask, client: Client, registered: Integration
+) -> None:
+    app.config.update(WEBHOOK_RATE_LIMIT="3 per minute", WEBHOOK_REFUSED_LIMIT="2 per minute")
+    secret = registered.webhook_secret()
+    path = f"/webhooks/{registered.webhook_token}/shop"
+
+    def post(body: bytes, key: str, client_address: str) -> int:
+        signature = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+        headers = {"X-WC-Webhook-Topic": "order.updated", "X-WC-Webhook-Signature": signature}
+        sent = client.post(
+            path, data=body, headers=headers, csrf=False, environ_base={"REMOTE_ADDR": client_address}
+        )
+        return sent.status_code
+
+    forged = [post(b'{"id": 1}', "guessed", "203.0.113.9") for _ in range(4)]
+    assert forged == [401, 401, 429, 429]
+    taken = [post(json.dumps({"id": number}).encode(), secret, "192.0.2.1") for number in range(4)]
+    assert taken == [200, 200, 200, 429]  # the platform's own limit, untouched by the junk
+    db.session.expire_all()
+    assert registered.webhooks_refused == 2
