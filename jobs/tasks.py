@@ -128,17 +128,16 @@ def handle_webhooks(integration_id: int, busy: int = 0) -> bool:
     handled = webhooks.handle(integration_id, dispatch)
     if handled.again is None:
         return True
+    args: tuple[int, ...]
     if handled.busy:
         wait = min(current_app.config["WEBHOOK_BUSY_SECONDS"] * 2**busy, BUSY_WAIT_MAX)
-        again = utcnow() + timedelta(seconds=wait)
-        job_id = f"hooks-{integration_id}"
-        _enqueue_at(again, job_id, handle_webhooks, integration_id, busy + 1, queue_name=HOOKS)
+        again, args = utcnow() + timedelta(seconds=wait), (integration_id, busy + 1)
     elif handled.again <= utcnow():  # more than one run's time waiting: the rest behind the others' jobs
         hand_out_webhooks(integration_id)
+        return False
     else:
-        _enqueue_at(
-            handled.again, f"hooks-{integration_id}", handle_webhooks, integration_id, queue_name=HOOKS
-        )
+        again, args = handled.again, (integration_id,)
+    _enqueue_at(again, f"hooks-{integration_id}", handle_webhooks, *args, queue_name=HOOKS)
     return False
 
 

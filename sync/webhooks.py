@@ -88,15 +88,19 @@ def _next_due(integration_id: int) -> datetime | None:
     )
 
 
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    """A delivery not handled yet, and not waiting for a retry later than `now`."""
+    return sa.and_(
+        WebhookDelivery.handled_at.is_(None),
+        sa.or_(WebhookDelivery.next_try_at.is_(None), WebhookDelivery.next_try_at <= now),
+    )
+
+
 def _waiting(integration_id: int, now: datetime) -> list[WebhookDelivery]:
     return list(
         db.session.scalars(
             sa.select(WebhookDelivery)
-            .where(
-                WebhookDelivery.integration_id == integration_id,
-                WebhookDelivery.handled_at.is_(None),
-                sa.or_(WebhookDelivery.next_try_at.is_(None), WebhookDelivery.next_try_at <= now),
-            )
+            .where(WebhookDelivery.integration_id == integration_id, _due(now))
             .order_by(WebhookDelivery.id)
             .limit(BATCH)
         )
@@ -125,7 +129,7 @@ def _handle(
             found = [package for package in read.values() if isinstance(package, MarketplaceOrder)]
             actions.extend(ingest(integration, settings, found).actions)
         else:
-            if not (integration.active and reads_shop(integration)):
+            if not (integration.active and reads_shop(integration, settings)):
                 _done(mine, "ignored")
                 continue
             # A shop sends its changes to every order it has, the hub's few among them: only those are read.
@@ -299,8 +303,7 @@ def stale(now: datetime) -> list[int]:
         db.session.scalars(
             sa.select(WebhookDelivery.integration_id)
             .where(
-                WebhookDelivery.handled_at.is_(None),
-                sa.or_(WebhookDelivery.next_try_at.is_(None), WebhookDelivery.next_try_at <= now),
+                _due(now),
                 sa.or_(WebhookDelivery.enqueued_at.is_(None), WebhookDelivery.enqueued_at < requeue),
             )
             .distinct()
