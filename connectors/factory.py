@@ -17,11 +17,15 @@ from flask import current_app
 
 from connectors.amazon import AmazonConnector
 from connectors.base import MarketplaceConnector, Permanent, ShopConnector
+from connectors.ciceksepeti import CiceksepetiConnector
 from connectors.hepsiburada import HepsiburadaConnector
 from connectors.http import Guard
+from connectors.ideasoft import IdeasoftConnector
 from connectors.n11 import N11Connector
+from connectors.pazarama import PazaramaConnector
 from connectors.registry import KINDS, Side
 from connectors.shopify import ShopifyConnector
+from connectors.ticimax import TicimaxConnector
 from connectors.trendyol import TrendyolConnector
 from connectors.tsoft import TsoftConnector
 from connectors.woocommerce import WooCommerceConnector
@@ -32,11 +36,15 @@ MARKETPLACE_CONNECTORS = {
     "hepsiburada": HepsiburadaConnector,
     "n11": N11Connector,
     "amazon": AmazonConnector,
+    "ciceksepeti": CiceksepetiConnector,
+    "pazarama": PazaramaConnector,
 }
 SHOP_CONNECTORS = {
     "woocommerce": WooCommerceConnector,
     "shopify": ShopifyConnector,
     "tsoft": TsoftConnector,
+    "ticimax": TicimaxConnector,
+    "ideasoft": IdeasoftConnector,
 }
 
 

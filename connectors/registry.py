@@ -15,7 +15,19 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from connectors import amazon, hepsiburada, n11, shopify, trendyol, tsoft, woocommerce
+from connectors import (
+    amazon,
+    ciceksepeti,
+    hepsiburada,
+    ideasoft,
+    n11,
+    pazarama,
+    shopify,
+    ticimax,
+    trendyol,
+    tsoft,
+    woocommerce,
+)
 from connectors.base import Address, WebhookNotice
 from sync.statuses import CanonicalStatus as S
 
@@ -369,6 +381,88 @@ AMAZON = ConnectorKind(
             "Amazon has no approval step: a paid order is to be shipped at once, and waits for its shipment."
         ),
     },
+)
+
+CICEKSEPETI = ConnectorKind(
+    key="ciceksepeti",
+    label="Çiçeksepeti",
+    side=Side.MARKETPLACE,
+    default_base_url=ciceksepeti.DEFAULT_BASE_URL,
+    pinned_hosts=("apis.ciceksepeti.com", "sandbox-apis.ciceksepeti.com"),
+    base_url_help=_l("Çiçeksepeti's API address; change it only for its test environment or the sandbox."),
+    credentials_help=_l("In the Çiçeksepeti seller panel: Hesabım › Entegrasyon Bilgileri (API key)."),
+    credential_fields=(
+        CredentialField(
+            "ciceksepeti_seller_id",
+            _l("Seller ID"),
+            secret=False,
+            pattern=r"[0-9]{1,20}",
+            pattern_help=_l("Enter digits only."),
+        ),
+        CredentialField("ciceksepeti_api_key", _l("API key")),
+    ),
+    status_colors=DEFAULT_STATUS_COLORS,
+    settable=tuple(ciceksepeti.SETTABLE),
+    payload=PayloadReader(addresses=ciceksepeti.addresses),
+    masked_keys=ciceksepeti.MASKED_KEYS,
+    no_webhooks=_l("Çiçeksepeti sends no webhooks."),
+)
+
+PAZARAMA = ConnectorKind(
+    key="pazarama",
+    label="Pazarama",
+    side=Side.MARKETPLACE,
+    default_base_url=pazarama.DEFAULT_BASE_URL,
+    pinned_hosts=("isortagimapi.pazarama.com",),
+    base_url_help=_l("Pazarama's API address; change it only for the sandbox."),
+    credentials_help=_l(
+        "In the Pazarama partner panel (isortagim.pazarama.com): Hesap Bilgileri › API Bilgileri."
+    ),
+    credential_fields=(
+        CredentialField("pazarama_client_id", _l("API key (client ID)"), secret=False),
+        CredentialField("pazarama_client_secret", _l("API secret (client secret)")),
+    ),
+    status_colors=DEFAULT_STATUS_COLORS,
+    settable=tuple(pazarama.SETTABLE),
+    payload=PayloadReader(addresses=pazarama.addresses),
+    masked_keys=pazarama.MASKED_KEYS,
+    no_webhooks=_l("Pazarama sends no webhooks."),
+)
+
+TICIMAX = ConnectorKind(
+    key="ticimax",
+    label="Ticimax",
+    side=Side.SHOP,
+    base_url_help=_l(
+        "Your store's address, e.g. https://www.example-store.com (its web services are under /Servis)."
+    ),
+    credentials_help=_l("In the Ticimax panel: Ayarlar › Web Servis › Yetki Kodu (WS Yetki Kodu)."),
+    credential_fields=(
+        CredentialField("ticimax_ws_code", _l("Web service authorisation code (WS Yetki Kodu)")),
+    ),
+    shop_statuses=dict(ticimax.STATUSES),
+    default_status_map=ticimax.DEFAULT_STATUS_MAP,
+    no_webhooks=_l("Ticimax sends no webhooks."),
+)
+
+IDEASOFT = ConnectorKind(
+    key="ideasoft",
+    label="IdeaSoft",
+    side=Side.SHOP,
+    base_url_help=_l("Your store's IdeaSoft address, e.g. https://your-store.myideasoft.com"),
+    credentials_help=_l(
+        "In the IdeaSoft panel: Entegrasyonlar › API, a new application with the hub's address as its "
+        "redirect address; its Client ID and Client Secret. Then connect the store on IdeaSoft's consent "
+        "page."
+    ),
+    credential_fields=(
+        CredentialField("ideasoft_client_id", _l("Client ID"), secret=False),
+        CredentialField("ideasoft_client_secret", _l("Client secret")),
+    ),
+    shop_statuses=dict(ideasoft.STATUSES),
+    default_status_map=ideasoft.DEFAULT_STATUS_MAP,
+    # IdeaSoft signs its webhooks with the application's client secret.
+    webhooks=WebhookIntake(read=ideasoft.read_webhook, secret_credential="ideasoft_client_secret"),
 )
 
 MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, HEPSIBURADA, N11, AMAZON)}

@@ -13,7 +13,7 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from sandbox import amazon, hepsiburada, hooks, n11, shopify, tsoft
+from sandbox import amazon, ciceksepeti, hepsiburada, hooks, ideasoft, n11, pazarama, shopify, ticimax, tsoft
 from sandbox.state import SELLER_STATUSES, Refused, World, now_ms, shop_public
 
 TRENDYOL = "/trendyol/integration/order/sellers/<seller_id>"
@@ -27,6 +27,10 @@ APIS = (
     f"{amazon.PREFIX}/",
     f"{shopify.PREFIX}/",
     f"{tsoft.PREFIX}/",
+    f"{ciceksepeti.PREFIX}/",
+    f"{pazarama.PREFIX}/",
+    f"{ticimax.PREFIX}/",
+    f"{ideasoft.PREFIX}/",
 )
 MAX_PAGE_SIZE = 200
 TWO_WEEKS_MS = 14 * 24 * 3600 * 1000
@@ -289,6 +293,10 @@ def create_sandbox(world: World | None = None) -> Flask:
     amazon.register(app, world)
     shopify.register(app, world)
     tsoft.register(app, world)
+    ciceksepeti.register(app, world)
+    pazarama.register(app, world)
+    ticimax.register(app, world)
+    ideasoft.register(app, world)
 
     # -- control -----------------------------------------------------------------------------------
 

@@ -19,10 +19,14 @@ from typing import Any, ClassVar
 
 from sandbox import generator
 from sandbox.amazon import AmazonMarket
+from sandbox.ciceksepeti import CiceksepetiMarket
 from sandbox.hepsiburada import HepsiburadaMarket
 from sandbox.hooks import Hooks
+from sandbox.ideasoft import IdeasoftShop
 from sandbox.n11 import N11Market
+from sandbox.pazarama import PazaramaMarket
 from sandbox.shopify import ShopifyShop
+from sandbox.ticimax import TicimaxShop
 from sandbox.tsoft import TsoftShop
 from sandbox.webhooks import WebhookSender
 
@@ -249,6 +253,10 @@ class World:
     amazon: AmazonMarket = field(default_factory=AmazonMarket)  # sandbox/amazon.py
     shopify: ShopifyShop = field(default_factory=ShopifyShop)  # sandbox/shopify.py
     tsoft: TsoftShop = field(default_factory=TsoftShop)  # sandbox/tsoft.py
+    ciceksepeti: CiceksepetiMarket = field(default_factory=CiceksepetiMarket)  # sandbox/ciceksepeti.py
+    pazarama: PazaramaMarket = field(default_factory=PazaramaMarket)  # sandbox/pazarama.py
+    ticimax: TicimaxShop = field(default_factory=TicimaxShop)  # sandbox/ticimax.py
+    ideasoft: IdeasoftShop = field(default_factory=IdeasoftShop)  # sandbox/ideasoft.py
     hooks: Hooks = field(default_factory=Hooks)  # Trendyol's and WooCommerce's webhooks (sandbox/hooks.py)
     # The shop's order statuses (slug → name): WooCommerce's, and any a test adds as a plugin would.
     shop_statuses: dict[str, str] = field(default_factory=lambda: dict(WOO_STATUS_NAMES))
@@ -304,6 +312,10 @@ class World:
                 "amazon": self.amazon.snapshot(),
                 "shopify": self.shopify.snapshot(),
                 "tsoft": self.tsoft.snapshot(),
+                "ciceksepeti": self.ciceksepeti.snapshot(),
+                "pazarama": self.pazarama.snapshot(),
+                "ticimax": self.ticimax.snapshot(),
+                "ideasoft": self.ideasoft.snapshot(),
                 "hooks": self.hooks.snapshot(),
             }
 
@@ -326,6 +338,9 @@ class World:
                 self.shopify.restore(state["shopify"])
             if "tsoft" in state:
                 self.tsoft.restore(state["tsoft"])
+            for name in ("ciceksepeti", "pazarama", "ticimax", "ideasoft"):
+                if name in state:
+                    getattr(self, name).restore(state[name])
             if "hooks" in state:
                 self.hooks.restore(state["hooks"])
 

@@ -48,6 +48,22 @@ class Sandbox:
     def tsoft_url(self) -> str:
         return f"{self.url}/tsoft"
 
+    @property
+    def ciceksepeti_url(self) -> str:
+        return f"{self.url}/ciceksepeti"
+
+    @property
+    def pazarama_url(self) -> str:
+        return f"{self.url}/pazarama"
+
+    @property
+    def ticimax_url(self) -> str:
+        return f"{self.url}/ticimax"
+
+    @property
+    def ideasoft_url(self) -> str:
+        return f"{self.url}/ideasoft"
+
     def order(self, **spec: Any) -> dict[str, Any]:
         """A new package on the marketplace."""
         return self.world.create_package(spec)
