@@ -67,11 +67,14 @@ def _refused(response: Response) -> bool:
 
 
 @bp.post("/<token>/<side>")
+@bp.route("/<token>/<side>/<path:path>", methods=["POST", "PUT"])
 @csrf.exempt
 @limiter.limit(_limit, key_func=_address, deduct_when=_taken)
 @limiter.limit(_refused_limit, key_func=_sender, deduct_when=_refused)
-def receive(token: str, side: str) -> ResponseReturnValue:
-    if side not in tuple(Side) or len(token) > 64:
+def receive(token: str, side: str, path: str = "") -> ResponseReturnValue:
+    """A delivery at the side's address, or at a path under it (Hepsiburada calls `orders`,
+    `lineitems/{id}/cancel`, `packages/{number}/intransit`… under the address it was given)."""
+    if side not in tuple(Side) or len(token) > 64 or len(path) > 200:
         abort(404)
     integration = db.session.scalar(sa.select(Integration).where(Integration.webhook_token == token))
     if integration is None:
@@ -86,7 +89,7 @@ def receive(token: str, side: str) -> ResponseReturnValue:
     else:
         secret = integration.webhook_secret()
     try:
-        notice = intake.read(dict(request.headers), body, secret)
+        notice = intake.read(dict(request.headers), body, secret, path)
     except WebhookRefused as refused:
         db.session.execute(
             sa.update(Integration)
@@ -96,6 +99,8 @@ def receive(token: str, side: str) -> ResponseReturnValue:
         db.session.commit()
         log.warning("webhook for integration %s (%s) refused: %s", integration.id, side, refused)
         return jsonify(error="the delivery's signature or key is wrong"), 401
+    if intake.by_request and integration.webhooks_at(Side(side)) is None:
+        _first_delivery(integration, Side(side))
     # A paused integration takes its platforms' deliveries (so they do not count it as failing) and
     # does nothing with them: its first pull after it is switched on brings what changed.
     if not notice.subject or not integration.active:
@@ -118,6 +123,23 @@ def receive(token: str, side: str) -> ResponseReturnValue:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     response.call_on_close(functools.partial(_hand_out, app, integration.id))
     return response
+
+
+def _first_delivery(integration: Integration, side: Side) -> None:
+    """A platform whose webhooks are set up on request (a ticket) has sent its first proven delivery:
+    from now on the side counts as pushed (`sync.pull.interval`), as a registration through an API does."""
+    column = getattr(Integration, f"{side}_webhooks_at")
+    db.session.execute(
+        sa.update(Integration)
+        .where(Integration.id == integration.id, column.is_(None))
+        .values(
+            {
+                f"{side}_webhooks": f"{integration.kind(side).label}: set up on request, delivering",
+                f"{side}_webhooks_at": utcnow(),
+            }
+        )
+    )
+    db.session.commit()
 
 
 def _hand_out(app: Flask, integration_id: int) -> None:

@@ -207,6 +207,12 @@ class WebhookNotice:
     subject: str
 
 
+# A marketplace whose webhook names an order only by one of its lines or its parcels (Hepsiburada) says so
+# in the notice's subject, "line:<line id>" or "parcel:<package number>": the hub finds the package it holds.
+LINE_SUBJECT = "line:"
+PARCEL_SUBJECT = "parcel:"
+
+
 class MarketplaceConnector(Protocol):
     def close(self) -> None: ...
 

@@ -13,7 +13,7 @@ STATUSES: Mapping[str, str] = {}
 DEFAULT_STATUS_MAP: Mapping[Any, str] = {}
 
 
-def read_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> WebhookNotice:
+def read_webhook(headers: Mapping[str, str], body: bytes, secret: str, path: str = "") -> WebhookNotice:
     raise WebhookRefused("not built yet")
 
 

@@ -65,10 +65,17 @@ class WebhookIntake:
     """How a platform pushes its changes to the hub, where it does."""
 
     # Checks the delivery's proof against the secret, then reads what it names; raises WebhookRefused.
-    read: Callable[[Mapping[str, str], bytes, str], WebhookNotice]
+    # Called with the headers, the raw body, the secret and the path under the address ("" for most;
+    # Hepsiburada calls paths of its own under it).
+    read: Callable[[Mapping[str, str], bytes, str, str], WebhookNotice]
     # The secret it proves itself with: the hub's own, made at registration (""), or one of the seller's
     # credentials (Shopify signs with its app's client secret).
     secret_credential: str = ""
+    # Set where the platform registers its webhooks only on request (a ticket to its support), not through
+    # an API: what the seller asks it, shown with the address, user name and password to give.
+    by_request: LazyString | str = ""
+    # The user name it sends with the secret (Basic auth), where it takes one the hub gives.
+    user: str = ""
 
 
 @dataclass(frozen=True)
@@ -322,7 +329,16 @@ HEPSIBURADA = ConnectorKind(
     pull_overlap=timedelta(minutes=2),
     payload=PayloadReader(addresses=hepsiburada.addresses),
     masked_keys=hepsiburada.MASKED_KEYS,
-    no_webhooks=_l("Hepsiburada registers webhooks only by a ticket to its integration support."),
+    webhooks=WebhookIntake(
+        read=hepsiburada.read_webhook,
+        user=hepsiburada.WEBHOOK_USER,
+        by_request=_l(
+            "Hepsiburada registers webhooks by a ticket to its integration support: open one in the "
+            "merchant panel (Destek › Entegrasyon), asking for order webhooks with the address, user name "
+            "and password below. Once Hepsiburada's first delivery arrives, the hub shows the webhooks as "
+            "registered."
+        ),
+    ),
 )
 
 AMAZON = ConnectorKind(

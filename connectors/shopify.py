@@ -802,7 +802,7 @@ def _phone(phone: str, country: str) -> str:
     return phone
 
 
-def read_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> WebhookNotice:
+def read_webhook(headers: Mapping[str, str], body: bytes, secret: str, path: str = "") -> WebhookNotice:
     """A Shopify webhook delivery: `X-Shopify-Hmac-Sha256`, base64(HMAC-SHA256(raw body, the app's client
     secret)), checked before anything is read. The key is the event's id (the same change delivered
     again, or to a second subscription, has the same one); the subject the order's number."""

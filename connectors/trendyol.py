@@ -296,7 +296,7 @@ def _hook_id(hook: Mapping[str, Any]) -> str:
     return hook_id
 
 
-def read_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> WebhookNotice:
+def read_webhook(headers: Mapping[str, str], body: bytes, secret: str, path: str = "") -> WebhookNotice:
     """A delivery of Trendyol's order webhook: its API key (`x-api-key`, the secret the hub registered)
     checked first, then the package it names. Trendyol sends the whole package each time its status
     moves; the key is the package, its status and its last change, so the same change sent again is one."""

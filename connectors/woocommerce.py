@@ -276,7 +276,7 @@ class WooCommerceConnector:
             page += 1
 
 
-def read_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> WebhookNotice:
+def read_webhook(headers: Mapping[str, str], body: bytes, secret: str, path: str = "") -> WebhookNotice:
     """A WooCommerce webhook delivery: `X-WC-Webhook-Signature`, base64(HMAC-SHA256(raw body, secret)),
     checked before anything is read. The ping WooCommerce sends when a webhook is created carries no
     signature and names nothing: it is taken, and nothing is done with it. The key is the body's digest:

@@ -15,7 +15,9 @@ unknown order) the sandbox's choice is named [sandbox] where it is made.
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import random
 import threading
 import time
@@ -32,6 +34,7 @@ from sandbox import generator
 
 if TYPE_CHECKING:
     from sandbox.state import World
+    from sandbox.webhooks import WebhookSender
 
 PREFIX = "/hepsiburada"
 MID = "/merchantid/<merchant_id>"
@@ -99,6 +102,11 @@ class HepsiburadaMarket:
     rate_limited: int = 0
     reset_after: int = 30
     address_demands: set[str] = field(default_factory=set)
+    # The webhooks a seller's ticket set up: {"url", "username", "password"} (HB's support does it by
+    # hand; here `/_control/hepsiburada/webhook`). HB calls paths of its own under the url (notes §1.5);
+    # what the merchant does through the API is not sent back.
+    hook: dict[str, str] | None = None
+    webhooks: WebhookSender | None = None  # the world's sender
 
     COUNTERS = ("_order_numbers", "_package_numbers", "_barcodes")
 
@@ -122,6 +130,7 @@ class HepsiburadaMarket:
                 "packages": list(self.packages.values()),
                 "cancellations": list(self.cancellations),
                 "counters": counters,
+                "hook": self.hook,
             }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -129,9 +138,39 @@ class HepsiburadaMarket:
             self.orders = {order["orderNumber"]: order for order in state.get("orders", [])}
             self.packages = {package["packageNumber"]: package for package in state.get("packages", [])}
             self.cancellations = list(state.get("cancellations", []))
+            self.hook = state.get("hook")
             for name, value in state.get("counters", {}).items():
                 if name in self.COUNTERS:
                     setattr(self, name, itertools.count(value))
+
+    # -- webhooks ----------------------------------------------------------------------------------
+
+    def _notify(self, method: str, path: str, body: dict[str, Any]) -> None:
+        """One of HB's webhook calls, with the ticket's Basic auth, if a ticket set them up."""
+        if self.hook is None or self.webhooks is None:
+            return
+        credentials = f"{self.hook['username']}:{self.hook['password']}".encode()
+        headers = {
+            "Authorization": "Basic " + base64.b64encode(credentials).decode(),
+            "Content-Type": "application/json",
+        }
+        url = f"{self.hook['url'].rstrip('/')}/{path}"
+        self.webhooks.post(url, json.dumps(body).encode(), headers, ("Authorization",), method)
+
+    def _notify_package(self, package: dict[str, Any], event: str) -> None:
+        """HB packed the lines (no event), or its carrier moved the parcel (intransit, deliver,
+        undeliver). [UNSURE] The bodies are not in HB-OAS: the package, its tracking and its lines."""
+        body = {
+            **self.tracking(package),
+            "items": [
+                {"lineItemId": line["id"], "orderNumber": order["orderNumber"], "quantity": line["quantity"]}
+                for order, line in self.package_lines(package)
+            ],
+        }
+        if event:
+            self._notify("PUT", f"packages/{package['packageNumber']}/{event}", body)
+        else:
+            self._notify("POST", "packages", body)
 
     # -- orders ------------------------------------------------------------------------------------
 
@@ -228,9 +267,11 @@ class HepsiburadaMarket:
                     }
                 )
             self.orders[number] = order
+            self._notify("POST", "orders", {"items": [public_line(line) for line in order["items"]]})
             status = str(spec.get("status", OPEN))
             if status != OPEN:
-                package = self.pack(number, [(line["id"], line["quantity"]) for line in order["items"]])
+                lines = [(line["id"], line["quantity"]) for line in order["items"]]
+                package = self.pack(number, lines, notify=True)
                 if status in MOVED:
                     self.set_package_status(package["packageNumber"], "InTransit")
                 if status in ("Delivered", "Undelivered"):
@@ -253,10 +294,16 @@ class HepsiburadaMarket:
         line["isCancellable"] = status == OPEN
 
     def pack(
-        self, order_number: str | None, requests: list[tuple[str, int]], **details: Any
+        self,
+        order_number: str | None,
+        requests: list[tuple[str, int]],
+        *,
+        notify: bool = False,
+        **details: Any,
     ) -> dict[str, Any]:
         """POST /packages: open lines into one new package, each whole ([sandbox]: HB may split a line
-        packed in part; the sandbox refuses it). Raises Refusal, changing nothing."""
+        packed in part; the sandbox refuses it). Raises Refusal, changing nothing. `notify`: HB packed
+        them on its own (not the merchant through the API), and sends its webhook."""
         with self.lock:
             if not requests:
                 raise Refusal("lineItemRequests boş olamaz")
@@ -297,14 +344,19 @@ class HepsiburadaMarket:
                 line["packageNumber"], line["barcode"] = number, package["barcode"]
                 self._touch(line, PACKED, now)
             self.packages[number] = package
+            if notify:
+                self._notify_package(package, "")
             return package
 
     def package_lines(self, package: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         return [held for line_id in package["lines"] if (held := self._line(line_id)) is not None]
 
-    def set_package_status(self, package_number: str, status: str, **tracking: str) -> dict[str, Any]:
+    def set_package_status(
+        self, package_number: str, status: str, *, notify: bool = True, **tracking: str
+    ) -> dict[str, Any]:
         """The package moves as HB's contracted carrier (or HB) moves it: the carrier's tracking code and
-        link come with InTransit, unless given."""
+        link come with InTransit, unless given. HB's webhook says so, unless the merchant moved it through
+        the API (`notify` False)."""
         with self.lock:
             package = self.packages[package_number]
             now = time.time()
@@ -323,6 +375,9 @@ class HepsiburadaMarket:
             for _, line in self.package_lines(package):
                 if line["status"] != CANCELLED:
                     self._touch(line, status, now)
+            event = {"InTransit": "intransit", "Delivered": "deliver", "Undelivered": "undeliver"}.get(status)
+            if notify and event:
+                self._notify_package(package, event)
             return package
 
     def cancel_lines(
@@ -357,6 +412,20 @@ class HepsiburadaMarket:
                         "_at": line["_changed"],
                     }
                 )
+                if by != "Merchant":  # the merchant's own cancellation came through the API
+                    self._notify(
+                        "PUT",
+                        f"lineitems/{line['id']}/cancel",
+                        {
+                            "cancelDate": hb_time(line["_changed"]),
+                            "merchantId": self.merchant_id,
+                            "id": line["id"],
+                            "quantity": line["quantity"],
+                            "cancelledBy": by,
+                            "cancelReasonCode": str(reason),
+                            "isUnpackedLine": package is None,
+                        },
+                    )
 
     def cancel_by_merchant(self, line_id: str, reason: Any) -> None:
         """A seller's cancellation: an open (not yet packed) line only, as HB-OAS says."""
@@ -435,6 +504,7 @@ class HepsiburadaMarket:
             self.set_package_status(
                 package_number,
                 "InTransit",
+                notify=False,
                 trackingInfoCode=number.strip(),
                 trackingInfoUrl=str(body.get("trackingUrl") or ""),
             )
@@ -797,10 +867,22 @@ def register(app: Flask, world: World) -> None:
                 return refused("package not found", 404)
             if body.get("status") not in PACKAGE_STATUSES:
                 return refused(f"status is one of {', '.join(PACKAGE_STATUSES)}")
-            fields = {k: str(body[k]) for k in ("trackingInfoCode", "trackingInfoUrl") if body.get(k)}
-            return jsonify(
-                market.tracking(market.set_package_status(package_number, body["status"], **fields))
+            moved = market.set_package_status(
+                package_number,
+                body["status"],
+                trackingInfoCode=str(body.get("trackingInfoCode") or ""),
+                trackingInfoUrl=str(body.get("trackingInfoUrl") or ""),
             )
+            return jsonify(market.tracking(moved))
+
+    @app.post("/_control/hepsiburada/webhook")
+    def hb_control_webhook() -> ResponseReturnValue:
+        """What HB's support does with a seller's ticket: {"url", "username", "password"} (empty: none)."""
+        body = request.get_json(silent=True) or {}
+        with market.lock:
+            wanted = {name: str(body.get(name) or "") for name in ("url", "username", "password")}
+            market.hook = wanted if wanted["url"] else None
+            return jsonify(market.hook or {})
 
     @app.get("/_control/hepsiburada/state")
     def hb_control_state() -> ResponseReturnValue:

@@ -266,6 +266,7 @@ class World:
         self.rng = random.Random(self.seed)
         self.webhooks = WebhookSender(self.faults)  # the platforms' webhooks go out through it
         self.shopify.webhooks = self.webhooks
+        self.hepsiburada.webhooks = self.webhooks
         self.hooks.sender = self.webhooks
         self._package_ids = itertools.count(3_100_000_001)
         self._line_ids = itertools.count(77_000_001)

@@ -37,6 +37,7 @@ class Delivery:
     headers: Mapping[str, str]
     # The headers that prove the sender (a signature, a password, an API key): what a forgery gets wrong.
     proof: tuple[str, ...]
+    method: str = "POST"  # Hepsiburada PUTs its package and cancellation events
 
 
 @dataclass
@@ -66,17 +67,24 @@ class WebhookSender:
         self.hold = False
         self.held: list[tuple[Delivery, bool]] = []
 
-    def post(self, url: str, body: bytes, headers: Mapping[str, str], proof: tuple[str, ...] = ()) -> None:
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        proof: tuple[str, ...] = (),
+        method: str = "POST",
+    ) -> None:
         """Send a delivery (later, from a sender thread), with whatever the knobs make of it."""
         faults = self.faults
-        delivery = Delivery(url, body, dict(headers), proof)
+        delivery = Delivery(url, body, dict(headers), proof, method)
         with self.lock:
             if self.rng.random() < faults.webhook_drop_rate:
                 return
             copies = [(delivery, False)] * (2 if self.rng.random() < faults.webhook_duplicate_rate else 1)
             if self.rng.random() < faults.webhook_forged_rate:
                 wrong = {**delivery.headers, **{name: "forged" + name[:4] for name in proof}}
-                copies.append((Delivery(url, body, wrong, proof), True))
+                copies.append((Delivery(url, body, wrong, proof, method), True))
             if self.hold:
                 self.held.extend(copies)
                 return
@@ -136,7 +144,9 @@ class WebhookSender:
                 self._client = httpx.Client(timeout=5.0)
             client = self._client
         try:
-            response = client.post(delivery.url, content=delivery.body, headers=dict(delivery.headers))
+            response = client.request(
+                delivery.method, delivery.url, content=delivery.body, headers=dict(delivery.headers)
+            )
         except httpx.HTTPError as error:
             log.info("webhook to %s not delivered: %s", delivery.url, error)
             return 0

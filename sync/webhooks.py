@@ -25,11 +25,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from connectors.base import ConnectorError, MarketplaceOrder, ShopOrder
+from connectors.base import LINE_SUBJECT, PARCEL_SUBJECT, ConnectorError, MarketplaceOrder, ShopOrder
 from connectors.factory import marketplace_for, shop_for
 from connectors.registry import Side
 from extensions import db
-from models import Integration, Order, OrderAction, WebhookDelivery
+from models import Integration, Order, OrderAction, OrderLine, WebhookDelivery
 from models.base import utcnow
 from models.crypto import encrypt_json
 from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, backoff
@@ -123,10 +123,19 @@ def _handle(
             if not (integration.active and settings.retrieve_orders):
                 _done(mine, "ignored")
                 continue
-            read = _read(
-                mine, integration, side, deadline, lambda connector, subject: connector.get_package(subject)
+            # A line or a parcel named (Hepsiburada's events): the package the hub holds it in.
+            named = _packages_named(integration, {delivery.subject for delivery in mine})
+            _done([delivery for delivery in mine if delivery.subject not in named], "not ours")
+            mine = [delivery for delivery in mine if delivery.subject in named]
+            packages = _read(
+                named.values(),
+                integration,
+                side,
+                deadline,
+                lambda connector, package_id: connector.get_package(package_id),
             )
-            found = [package for package in read.values() if isinstance(package, MarketplaceOrder)]
+            read = {subject: packages[package] for subject, package in named.items() if package in packages}
+            found = [package for package in packages.values() if isinstance(package, MarketplaceOrder)]
             actions.extend(ingest(integration, settings, found).actions)
         else:
             if not (integration.active and reads_shop(integration, settings)):
@@ -137,7 +146,11 @@ def _handle(
             _done([delivery for delivery in mine if delivery.subject not in ours], "not ours")
             mine = [delivery for delivery in mine if delivery.subject in ours]
             read = _read(
-                mine, integration, side, deadline, lambda connector, subject: connector.get_order(subject)
+                (delivery.subject for delivery in mine),
+                integration,
+                side,
+                deadline,
+                lambda connector, subject: connector.get_order(subject),
             )
             changes = shop_changes(
                 integration, [order for order in read.values() if isinstance(order, ShopOrder)]
@@ -171,24 +184,46 @@ def _shop_orders_of(integration: Integration, subjects: set[str]) -> set[str]:
     )
 
 
-def _get_package(connector: Any, subject: str) -> object:
-    return connector.get_package(subject)
-
-
-def _get_order(connector: Any, subject: str) -> object:
-    return connector.get_order(subject)
+def _packages_named(integration: Integration, subjects: set[str]) -> dict[str, str]:
+    """The package each subject names: a package id as it is; a line (LINE_SUBJECT) or a parcel
+    (PARCEL_SUBJECT) the package of the integration's order holding it, left out where the hub holds
+    none (the order is not in yet: its pull brings it)."""
+    named = {
+        subject: subject for subject in subjects if not subject.startswith((LINE_SUBJECT, PARCEL_SUBJECT))
+    }
+    lines = {subject.removeprefix(LINE_SUBJECT) for subject in subjects if subject.startswith(LINE_SUBJECT)}
+    if lines:
+        rows = db.session.execute(
+            sa.select(OrderLine.line_id, Order.package_id)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(OrderLine.integration_id == integration.id, OrderLine.line_id.in_(lines))
+        )
+        named |= {LINE_SUBJECT + line: package for line, package in rows}
+    for subject in subjects:
+        if subject.startswith(PARCEL_SUBJECT):
+            parcel = subject.removeprefix(PARCEL_SUBJECT)
+            # An order's parcels are kept joined ("1, 2"): the one that holds exactly this number.
+            holders = db.session.execute(
+                sa.select(Order.package_id, Order.package_number).where(
+                    Order.integration_id == integration.id, Order.package_number.contains(parcel, autoescape=True)
+                )
+            )
+            package = next((held for held, numbers in holders if parcel in numbers.split(", ")), None)
+            if package is not None:
+                named[subject] = package
+    return named
 
 
 def _read(
-    deliveries: Iterable[WebhookDelivery],
+    subjects: Iterable[str],
     integration: Integration,
     side: Side,
     deadline: float,
     fetch: Callable[[Any, str], object],
 ) -> dict[str, object]:
-    """Each order the deliveries name, read once, while the run's time lasts: what the platform answered
-    (None: it has no such order), or the error it failed with."""
-    subjects = list(dict.fromkeys(delivery.subject for delivery in deliveries))
+    """Each order named, read once, while the run's time lasts: what the platform answered (None: it has
+    no such order), or the error it failed with."""
+    subjects = list(dict.fromkeys(subjects))
     read: dict[str, object] = {}
     if not subjects:
         return read
@@ -250,7 +285,14 @@ def register(integration: Integration) -> dict[Side, ConnectorError]:
         db.session.commit()
     problems: dict[Side, ConnectorError] = {}
     for side in Side:
-        if integration.kind(side).webhooks is None:
+        intake = integration.kind(side).webhooks
+        if intake is None:
+            continue
+        if (
+            intake.by_request
+        ):  # set up by the seller's ticket: noted at its first delivery (blueprints/webhooks.py)
+            if integration.webhooks_at(side) is not None:
+                setattr(integration, f"{side}_webhooks_at", utcnow())
             continue
         opened = marketplace_for(integration) if side is Side.MARKETPLACE else shop_for(integration)
         try:

@@ -212,9 +212,8 @@ class Hepsiburada:
             items = market.orders[package_id]["items"]
             number = next((line["packageNumber"] for line in items if line["packageNumber"]), None)
             if number is None:
-                number = market.pack(package_id, [(line["id"], line["quantity"]) for line in items])[
-                    "packageNumber"
-                ]
+                lines = [(line["id"], line["quantity"]) for line in items]
+                number = market.pack(package_id, lines, notify=True)["packageNumber"]
             return market.packages[number]
 
     def ship(self, sandbox: Sandbox, package_id: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from connectors import shopify
+from connectors import hepsiburada, shopify
 from connectors.registry import Side
 from extensions import db
 from models import Account, Integration, Order, OrderAction, OrderEvent, TransferState, WebhookDelivery
@@ -30,6 +30,7 @@ from sync.guards import INTERNAL_ERROR
 from tests.conftest import Client, join_sandbox
 from tests.pipeline import configure, cycle, drain
 from tests.sandbox_server import Sandbox
+from tests.markets import HEPSIBURADA
 from tests.shops import SHOPIFY
 
 
@@ -54,7 +55,8 @@ def deliver(client: Client, sandbox: Sandbox) -> list[int]:
 
     def send(delivery: Delivery) -> int:
         path = urlsplit(delivery.url).path
-        return client.post(path, data=delivery.body, headers=dict(delivery.headers), csrf=False).status_code
+        headers = dict(delivery.headers)
+        return client.open(path, method=delivery.method, data=delivery.body, headers=headers).status_code
 
     return [sent.status for sent in sandbox.world.webhooks.release(send)]
 
@@ -467,3 +469,112 @@ def test_junk_sent_to_an_address_does_not_use_up_what_its_platform_needs(
     assert taken == [200, 200, 200, 429]  # the platform's own limit, untouched by the junk
     db.session.expire_all()
     assert registered.webhooks_refused == 2
+
+
+# -- Hepsiburada: set up by a ticket --------------------------------------------------------------------
+
+
+@pytest.fixture
+def on_hepsiburada(seller: Client, account: Account, sandbox: Sandbox) -> Integration:
+    """A Hepsiburada integration whose seller has asked the hub for the address and password, and given
+    them to HB's support in a ticket (the sandbox's control endpoint plays the support)."""
+    sandbox.world.webhooks.hold = True
+    integration = HEPSIBURADA.join(account, sandbox)
+    page = seller.post(f"/integrations/{integration.id}/webhooks", htmx=True).get_data(as_text=True)
+    db.session.expire_all()
+    address = f"http://hub.test/webhooks/{integration.webhook_token}/marketplace"
+    assert "by a ticket to its integration support" in page and address in page
+    assert hepsiburada.WEBHOOK_USER in page and integration.webhook_secret() not in page
+    assert integration.marketplace_webhooks_at is None  # nothing arrived yet: pulls as before
+    shown = seller.post(f"/integrations/{integration.id}/webhooks/password", htmx=True)
+    assert shown.headers["Cache-Control"] == "no-store"
+    assert integration.webhook_secret() in shown.get_data(as_text=True)
+    ticket = {"url": address, "username": hepsiburada.WEBHOOK_USER, "password": integration.webhook_secret()}
+    sandbox.world.webhooks.release(lambda delivery: 200)  # WooCommerce's pings
+    sandbox.world.hepsiburada.hook = ticket
+    return integration
+
+
+def test_hepsiburada_s_events_carry_new_orders_parcels_and_cancellations_without_a_pull(
+    client: Client, on_hepsiburada: Integration, sandbox: Sandbox
+) -> None:
+    configure(on_hepsiburada, approval_feedback=False)  # HB packs on its own
+    market = sandbox.world.hepsiburada
+    number = HEPSIBURADA.new_order(sandbox)
+    other = HEPSIBURADA.new_order(sandbox, [("8680001000011", 1), ("8680001000097", 1)])
+    assert deliver(client, sandbox) == [200, 200]  # POST orders, twice
+    db.session.expire_all()
+    assert on_hepsiburada.marketplace_webhooks_at is not None  # the first delivery says the ticket worked
+    handle(on_hepsiburada)
+    orders = {order.package_id: order for order in db.session.scalars(sa.select(Order))}
+    assert set(orders) == {number, other} and on_hepsiburada.pull_cursor is None
+    assert {order.transfer_state for order in orders.values()} == {TransferState.TRANSFERRED}
+
+    HEPSIBURADA.ship(sandbox, number)  # HB packs it on its own, and its carrier takes the parcel
+    first, second = market.orders[other]["items"]
+    market.cancel_lines(other, [first["id"]])  # the customer cancels one line
+    # POST packages, PUT …/intransit, PUT …/cancel (and the shop's own for the orders the hub made)
+    assert set(deliver(client, sandbox)) == {200}
+    handle(on_hepsiburada)
+    subjects = {
+        delivery.topic: (delivery.subject, delivery.outcome)
+        for delivery in deliveries()
+        if delivery.side == "marketplace"
+    }
+    assert subjects["packages"] == (number, "handled")  # HB packed it: the order read again
+    assert subjects["packages/intransit"] == (number, "handled")
+    assert subjects["lineitems/cancel"] == (f"line:{first['id']}", "handled")
+    shipped, partly = (
+        db.session.get_one(Order, orders[number].id),
+        db.session.get_one(Order, orders[other].id),
+    )
+    assert shipped.marketplace_status == "InTransit" and shipped.tracking_number
+    cut = {line.line_id: (line.cancelled or line.cancelled_quantity > 0) for line in partly.lines}
+    assert cut == {first["id"]: True, second["id"]: False}
+    # A parcel event naming no order: the order the hub knows the parcel of.
+    parcel = market.orders[number]["items"][0]["packageNumber"]
+    with market.lock:
+        market.set_package_status(parcel, "Delivered", notify=False)
+    auth = {
+        "Authorization": "Basic "
+        + base64.b64encode(f"orderhub:{on_hepsiburada.webhook_secret()}".encode()).decode()
+    }
+    path = f"/webhooks/{on_hepsiburada.webhook_token}/marketplace/packages/{parcel}/deliver"
+    assert client.put(path, data=b"{}", headers=auth).status_code == 200
+    handle(on_hepsiburada)
+    assert db.session.get_one(Order, orders[number].id).marketplace_status == "Delivered"
+    assert deliveries()[-1].subject == f"parcel:{parcel}" and deliveries()[-1].outcome == "handled"
+
+
+def test_hepsiburada_s_deliveries_are_proven_by_the_ticket_s_password(
+    client: Client, on_hepsiburada: Integration, sandbox: Sandbox
+) -> None:
+    sandbox.world.faults.webhook_forged_rate = 1.0
+    HEPSIBURADA.new_order(sandbox)
+    assert sorted(deliver(client, sandbox)) == [200, 401]
+    db.session.expire_all()
+    assert on_hepsiburada.webhooks_refused == 1 and len(deliveries()) == 1
+    # A parcel or line the hub holds no order for (its order not in yet): left to the pull, nothing read.
+    base = f"/webhooks/{on_hepsiburada.webhook_token}/marketplace"
+    password = on_hepsiburada.webhook_secret()
+    auth = {"Authorization": "Basic " + base64.b64encode(f"orderhub:{password}".encode()).decode()}
+    assert client.put(f"{base}/packages/999/deliver", data=b"{}", headers=auth).status_code == 200
+    assert client.put(f"{base}/lineitems/abc/cancel", data=b"{}", headers=auth).status_code == 200
+    # A path HB may add one day: taken, and nothing kept (the endpoint must not block HB's flow).
+    assert client.post(f"{base}/claims", data=b"{}", headers=auth).status_code == 200
+    handle(on_hepsiburada)
+    outcomes = {delivery.subject: delivery.outcome for delivery in deliveries()}
+    assert outcomes["parcel:999"] == outcomes["line:abc"] == "not ours"
+    assert len(outcomes) == 3
+
+
+def test_what_the_hub_does_through_hepsiburada_s_api_is_not_sent_back(
+    client: Client, on_hepsiburada: Integration, sandbox: Sandbox
+) -> None:
+    configure(on_hepsiburada, approval_feedback=True)
+    number = HEPSIBURADA.new_order(sandbox)
+    deliver(client, sandbox)
+    handle(on_hepsiburada)
+    assert HEPSIBURADA.status(sandbox, number) == "Packaged"  # the hub packed it through the API
+    held = [delivery.url for delivery, _ in sandbox.world.webhooks.held]
+    assert not [url for url in held if "/marketplace" in url]  # the shop's own only

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, url_for
+from flask import flash, make_response, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -51,7 +51,9 @@ def _arrivals(integration: Integration) -> dict[Side, Arrivals]:
     return {side: found.get(side, Arrivals(0, 0, 0, None)) for side in Side}
 
 
-def _page(integration: Integration, problems: dict[Side, str] | None = None) -> str:
+def _page(
+    integration: Integration, problems: dict[Side, str] | None = None, *, password: str = ""
+) -> str:
     template = "integrations/_webhooks.html" if hx() else "integrations/webhooks.html"
     return render_template(
         template,
@@ -61,6 +63,7 @@ def _page(integration: Integration, problems: dict[Side, str] | None = None) -> 
         form=EmptyForm(),
         urls={side: callback_url(integration, side) for side in Side} if integration.webhook_token else {},
         pull_seconds=int(interval(integration).total_seconds()),
+        password=password,
     )
 
 
@@ -89,6 +92,19 @@ def register_webhooks(integration_id: int) -> ResponseReturnValue:
             flash(_("Webhooks are registered."), "success")
         return redirect(url_for("integrations.webhooks", integration_id=integration.id))
     return _page(integration, problems)
+
+
+@bp.post("/<id:integration_id>/webhooks/password")
+def webhook_password(integration_id: int) -> ResponseReturnValue:
+    """The password a platform that registers webhooks on request (Hepsiburada's ticket) is to send:
+    the hub's own secret for the integration, shown only when the seller asks, in the answer to a POST
+    (never in a page that stays in the history or a cache)."""
+    integration = _get_integration(integration_id, lock=False)
+    if not EmptyForm().validate_on_submit() or integration.webhook_token is None:
+        return _page(integration), 400
+    response = make_response(_page(integration, password=integration.webhook_secret()))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/<id:integration_id>/statuses/read")
