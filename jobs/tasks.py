@@ -30,14 +30,18 @@ WAITING = (JobStatus.QUEUED,)
 
 @job
 def tick() -> None:
-    """Every few seconds (flask cron): start the integrations' sync cycles that are due, sweep the outbox."""
+    """Every few seconds (flask cron): start the integrations' sync cycles that are due, sweep the outbox.
+
+    A cycle due before the next tick is scheduled for its moment, not left to that tick: an integration
+    pulled every 10 s is pulled every 10 s, not every 10 s plus up to a tick."""
     now = utcnow()
-    due = db.session.scalars(
-        sa.select(Integration.id)
+    horizon = now + timedelta(seconds=current_app.config["TICK_SECONDS"])
+    due = db.session.execute(
+        sa.select(Integration.id, Integration.next_pull_at)
         .join(IntegrationSettings)
         .where(
             Integration.active.is_(True),
-            sa.or_(Integration.next_pull_at.is_(None), Integration.next_pull_at <= now),
+            sa.or_(Integration.next_pull_at.is_(None), Integration.next_pull_at <= horizon),
             # Something to do: orders to retrieve, or the shop's changes to pass back.
             sa.or_(
                 IntegrationSettings.retrieve_orders.is_(True),
@@ -53,22 +57,27 @@ def tick() -> None:
         .order_by(Integration.next_pull_at.nullsfirst())
         .limit(current_app.config["TICK_BATCH"])
     ).all()
-    for integration_id in due:
+    for integration_id, due_at in due:
         # Claim the slot, so a second scheduler's tick does not start the same cycle again.
         claimed = changed(
             sa.update(Integration)
             .where(
                 Integration.id == integration_id,
-                sa.or_(Integration.next_pull_at.is_(None), Integration.next_pull_at <= now),
+                sa.or_(Integration.next_pull_at.is_(None), Integration.next_pull_at <= horizon),
             )
             .values(next_pull_at=now + timedelta(seconds=current_app.config["PULL_LEASE_SECONDS"]))
         )
         db.session.commit()
-        if claimed:
-            try:
-                _enqueue(PIPELINE, f"sync-{integration_id}", sync_integration, integration_id)
-            except RedisError as error:  # the claim runs out after PULL_LEASE_SECONDS: tried again then
-                log.warning("could not queue the sync of integration %s: %s", integration_id, error)
+        if not claimed:
+            continue
+        job_id = f"sync-{integration_id}"
+        if due_at is not None and due_at > now:
+            _enqueue_at(due_at, job_id, sync_integration, integration_id, queue_name=PIPELINE)
+            continue
+        try:
+            _enqueue(PIPELINE, job_id, sync_integration, integration_id)
+        except RedisError as error:  # the claim runs out after PULL_LEASE_SECONDS: tried again then
+            log.warning("could not queue the sync of integration %s: %s", integration_id, error)
     dispatch(actions.stale_and_due(now))
     for backfill_id in backfill.stale(now):
         start_backfill(backfill_id)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
 
 from extensions import db
-from jobs import job
-from models import Account
-from tests.conftest import make_account
+from jobs import PIPELINE, job, redis_connection
+from jobs.tasks import tick
+from models import Account, Integration
+from models.base import utcnow
+from tests.conftest import make_account, make_integration, running_app
 
 
 @job
@@ -28,3 +35,32 @@ def test_a_failed_job_leaves_a_clean_session_for_the_next(app: Flask) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         _broken_job(account.email)
     assert _count_accounts() == 1
+
+
+@pytest.fixture
+def with_redis(redis_url: str) -> Iterator[Flask]:
+    with running_app(REDIS_URL=redis_url, TICK_SECONDS=5) as app:
+        yield app
+
+
+def test_a_sync_cycle_due_before_the_next_tick_is_scheduled_for_its_moment(with_redis: Flask) -> None:
+    """Pulls every 10 s are 10 s apart: one due 3 s after a tick runs then, not at the tick after."""
+    account = make_account()
+    now = utcnow()
+    due = {
+        "now": make_integration(account, name="due now", next_pull_at=now - timedelta(seconds=1)),
+        "soon": make_integration(account, name="due soon", next_pull_at=now + timedelta(seconds=3)),
+        "later": make_integration(account, name="due later", next_pull_at=now + timedelta(seconds=30)),
+    }
+    db.session.commit()
+    ids = {name: integration.id for name, integration in due.items()}
+    redis_connection().flushdb()
+    tick()  # a job: its own session
+    pipeline = Queue(PIPELINE, connection=redis_connection())
+    assert pipeline.job_ids == [f"sync-{ids['now']}"]
+    [scheduled] = ScheduledJobRegistry(queue=pipeline).get_job_ids()
+    assert scheduled == f"sync-{ids['soon']}"
+    moment = ScheduledJobRegistry(queue=pipeline).get_scheduled_time(scheduled)
+    assert now + timedelta(seconds=3) <= moment <= now + timedelta(seconds=4)
+    later = db.session.get_one(Integration, ids["later"]).next_pull_at
+    assert later is not None and later < now + timedelta(seconds=31)  # not claimed
