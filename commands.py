@@ -6,7 +6,20 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from connectors.registry import AMAZON, HEPSIBURADA, N11, SHOPIFY, TRENDYOL, TSOFT, WOOCOMMERCE, Side
+from connectors.registry import (
+    AMAZON,
+    CICEKSEPETI,
+    HEPSIBURADA,
+    IDEASOFT,
+    N11,
+    PAZARAMA,
+    SHOPIFY,
+    TICIMAX,
+    TRENDYOL,
+    TSOFT,
+    WOOCOMMERCE,
+    Side,
+)
 from extensions import db
 from jobs.runner import run_cron, run_worker
 from models import Account, Integration, IntegrationSettings
@@ -53,6 +66,15 @@ def seed_demo() -> None:
             {"shopify_client_id": "shopify-sandbox-client", "shopify_client_secret": "shpss_sandbox_secret"},
         ),
         TSOFT.key: ("tsoft", {"tsoft_user": "hub", "tsoft_password": "tsoft-sandbox-pass"}),
+        TICIMAX.key: ("ticimax", {"ticimax_ws_code": "TCX-SANDBOX-7Q4M2K9X"}),
+        # Connected on the sandbox's consent page: the integration's page, Connect (the seed cannot).
+        IDEASOFT.key: (
+            "ideasoft",
+            {
+                "ideasoft_client_id": "ideasoft-sandbox-client",
+                "ideasoft_client_secret": "ideasoft-sandbox-secret",
+            },
+        ),
     }
     for (kind, path, credentials), shop in zip(
         (
@@ -77,8 +99,21 @@ def seed_demo() -> None:
                     "merchant_token": "A1SANDBOXSELLER",
                 },
             ),
+            (
+                CICEKSEPETI,
+                "ciceksepeti",
+                {"ciceksepeti_seller_id": "50123", "ciceksepeti_api_key": "cs-sandbox-key"},
+            ),
+            (
+                PAZARAMA,
+                "pazarama",
+                {
+                    "pazarama_client_id": "pazarama-sandbox-id",
+                    "pazarama_client_secret": "pazarama-sandbox-secret",
+                },
+            ),
         ),
-        (WOOCOMMERCE, SHOPIFY, TSOFT, WOOCOMMERCE),
+        (WOOCOMMERCE, SHOPIFY, TSOFT, WOOCOMMERCE, TICIMAX, IDEASOFT),
         strict=True,
     ):
         if kind.key in kinds:
@@ -105,12 +140,20 @@ def seed_demo() -> None:
     click.echo(f"demo login: {email} / {config['DEMO_PASSWORD']}")
 
 
+# Every column that holds a secret: the seller's keys on each side, the webhooks' secret, a shop's tokens.
+ENCRYPTED_COLUMNS = (
+    *(f"{side}_credentials_encrypted" for side in Side),
+    "webhook_secret_encrypted",
+    "shop_tokens_encrypted",
+)
+
+
 @click.command("rotate-credentials")
 def rotate_credentials() -> None:
     """Re-encrypt every stored credential with the newest key; then the older keys can be dropped."""
     count = 0
     for integration in db.session.scalars(sa.select(Integration)):
-        for column in (*(f"{side}_credentials_encrypted" for side in Side), "webhook_secret_encrypted"):
+        for column in ENCRYPTED_COLUMNS:
             if token := getattr(integration, column):
                 setattr(integration, column, rotate(token))
                 count += 1

@@ -99,7 +99,7 @@ def receive(token: str, side: str, path: str = "") -> ResponseReturnValue:
         db.session.commit()
         log.warning("webhook for integration %s (%s) refused: %s", integration.id, side, refused)
         return jsonify(error="the delivery's signature or key is wrong"), 401
-    if intake.by_request and integration.webhooks_at(Side(side)) is None:
+    if intake.by_request is not None and integration.webhooks_at(Side(side)) is None:
         _first_delivery(integration, Side(side))
     # A paused integration takes its platforms' deliveries (so they do not count it as failing) and
     # does nothing with them: its first pull after it is switched on brings what changed.

@@ -7,7 +7,8 @@ retry-after; the queue does the waiting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -56,6 +57,20 @@ class InvalidAnswer(Retryable):
     """The platform answered, but not in a shape the hub can read (not JSON, the wrong type, too large)."""
 
     default_category = "invalid_answer"
+
+
+@contextmanager
+def created_already(platform: str) -> Iterator[None]:
+    """The calls a create makes after the platform took the order (reading it back, setting its status):
+    their errors must not read as the create refused (a 4xx there would tell the pipeline nothing was
+    made, and its next try would create the order again). They come out without a status: the next try
+    looks the order up first."""
+    try:
+        yield
+    except ConnectorError as error:
+        if error.status is None:
+            raise
+        raise InvalidAnswer(f"{platform} took the order, then: {error}", code=error.code) from error
 
 
 class Permanent(ConnectorError):

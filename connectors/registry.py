@@ -29,6 +29,7 @@ from connectors import (
     woocommerce,
 )
 from connectors.base import Address, WebhookNotice
+from connectors.http import Guard
 from sync.statuses import CanonicalStatus as S
 
 
@@ -73,9 +74,26 @@ class WebhookIntake:
     secret_credential: str = ""
     # Set where the platform registers its webhooks only on request (a ticket to its support), not through
     # an API: what the seller asks it, shown with the address, user name and password to give.
-    by_request: LazyString | str = ""
+    by_request: LazyString | None = None
     # The user name it sends with the secret (Basic auth), where it takes one the hub gives.
     user: str = ""
+
+
+@dataclass(frozen=True)
+class OAuthFlow:
+    """A shop the seller connects on its own consent page (OAuth2 authorisation code, IdeaSoft): where the
+    page is, how its code is traded for tokens, and how the tokens are kept (a JSON object, encrypted on
+    the integration, apart from the keys the seller enters)."""
+
+    # (the store's address, the client id, the hub's return address, the state) → the consent page
+    authorize_url: Callable[[str, str, str, str], str]
+    # (the guard, the store's address, the client id and secret, the code, the return address) → tokens
+    exchange_code: Callable[[Guard, str, str, str, str, str], Any]
+    dump: Callable[[Any], dict[str, str]]
+    load: Callable[[Mapping[str, str]], Any]
+    # The names of the credentials the seller enters for the app.
+    client_id: str
+    client_secret: str
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,12 @@ class ConnectorKind:
     pull_overlap: timedelta = timedelta(0)
     # Marketplaces: the fewest seconds between two pulls its rate limits allow over a day.
     min_pull_interval: int = 10
+    # Its rate limit is per seller and tight (Çiçeksepeti: a request per 5 s): the connector books its
+    # turns in the hub's shared Redis (`connectors.turns`), so two workers cannot break it together.
+    shared_pace: bool = False
+    # Marketplaces: at most this many of an integration's actions at once, where fewer than
+    # ACTIONS_IN_FLIGHT (None): one whose every request waits its turn gains nothing from two.
+    actions_in_flight: int | None = None
     # The General settings its API cannot carry out, each with why, in the seller's words. The General
     # page shows them as not available on the marketplace (or the shop), and the pipeline keeps them off.
     unavailable: Mapping[str, LazyString] = field(default_factory=dict)
@@ -116,6 +140,8 @@ class ConnectorKind:
     # one each canonical status becomes (Statuses tab).
     shop_statuses: Mapping[str, LazyString | str] = field(default_factory=dict)
     default_status_map: Mapping[S, str] = field(default_factory=dict)
+    # Shops the seller connects on the platform's consent page (the keys alone are not enough).
+    oauth: OAuthFlow | None = None
 
     def reader(self) -> PayloadReader:
         """How this marketplace's stored payloads are read (a shop has none)."""
@@ -418,7 +444,17 @@ CICEKSEPETI = ConnectorKind(
         CredentialField("ciceksepeti_api_key", _l("API key")),
     ),
     status_colors=DEFAULT_STATUS_COLORS,
+    # Çiçeksepeti has no cancel API: a seller cancels a new or preparing order in its panel. From these a
+    # cancellation in the shop is passed on, for the connector to refuse by name (the order's history
+    # then says to cancel in the Çiçeksepeti panel); later on, it is too late there as well.
+    cancellable=frozenset({S.CREATED, S.PICKING}),
     settable=tuple(ciceksepeti.SETTABLE),
+    # Its times are to the minute: the minute a pull ended is read again.
+    pull_overlap=timedelta(minutes=2),
+    # GetOrders takes one request per 5 seconds, and a page is two (active and cancelled items).
+    min_pull_interval=60,
+    shared_pace=True,
+    actions_in_flight=1,
     payload=PayloadReader(addresses=ciceksepeti.addresses),
     masked_keys=ciceksepeti.MASKED_KEYS,
     no_webhooks=_l("Çiçeksepeti sends no webhooks."),
@@ -439,7 +475,12 @@ PAZARAMA = ConnectorKind(
         CredentialField("pazarama_client_secret", _l("API secret (client secret)")),
     ),
     status_colors=DEFAULT_STATUS_COLORS,
+    # A seller's cancellation (Tedarik Edilemedi) goes before the parcel ships, accepted or not.
+    cancellable=frozenset({S.CREATED, S.PICKING}),
     settable=tuple(pazarama.SETTABLE),
+    # Pazarama lists orders by order date, with no "changed since": the pull reads the last two weeks'
+    # orders again (about once a minute), so an open order's later steps reach the hub.
+    pull_overlap=pazarama.REREAD,
     payload=PayloadReader(addresses=pazarama.addresses),
     masked_keys=pazarama.MASKED_KEYS,
     no_webhooks=_l("Pazarama sends no webhooks."),
@@ -454,11 +495,23 @@ TICIMAX = ConnectorKind(
     ),
     credentials_help=_l("In the Ticimax panel: Ayarlar › Web Servis › Yetki Kodu (WS Yetki Kodu)."),
     credential_fields=(
-        CredentialField("ticimax_ws_code", _l("Web service authorisation code (WS Yetki Kodu)")),
+        # Sent inside the SOAP body, not a header: any printable character.
+        CredentialField(
+            "ticimax_ws_code",
+            _l("Web service authorisation code (WS Yetki Kodu)"),
+            pattern=r"[^\x00-\x1f\x7f]+",
+        ),
     ),
+    # A fixed list: the enum name Ticimax's web service takes → the name its panel shows.
     shop_statuses=dict(ticimax.STATUSES),
     default_status_map=ticimax.DEFAULT_STATUS_MAP,
     no_webhooks=_l("Ticimax sends no webhooks."),
+    unavailable={
+        "shipping_vat_rate": _l(
+            "Ticimax's web service takes the shipping charge as one amount with VAT included and no "
+            "rate: your store applies its own cargo VAT."
+        ),
+    },
 )
 
 IDEASOFT = ConnectorKind(
@@ -479,10 +532,32 @@ IDEASOFT = ConnectorKind(
     default_status_map=ideasoft.DEFAULT_STATUS_MAP,
     # IdeaSoft signs its webhooks with the application's client secret.
     webhooks=WebhookIntake(read=ideasoft.read_webhook, secret_credential="ideasoft_client_secret"),
+    oauth=OAuthFlow(
+        authorize_url=ideasoft.authorize_url,
+        exchange_code=ideasoft.exchange_code,
+        dump=ideasoft.credentials_of,
+        load=ideasoft.tokens_from,
+        client_id="ideasoft_client_id",
+        client_secret="ideasoft_client_secret",
+    ),
+    unavailable={
+        "shipping_vat_rate": _l(
+            "IdeaSoft keeps an order's shipping charge as one amount with VAT included, without a rate: "
+            "your store applies its own cargo VAT."
+        ),
+        "force_tracking_link": _l(
+            "IdeaSoft makes the tracking link itself from the cargo company: the hub passes the code and "
+            "the carrier."
+        ),
+    },
 )
 
-MARKETPLACES: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (TRENDYOL, HEPSIBURADA, N11, AMAZON)}
-SHOPS: Mapping[str, ConnectorKind] = {kind.key: kind for kind in (WOOCOMMERCE, SHOPIFY, TSOFT)}
+MARKETPLACES: Mapping[str, ConnectorKind] = {
+    kind.key: kind for kind in (TRENDYOL, HEPSIBURADA, N11, AMAZON, PAZARAMA, CICEKSEPETI)
+}
+SHOPS: Mapping[str, ConnectorKind] = {
+    kind.key: kind for kind in (WOOCOMMERCE, SHOPIFY, TSOFT, IDEASOFT, TICIMAX)
+}
 KINDS: Mapping[Side, Mapping[str, ConnectorKind]] = {Side.MARKETPLACE: MARKETPLACES, Side.SHOP: SHOPS}
 
 # One form serves every kind of a side, with a field per credential name: two kinds of a side cannot

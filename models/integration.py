@@ -76,6 +76,10 @@ class Integration(Model):
     # Deliveries refused for a wrong proof: how many, the last one's time (a secret changed elsewhere).
     webhooks_refused: Mapped[int] = mapped_column(default=0)
     webhook_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A shop connected on its own consent page (OAuth2: IdeaSoft): its tokens, kept apart from the keys the
+    # seller enters (a refresh and a saved form never write over each other), and when it was connected.
+    shop_tokens_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    shop_connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The shop's statuses as it names them (its custom ones too), read from the shop: status → name.
     shop_status_names: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
     shop_statuses_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -138,10 +142,19 @@ class Integration(Model):
 
     def platform_changed(self, side: Side) -> None:
         """Another account or another shop on this side: what the hub learnt from the old one goes (the
-        shop's statuses), and so do the webhooks' address and secret, which the old platform may go on
-        using; both sides' webhooks are registered again with new ones."""
+        shop's statuses, its tokens), and so do the webhooks' address and secret, which the old platform
+        may go on using; both sides' webhooks are registered again with new ones. Unless the other side's
+        platform sets its webhooks up only on request (Hepsiburada's ticket): the hub cannot point it at a
+        new address, so the address stays, and only this side's registration goes (what the old platform
+        may still send names orders the hub reads from the new one: a hint, never a change by itself)."""
         if side is Side.SHOP:
             self.shop_status_names = self.shop_statuses_read_at = None
+            self.shop_tokens_encrypted = self.shop_connected_at = None  # connected again, to the new one
+        other = Side.SHOP if side is Side.MARKETPLACE else Side.MARKETPLACE
+        intake = self.kind(other).webhooks
+        if intake is not None and intake.by_request is not None and self.webhooks_at(other) is not None:
+            self.forget_webhooks(side)
+            return
         for each in Side:
             self.forget_webhooks(each)
         self.webhook_token = self.webhook_secret_encrypted = None

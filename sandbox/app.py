@@ -463,19 +463,25 @@ def run_generator(world: World, orders_per_minute: float, stop: threading.Event)
             # Most sellers sell most on Trendyol: half the orders there, the rest on the others. An Amazon
             # order comes pending (its payment being checked) and is to be shipped a little later.
             roll = world.rng.random()
-            if roll < 0.5:
+            if roll < 0.45:
                 world.create_package()
-            elif roll < 0.7:
+            elif roll < 0.6:
                 world.hepsiburada.create_order()
-            elif roll < 0.85:
+            elif roll < 0.72:
                 world.n11.create_package()
-            else:
+            elif roll < 0.84:
                 world.amazon.create_order({"status": "PENDING"})
+            elif roll < 0.92:
+                world.ciceksepeti.create_order()
+            else:
+                world.pazarama.create_order()
             next_order = time.monotonic() + interval * (0.5 + world.rng.random())
         world.advance()
         world.n11.advance()
         world.hepsiburada.advance()
         world.amazon.advance()
+        world.ciceksepeti.advance()
+        world.pazarama.advance()
 
 
 OVERVIEW_STATUSES = ("Picking", "Invoiced", "Shipped", "Delivered", "Cancelled")

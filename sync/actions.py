@@ -37,6 +37,7 @@ from connectors.carriers import tracking_page
 from connectors.factory import marketplace_for, shop_for
 from connectors.http import recording
 from connectors.payload import NotYet
+from connectors.registry import MARKETPLACES
 from extensions import db
 from models import ActionState, Integration, Order, OrderAction, OrderLine, TransferState
 from models.base import utcnow
@@ -44,12 +45,14 @@ from sync import changefeed, notifications
 from sync.guards import INTERNAL_ERROR, NOT_CONTAINED, backoff, changed
 from sync.history import enqueue, open_actions, record
 from sync.ingest import has_successor, lives_on_elsewhere, tracking_code
-from sync.rules import TO_SHOP, Action, Event, Facts, decide, tracking_link
+from sync.rules import TO_MARKETPLACE, TO_SHOP, Action, Event, Facts, decide, tracking_link
 from sync.settings import GeneralSettings
 from sync.statuses import CANCELLATIONS, RANK, CanonicalStatus
 from sync.wording import N_
 
 log = logging.getLogger(__name__)
+# The actions that call the marketplace (what a kind's `actions_in_flight` counts).
+CALL_MARKETPLACE = frozenset({Action.APPROVE, *TO_MARKETPLACE})
 CENT = Decimal("0.01")
 INTERNAL = f"{INTERNAL_ERROR}; Retry once it is fixed"
 # The history lines of a transfer that made or found the shop order (the order page's timeline looks
@@ -1054,14 +1057,20 @@ def fair_share(rows: Iterable[OrderAction], now: datetime) -> list[OrderAction]:
     """Of the rows to hand to the workers, those within their integration's share: at most
     ACTIONS_IN_FLIGHT per integration queued or running at once. The others wait in the outbox and go
     when one of their integration's actions ends (`waiting`), so a seller whose platform is slow, or who
-    has ten thousand actions, holds that many workers at most and never queues ahead of everyone else."""
+    has ten thousand actions, holds that many workers at most and never queues ahead of everyone else.
+    A marketplace whose kind allows fewer of its calls at once (`actions_in_flight`: Çiçeksepeti, a
+    request every 5 s per seller) gets at most that many of the actions that call it; the shop's go on."""
     wanted: dict[int, list[OrderAction]] = {}
     for row in {row.id: row for row in rows}.values():
         wanted.setdefault(row.integration_id, []).append(row)
     if not wanted:
         return []
     counts = db.session.execute(
-        sa.select(OrderAction.integration_id, sa.func.count())
+        sa.select(
+            OrderAction.integration_id,
+            sa.func.count(),
+            sa.func.count().filter(OrderAction.kind.in_(CALL_MARKETPLACE)),
+        )
         .where(
             OrderAction.integration_id.in_(list(wanted)),
             _in_flight(now),
@@ -1069,19 +1078,35 @@ def fair_share(rows: Iterable[OrderAction], now: datetime) -> list[OrderAction]:
         )
         .group_by(OrderAction.integration_id)
     ).tuples()
-    busy = {integration_id: count for integration_id, count in counts}
+    busy = {integration_id: (count, calling) for integration_id, count, calling in counts}
     share = current_app.config["ACTIONS_IN_FLIGHT"]
+    kinds = db.session.execute(
+        sa.select(Integration.id, Integration.marketplace_kind).where(Integration.id.in_(list(wanted)))
+    ).tuples()
+    caps = {
+        integration_id: MARKETPLACES[kind].actions_in_flight
+        for integration_id, kind in kinds
+        if kind in MARKETPLACES and MARKETPLACES[kind].actions_in_flight is not None
+    }
     # One action of an order at a time: two would race for the order's lease, and the loser wait out a
     # retry; the next goes when the first ends, in the same job (`run_next`) or handed out then.
     taken = _orders_in_flight(wanted, now)
     chosen = []
     for integration_id, group in wanted.items():
-        room = max(share - busy.get(integration_id, 0), 0)
+        count, calling = busy.get(integration_id, (0, 0))
+        room = max(share - count, 0)
+        cap = caps.get(integration_id)
+        calls_left = max(cap - calling, 0) if cap is not None else None
         for row in sorted(group, key=lambda row: row.id):
-            if room and row.order_id not in taken:
-                chosen.append(row)
-                taken.add(row.order_id)
-                room -= 1
+            if not room or row.order_id in taken:
+                continue
+            if calls_left is not None and row.kind in CALL_MARKETPLACE:
+                if not calls_left:
+                    continue
+                calls_left -= 1
+            chosen.append(row)
+            taken.add(row.order_id)
+            room -= 1
     return chosen
 
 

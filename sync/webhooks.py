@@ -205,7 +205,8 @@ def _packages_named(integration: Integration, subjects: set[str]) -> dict[str, s
             # An order's parcels are kept joined ("1, 2"): the one that holds exactly this number.
             holders = db.session.execute(
                 sa.select(Order.package_id, Order.package_number).where(
-                    Order.integration_id == integration.id, Order.package_number.contains(parcel, autoescape=True)
+                    Order.integration_id == integration.id,
+                    Order.package_number.contains(parcel, autoescape=True),
                 )
             )
             package = next((held for held, numbers in holders if parcel in numbers.split(", ")), None)
@@ -288,9 +289,7 @@ def register(integration: Integration) -> dict[Side, ConnectorError]:
         intake = integration.kind(side).webhooks
         if intake is None:
             continue
-        if (
-            intake.by_request
-        ):  # set up by the seller's ticket: noted at its first delivery (blueprints/webhooks.py)
+        if intake.by_request is not None:  # a ticket's: noted at its first delivery (blueprints/webhooks.py)
             if integration.webhooks_at(side) is not None:
                 setattr(integration, f"{side}_webhooks_at", utcnow())
             continue

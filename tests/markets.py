@@ -4,11 +4,14 @@ what the hub told it."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from connectors import ciceksepeti
 from connectors.carriers import tracking_page
 from connectors.registry import MARKETPLACES, Side
 from extensions import db
@@ -341,5 +344,138 @@ class Amazon:
         return str(parcels[-1]["trackingNumber"]) if parcels else None
 
 
-TRENDYOL, HEPSIBURADA, N11_, AMAZON = Trendyol(), Hepsiburada(), N11(), Amazon()
-MARKETS: tuple[Market, ...] = (TRENDYOL, HEPSIBURADA, N11_, AMAZON)
+class SteppedClock(ciceksepeti.Clock):
+    """Time for Çiçeksepeti's pace in the tests: the monotonic clock, moved on by each sleep instead of
+    waiting in it. The connector's pacer and the sandbox's rate limits share one, so the limits hold."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+        self.lock = threading.Lock()
+
+    def now(self) -> float:
+        with self.lock:
+            return time.monotonic() + self.ahead
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.ahead += max(seconds, 0.0)
+
+
+def stepped(sandbox: Sandbox) -> SteppedClock:
+    """One stepped clock for the process's Çiçeksepeti pacer and the sandbox's Çiçeksepeti."""
+    clock = SteppedClock()
+    ciceksepeti.PACER.use(clock)
+    sandbox.world.ciceksepeti.clock = clock.now
+    return clock
+
+
+@dataclass(frozen=True)
+class Ciceksepeti:
+    """An order is the hub's package; its items are rows of their own at Çiçeksepeti, moving together
+    here. The seller ships with their own carrier (cargoModelType 2): preparing is the accepted status."""
+
+    kind: str = "ciceksepeti"
+    created: str = "1"
+    accepted: str | None = "2"
+
+    def join(self, account: Account, sandbox: Sandbox) -> Integration:
+        stepped(sandbox)
+        market = sandbox.world.ciceksepeti
+        keys = {"ciceksepeti_seller_id": market.seller_id, "ciceksepeti_api_key": market.api_key}
+        return _joined(account, sandbox, self.kind, sandbox.ciceksepeti_url, keys)
+
+    def new_order(self, sandbox: Sandbox, lines: list[tuple[str, int]] | None = None) -> str:
+        spec = [{"barcode": barcode, "quantity": quantity} for barcode, quantity in lines or [(TSHIRT, 1)]]
+        return str(sandbox.world.ciceksepeti.create_order({"lines": spec})["orderId"])
+
+    def _row(self, sandbox: Sandbox, package_id: str) -> dict[str, Any]:
+        return sandbox.world.ciceksepeti.rows_of(package_id)[0]
+
+    def ship(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.world.ciceksepeti.ship(package_id)
+
+    def ship_without_link(self, sandbox: Sandbox, package_id: str, carrier: str, code: str) -> None:
+        sandbox.world.ciceksepeti.ship(package_id, carrier, code, link=None)
+
+    def cancel(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.world.ciceksepeti.cancel(package_id)
+
+    def status(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(self._row(sandbox, package_id)["orderItemStatusId"])
+
+    def code(self, sandbox: Sandbox, package_id: str, source: TrackingCodeSource) -> str | None:
+        row = self._row(sandbox, package_id)
+        if source is TrackingCodeSource.PACKAGE_NUMBER:
+            return str(row["orderId"])
+        # The own-cargo path has no label number (partialNumber): the shop gets none for it.
+        value = row["cargoNumber" if source is TrackingCodeSource.TRACKING_NUMBER else "partialNumber"]
+        return str(value) if value else None
+
+    def link(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(self._row(sandbox, package_id)["shipmentTrackingUrl"])
+
+    def seller_code(self, sandbox: Sandbox, package_id: str) -> str | None:
+        row = self._row(sandbox, package_id)
+        return str(row["cargoNumber"]) if row["orderItemStatusId"] in (5, 11) else None
+
+
+@dataclass(frozen=True)
+class Pazarama:
+    """An order is the hub's package (its orderNumber); Pazarama keeps a status per item, all alike here."""
+
+    kind: str = "pazarama"
+    created: str = "3"  # Alındı
+    accepted: str | None = "12"  # Hazırlanıyor
+
+    def join(self, account: Account, sandbox: Sandbox) -> Integration:
+        market = sandbox.world.pazarama
+        keys = {"pazarama_client_id": market.client_id, "pazarama_client_secret": market.client_secret}
+        return _joined(account, sandbox, self.kind, sandbox.pazarama_url, keys)
+
+    def new_order(self, sandbox: Sandbox, lines: list[tuple[str, int]] | None = None) -> str:
+        spec = [{"barcode": barcode, "quantity": quantity} for barcode, quantity in lines or [(TSHIRT, 1)]]
+        return str(sandbox.world.pazarama.create_order({"lines": spec})["orderNumber"])
+
+    def _order(self, sandbox: Sandbox, package_id: str) -> dict[str, Any]:
+        return sandbox.world.pazarama.orders[int(package_id)]
+
+    def _item(self, sandbox: Sandbox, package_id: str) -> dict[str, Any]:
+        item: dict[str, Any] = self._order(sandbox, package_id)["items"][0]
+        return item
+
+    def ship(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.world.pazarama.set_status(self._order(sandbox, package_id), 5)
+
+    def ship_without_link(self, sandbox: Sandbox, package_id: str, carrier: str, code: str) -> None:
+        order = self._order(sandbox, package_id)
+        market = sandbox.world.pazarama
+        market.set_status(order, 5, companyName=carrier, trackingNumber=code, trackingUrl=None)
+
+    def cancel(self, sandbox: Sandbox, package_id: str) -> None:
+        sandbox.world.pazarama.set_status(self._order(sandbox, package_id), 6)
+
+    def status(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(self._item(sandbox, package_id)["orderItemStatus"])
+
+    def code(self, sandbox: Sandbox, package_id: str, source: TrackingCodeSource) -> str:
+        item = self._item(sandbox, package_id)
+        # The carrier's number is the item's cargo.trackingNumber; shipmentCode is what the hub calls the
+        # shipment barcode (connectors/pazarama.py); the package number is the orderNumber.
+        return {
+            TrackingCodeSource.TRACKING_NUMBER: str(item["cargo"]["trackingNumber"]),
+            TrackingCodeSource.SHIPMENT_BARCODE: str(item["shipmentCode"]),
+            TrackingCodeSource.PACKAGE_NUMBER: package_id,
+        }[source]
+
+    def link(self, sandbox: Sandbox, package_id: str) -> str:
+        return str(self._item(sandbox, package_id)["cargo"]["trackingUrl"])
+
+    def seller_code(self, sandbox: Sandbox, package_id: str) -> str | None:
+        """The code of a parcel the seller shipped with a carrier of their own (deliveryType 1)."""
+        item = self._item(sandbox, package_id)
+        return str(item["cargo"]["trackingNumber"]) if item["deliveryType"] == 1 else None
+
+
+TRENDYOL, HEPSIBURADA, N11_, AMAZON, CICEKSEPETI = Trendyol(), Hepsiburada(), N11(), Amazon(), Ciceksepeti()
+PAZARAMA = Pazarama()
+MARKETS: tuple[Market, ...] = (TRENDYOL, HEPSIBURADA, N11_, AMAZON, CICEKSEPETI, PAZARAMA)

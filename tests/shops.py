@@ -7,12 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
+import httpx
+
+from connectors import ideasoft
+from connectors.carriers import by_name
+from connectors.http import Guard
 from connectors.registry import SHOPS, Side
 from connectors.tsoft import TRACKING_NOTE
 from extensions import db
 from models import Integration, Order
+from models.base import utcnow
+from models.crypto import encrypt_json
 from sandbox.shopify import fulfilment_status, order_total
+from sandbox.ticimax import STATUSES as TICIMAX_STATUSES
 from sandbox.tsoft import CARGO_COMPANIES
 from sync.statuses import CanonicalStatus
 from tests.sandbox_server import Sandbox
@@ -212,5 +221,89 @@ class Tsoft:
         sandbox.world.tsoft.ship((self._order(sandbox, order) or {})["OrderCode"], cargo, code)
 
 
-WOOCOMMERCE, SHOPIFY, TSOFT = WooCommerce(), Shopify(), Tsoft()
-SHOP_FACES: tuple[Shop, ...] = (WOOCOMMERCE, SHOPIFY, TSOFT)
+@dataclass(frozen=True)
+class Ideasoft:
+    kind: str = "ideasoft"
+    hold: str | None = "personal_status_1"  # one of the seller's own statuses
+
+    def join(self, integration: Integration, sandbox: Sandbox) -> None:
+        """The seller enters the app's keys and connects the store on IdeaSoft's consent page; the tokens
+        are kept as the panel's return from that page keeps them (blueprints/integrations/oauth.py)."""
+        store = sandbox.world.ideasoft
+        back = "http://hub.test/integrations/oauth/callback"
+        consent = ideasoft.authorize_url(sandbox.ideasoft_url, store.client_id, back, "state-1")
+        answer = httpx.get(consent, follow_redirects=False)
+        code = dict(parse_qsl(urlsplit(answer.headers["Location"]).query))["code"]
+        guard = Guard(https_only=False, allowlist=frozenset({"127.0.0.1"}), timeout=5)
+        tokens = ideasoft.exchange_code(
+            guard, sandbox.ideasoft_url, store.client_id, store.client_secret, code, back
+        )
+        integration.shop_tokens_encrypted = encrypt_json(ideasoft.credentials_of(tokens))
+        integration.shop_connected_at = utcnow()
+        keys = {"ideasoft_client_id": store.client_id, "ideasoft_client_secret": store.client_secret}
+        _join(integration, self.kind, sandbox.ideasoft_url, keys)
+
+    def _order(self, sandbox: Sandbox, order: Order) -> dict[str, Any] | None:
+        return sandbox.world.ideasoft.order_for_reference(order.reference)
+
+    def view(self, sandbox: Sandbox, order: Order) -> ShopView | None:
+        found = self._order(sandbox, order)
+        if found is None:
+            return None
+        return ShopView(
+            shop_id=str(found["id"]),
+            status=found["status"],
+            total=Decimal(found["finalAmount"]),
+            tracking=found["shippingTrackingCode"] or None,
+            link="",  # IdeaSoft makes the link itself
+            shipping_net=None,  # kept with VAT only
+        )
+
+    def count(self, sandbox: Sandbox) -> int:
+        return len(sandbox.world.ideasoft.orders)
+
+    def set_status(self, sandbox: Sandbox, order: Order, status: str) -> None:
+        sandbox.world.ideasoft.set_status((self._order(sandbox, order) or {})["id"], status)
+
+    def enter_tracking(self, sandbox: Sandbox, order: Order, carrier: str, code: str) -> None:
+        provider, _ = by_name(ideasoft.PROVIDERS, carrier) or ("", "")
+        sandbox.world.ideasoft.ship((self._order(sandbox, order) or {})["id"], provider, code)
+
+
+@dataclass(frozen=True)
+class Ticimax:
+    kind: str = "ticimax"
+    hold: str | None = "TedarikEdiliyor"  # sourcing: a status no marketplace status becomes
+
+    def join(self, integration: Integration, sandbox: Sandbox) -> None:
+        _join(integration, self.kind, sandbox.ticimax_url, {"ticimax_ws_code": sandbox.world.ticimax.ws_code})
+
+    def _order(self, sandbox: Sandbox, order: Order) -> dict[str, Any] | None:
+        return sandbox.world.ticimax.order_for_reference(order.reference)
+
+    def view(self, sandbox: Sandbox, order: Order) -> ShopView | None:
+        found = self._order(sandbox, order)
+        if found is None:
+            return None
+        return ShopView(
+            shop_id=str(found["ID"]),
+            status=TICIMAX_STATUSES[found["Durum"]][0],  # the enum name, as the hub has it
+            total=Decimal(found["SiparisToplamTutari"]),
+            tracking=found["KargoTakipNo"] or None,
+            link=found["KargoTakipLink"],
+            shipping_net=None,  # kept with VAT only
+        )
+
+    def count(self, sandbox: Sandbox) -> int:
+        return len(sandbox.world.ticimax.orders)
+
+    def set_status(self, sandbox: Sandbox, order: Order, status: str) -> None:
+        sandbox.world.ticimax.set_status((self._order(sandbox, order) or {})["ID"], status)
+
+    def enter_tracking(self, sandbox: Sandbox, order: Order, carrier: str, code: str) -> None:
+        sandbox.world.ticimax.save_tracking((self._order(sandbox, order) or {})["ID"], carrier, code, "")
+
+
+WOOCOMMERCE, SHOPIFY, TSOFT, IDEASOFT = WooCommerce(), Shopify(), Tsoft(), Ideasoft()
+TICIMAX = Ticimax()
+SHOP_FACES: tuple[Shop, ...] = (WOOCOMMERCE, SHOPIFY, TSOFT, IDEASOFT, TICIMAX)

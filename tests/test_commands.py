@@ -55,13 +55,15 @@ def test_seed_demo_creates_the_demo_account_and_sandbox_integration(app: Flask) 
     assert account.notification_email_confirmed  # the demo's own address in the local sink: mails go
     integrations = db.session.scalars(sa.select(Integration).order_by(Integration.id)).all()
     kinds = [integration.marketplace_kind for integration in integrations]
-    assert kinds == ["trendyol", "hepsiburada", "n11", "amazon"]  # once each
+    assert kinds == ["trendyol", "hepsiburada", "n11", "amazon", "ciceksepeti", "pazarama"]  # once each
     # Every shop the sandbox plays, with the keys it takes.
     assert [integration.shop_kind for integration in integrations] == [
         "woocommerce",
         "shopify",
         "tsoft",
         "woocommerce",
+        "ticimax",
+        "ideasoft",
     ]
     world = World()
     assert integrations[1].credentials(Side.SHOP) == {
@@ -71,6 +73,19 @@ def test_seed_demo_creates_the_demo_account_and_sandbox_integration(app: Flask) 
     assert integrations[2].credentials(Side.SHOP) == {
         "tsoft_user": world.tsoft.user,
         "tsoft_password": world.tsoft.password,
+    }
+    assert integrations[4].credentials(Side.MARKETPLACE) == {
+        "ciceksepeti_seller_id": world.ciceksepeti.seller_id,
+        "ciceksepeti_api_key": world.ciceksepeti.api_key,
+    }
+    assert integrations[4].credentials(Side.SHOP) == {"ticimax_ws_code": world.ticimax.ws_code}
+    assert integrations[5].credentials(Side.MARKETPLACE) == {
+        "pazarama_client_id": world.pazarama.client_id,
+        "pazarama_client_secret": world.pazarama.client_secret,
+    }
+    assert integrations[5].credentials(Side.SHOP) == {
+        "ideasoft_client_id": world.ideasoft.client_id,
+        "ideasoft_client_secret": world.ideasoft.client_secret,
     }
     sandbox = app.config["SANDBOX_URL"]
     for integration in integrations:

@@ -22,11 +22,11 @@ from tests.conftest import Client, make_account, running_app
 from tests.markets import MARKETS, OIL, TRENDYOL, TSHIRT, Market, order_of
 from tests.pipeline import configure, cycle, drain, free_port
 from tests.sandbox_server import Sandbox
-from tests.shops import SHOPIFY, TSOFT, WOOCOMMERCE, Shop, ShopView, status_for
+from tests.shops import IDEASOFT, SHOPIFY, TICIMAX, TSOFT, WOOCOMMERCE, Shop, ShopView, status_for
 from tests.test_notifications import Inbox, send_all
 
 PAIRS: list[tuple[Market, Shop]] = [(market, WOOCOMMERCE) for market in MARKETS]
-PAIRS += [(TRENDYOL, SHOPIFY), (TRENDYOL, TSOFT)]
+PAIRS += [(TRENDYOL, SHOPIFY), (TRENDYOL, TSOFT), (TRENDYOL, IDEASOFT), (TRENDYOL, TICIMAX)]
 pytestmark = pytest.mark.parametrize(
     ("market", "shop"), PAIRS, ids=[f"{market.kind}-{shop.kind}" for market, shop in PAIRS]
 )

@@ -372,3 +372,20 @@ def test_a_whole_order_cancellation_waits_while_the_pull_catches_up(
     db.session.expire_all()
     assert cancel.state == ActionState.DONE
     assert sandbox.shop_order_for(package["shipmentPackageId"])["status"] == "cancelled"  # type: ignore[index]
+
+
+def test_a_marketplace_that_takes_a_request_every_few_seconds_gets_one_call_at_a_time(
+    app: Flask, hub: Integration
+) -> None:
+    """Çiçeksepeti takes one request per 5 s per seller: two approvals at once would only take each
+    other's turns. One of them goes; the shop's transfers go on beside it."""
+    hub.marketplace_kind = "ciceksepeti"
+    orders = [make_order(hub, number) for number in range(1, 5)]
+    approvals = [make_action(order, kind="approve", state=ActionState.PENDING) for order in orders[:2]]
+    transfers = [make_action(order, kind="transfer", state=ActionState.PENDING) for order in orders[2:]]
+    now = utcnow()
+    chosen = actions.fair_share([*approvals, *transfers], now)
+    assert [row.id for row in chosen] == [approvals[0].id, transfers[0].id]
+    approvals[0].enqueued_at = now
+    db.session.commit()
+    assert [row.id for row in actions.fair_share([approvals[1], transfers[1]], now)] == [transfers[1].id]

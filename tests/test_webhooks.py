@@ -28,9 +28,9 @@ from sandbox.webhooks import Delivery
 from sync import pull, webhooks
 from sync.guards import INTERNAL_ERROR
 from tests.conftest import Client, join_sandbox
+from tests.markets import HEPSIBURADA
 from tests.pipeline import configure, cycle, drain
 from tests.sandbox_server import Sandbox
-from tests.markets import HEPSIBURADA
 from tests.shops import SHOPIFY
 
 
@@ -578,3 +578,19 @@ def test_what_the_hub_does_through_hepsiburada_s_api_is_not_sent_back(
     assert HEPSIBURADA.status(sandbox, number) == "Packaged"  # the hub packed it through the API
     held = [delivery.url for delivery, _ in sandbox.world.webhooks.held]
     assert not [url for url in held if "/marketplace" in url]  # the shop's own only
+
+
+def test_another_shop_keeps_the_address_hepsiburada_s_ticket_gave(
+    client: Client, on_hepsiburada: Integration, sandbox: Sandbox
+) -> None:
+    HEPSIBURADA.new_order(sandbox)
+    deliver(client, sandbox)
+    db.session.expire_all()
+    token, secret = on_hepsiburada.webhook_token, on_hepsiburada.webhook_secret()
+    assert on_hepsiburada.marketplace_webhooks_at is not None
+    on_hepsiburada.platform_changed(Side.SHOP)  # another shop: HB cannot be pointed at a new address
+    db.session.commit()
+    assert (on_hepsiburada.webhook_token, on_hepsiburada.webhook_secret()) == (token, secret)
+    assert on_hepsiburada.marketplace_webhooks_at is not None and on_hepsiburada.shop_webhooks_at is None
+    on_hepsiburada.platform_changed(Side.MARKETPLACE)  # another HB account: a new ticket, a new address
+    assert on_hepsiburada.webhook_token is None and on_hepsiburada.marketplace_webhooks_at is None

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("integrations", __name__, url_prefix="/integrations")
 
-from blueprints.integrations import activity, routes, webhooks  # noqa: E402,F401
+from blueprints.integrations import activity, oauth, routes, webhooks  # noqa: E402,F401

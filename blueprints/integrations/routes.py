@@ -188,8 +188,10 @@ def _tried(form: IntegrationForm, integration: Integration | None, side: Side) -
             return kind.label, False, _("Enter %(field)s first.", field=credential.label)
         if value:
             credentials[credential.name] = value
+    # A shop connected on its consent page is tried with the tokens it gave, while it is the same store.
+    connected = integration.id if integration is not None and kind.oauth and not moved else None
     try:
-        probe(side, kind.key, address.data.strip(), credentials)
+        probe(side, kind.key, address.data.strip(), credentials, connected)
     except Blocked as error:
         return kind.label, False, BLOCKED_ADDRESS[error.reason] % {"hosts": ", ".join(kind.pinned_hosts)}
     except ConnectorError as error:
@@ -327,7 +329,9 @@ def _render_form(form: IntegrationForm, integration: Integration | None) -> Resp
         ]
         sides.append((side, kind, fields))
     status = 422 if form.errors else 200
-    return render_template("integrations/form.html", form=form, integration=integration, sides=sides), status
+    return render_template(
+        "integrations/form.html", form=form, integration=integration, sides=sides, connect_form=EmptyForm()
+    ), status
 
 
 def _kind_field(form: IntegrationForm, side: Side) -> Field:

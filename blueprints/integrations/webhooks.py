@@ -51,9 +51,7 @@ def _arrivals(integration: Integration) -> dict[Side, Arrivals]:
     return {side: found.get(side, Arrivals(0, 0, 0, None)) for side in Side}
 
 
-def _page(
-    integration: Integration, problems: dict[Side, str] | None = None, *, password: str = ""
-) -> str:
+def _page(integration: Integration, problems: dict[Side, str] | None = None, *, password: str = "") -> str:
     template = "integrations/_webhooks.html" if hx() else "integrations/webhooks.html"
     return render_template(
         template,
