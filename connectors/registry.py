@@ -136,6 +136,8 @@ class ConnectorKind:
     # The General settings its API cannot carry out, each with why, in the seller's words. The General
     # page shows them as not available on the marketplace (or the shop), and the pipeline keeps them off.
     unavailable: Mapping[str, LazyString] = field(default_factory=dict)
+    # Settings that work but for a part its API cannot do: shown under the setting, which stays on.
+    caveats: Mapping[str, LazyString] = field(default_factory=dict)
     # Shops: the statuses the shop knows, each with its name as the shop shows it to the seller, and which
     # one each canonical status becomes (Statuses tab).
     shop_statuses: Mapping[str, LazyString | str] = field(default_factory=dict)
@@ -455,6 +457,12 @@ CICEKSEPETI = ConnectorKind(
     min_pull_interval=60,
     shared_pace=True,
     actions_in_flight=1,
+    caveats={
+        "reverse_flow": _l(
+            "there is no API to cancel an order: a cancellation in your shop is not passed on (the order's "
+            "history says so); cancel the order in the Çiçeksepeti seller panel."
+        ),
+    },
     payload=PayloadReader(addresses=ciceksepeti.addresses),
     masked_keys=ciceksepeti.MASKED_KEYS,
     no_webhooks=_l("Çiçeksepeti sends no webhooks."),

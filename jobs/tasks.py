@@ -32,12 +32,13 @@ WAITING = (JobStatus.QUEUED,)
 def tick() -> None:
     """Every few seconds (flask cron): start the integrations' sync cycles that are due, sweep the outbox.
 
-    A cycle due before the next tick is scheduled for its moment, not left to that tick: an integration
-    pulled every 10 s is pulled every 10 s, not every 10 s plus up to a tick."""
+    A cycle due within half a tick starts now rather than at the next tick: an integration pulled every
+    10 s is pulled every 10 s give or take half a tick, not every 10 s plus up to a tick. (Not scheduled for
+    its moment: that would hang every pull on RQ's scheduler, which a Redis restart can leave stopped.)"""
     now = utcnow()
-    horizon = now + timedelta(seconds=current_app.config["TICK_SECONDS"])
-    due = db.session.execute(
-        sa.select(Integration.id, Integration.next_pull_at)
+    horizon = now + timedelta(seconds=current_app.config["TICK_SECONDS"] / 2)
+    due = db.session.scalars(
+        sa.select(Integration.id)
         .join(IntegrationSettings)
         .where(
             Integration.active.is_(True),
@@ -57,7 +58,7 @@ def tick() -> None:
         .order_by(Integration.next_pull_at.nullsfirst())
         .limit(current_app.config["TICK_BATCH"])
     ).all()
-    for integration_id, due_at in due:
+    for integration_id in due:
         # Claim the slot, so a second scheduler's tick does not start the same cycle again.
         claimed = changed(
             sa.update(Integration)
@@ -70,12 +71,8 @@ def tick() -> None:
         db.session.commit()
         if not claimed:
             continue
-        job_id = f"sync-{integration_id}"
-        if due_at is not None and due_at > now:
-            _enqueue_at(due_at, job_id, sync_integration, integration_id, queue_name=PIPELINE)
-            continue
         try:
-            _enqueue(PIPELINE, job_id, sync_integration, integration_id)
+            _enqueue(PIPELINE, f"sync-{integration_id}", sync_integration, integration_id)
         except RedisError as error:  # the claim runs out after PULL_LEASE_SECONDS: tried again then
             log.warning("could not queue the sync of integration %s: %s", integration_id, error)
     dispatch(actions.stale_and_due(now))

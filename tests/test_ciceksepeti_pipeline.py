@@ -141,3 +141,11 @@ def test_a_seller_adds_a_ciceksepeti_integration_with_its_keys(seller: Client, a
         "ciceksepeti_seller_id": "50123",
         "ciceksepeti_api_key": "cs-key",
     }
+
+
+def test_the_general_page_says_a_cancellation_is_not_passed_on(
+    seller: Client, account: Account, sandbox: Sandbox
+) -> None:
+    integration = CICEKSEPETI.join(account, sandbox)
+    page = seller.get(f"/integrations/{integration.id}/general").get_data(as_text=True)
+    assert "On Çiçeksepeti: there is no API to cancel an order" in page

@@ -92,10 +92,10 @@ def test_orders_flow_to_the_shop_and_follow_the_marketplace(stack: Stack) -> Non
 
 def test_nothing_lost_or_doubled_on_a_bad_day(tmp_path: Path) -> None:
     """The fault run at a small size (`python -m bench.faults` runs it at 10,000), with orders on every
-    marketplace into WooCommerce and Shopify in turn, and the webhooks registered: 5xx, 429, lost answers
-    and repeated pages for a minute, webhooks lost, sent twice, late and forged, a worker killed every
-    20 s, Redis restarted empty, the database's connections dropped (PostgreSQL). Every order reaches its
-    shop once, and orders keep arriving."""
+    marketplace but Çiçeksepeti (below) into WooCommerce and Shopify in turn, and the webhooks registered:
+    5xx, 429, lost answers and repeated pages for a minute, webhooks lost, sent twice, late and forged, a
+    worker killed every 20 s, Redis restarted empty, the database's connections dropped (PostgreSQL).
+    Every order reaches its shop once, and orders keep arriving."""
     faults = {
         **BadDay().faults,
         "webhook_drop_rate": 0.2,
@@ -109,7 +109,9 @@ def test_nothing_lost_or_doubled_on_a_bad_day(tmp_path: Path) -> None:
     with running_stack(
         tmp_path,
         workers=2,
-        markets=MARKETS,
+        # Çiçeksepeti takes a request every 5 s per seller, so its share of the run would take minutes at
+        # its pace alone; its faults are tried in its own tests (tests/test_ciceksepeti*.py, test_turns.py).
+        markets=tuple(market for market in MARKETS if market.kind != "ciceksepeti"),
         shops=(WOOCOMMERCE, SHOPIFY),
         webhooks=True,
         # Pulls reconcile what a lost delivery missed: every 5 s here rather than every 5 minutes.

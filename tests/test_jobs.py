@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from rq import Queue
-from rq.registry import ScheduledJobRegistry
 
 from extensions import db
 from jobs import PIPELINE, job, redis_connection
@@ -43,24 +42,21 @@ def with_redis(redis_url: str) -> Iterator[Flask]:
         yield app
 
 
-def test_a_sync_cycle_due_before_the_next_tick_is_scheduled_for_its_moment(with_redis: Flask) -> None:
-    """Pulls every 10 s are 10 s apart: one due 3 s after a tick runs then, not at the tick after."""
+def test_a_sync_cycle_due_within_half_a_tick_starts_now(with_redis: Flask) -> None:
+    """Pulls every 10 s are 10 s apart give or take half a tick: one due 2 s after a tick of 5 s starts
+    then, not at the tick after (7 s late); one due later waits for its tick."""
     account = make_account()
     now = utcnow()
     due = {
         "now": make_integration(account, name="due now", next_pull_at=now - timedelta(seconds=1)),
-        "soon": make_integration(account, name="due soon", next_pull_at=now + timedelta(seconds=3)),
-        "later": make_integration(account, name="due later", next_pull_at=now + timedelta(seconds=30)),
+        "soon": make_integration(account, name="due soon", next_pull_at=now + timedelta(seconds=2)),
+        "later": make_integration(account, name="due later", next_pull_at=now + timedelta(seconds=4)),
     }
     db.session.commit()
     ids = {name: integration.id for name, integration in due.items()}
     redis_connection().flushdb()
     tick()  # a job: its own session
     pipeline = Queue(PIPELINE, connection=redis_connection())
-    assert pipeline.job_ids == [f"sync-{ids['now']}"]
-    [scheduled] = ScheduledJobRegistry(queue=pipeline).get_job_ids()
-    assert scheduled == f"sync-{ids['soon']}"
-    moment = ScheduledJobRegistry(queue=pipeline).get_scheduled_time(scheduled)
-    assert now + timedelta(seconds=3) <= moment <= now + timedelta(seconds=4)
+    assert sorted(pipeline.job_ids) == sorted([f"sync-{ids['now']}", f"sync-{ids['soon']}"])
     later = db.session.get_one(Integration, ids["later"]).next_pull_at
-    assert later is not None and later < now + timedelta(seconds=31)  # not claimed
+    assert later is not None and later < now + timedelta(seconds=5)  # not claimed

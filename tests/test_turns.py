@@ -42,7 +42,7 @@ def test_two_workers_keep_cicek_sepeti_s_pace_together(turns: RedisTurns) -> Non
     assert isinstance(other.clock, Recorded) and len(other.clock.slept) == 1
     assert ciceksepeti.REQUEST_INTERVAL <= other.clock.slept[0] <= ciceksepeti.MAX_WAIT
     one.turn("seller", None, turns)  # two turns off: waited for (its second request of a job)
-    assert isinstance(one.clock, Recorded) and 2 * ciceksepeti.REQUEST_INTERVAL <= one.clock.slept[-1]
+    assert isinstance(one.clock, Recorded) and one.clock.slept[-1] >= 2 * ciceksepeti.REQUEST_INTERVAL
     with pytest.raises(ciceksepeti.RateLimited):
         other.turn("seller", None, turns)  # three turns off: left to the queue, no worker held
 

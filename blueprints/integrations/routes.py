@@ -308,6 +308,7 @@ def save_section(integration_id: int, section_key: str) -> ResponseReturnValue:
             form=form,
             saved=saved,
             locks=locks,
+            caveats=_caveats(integration),
             changes=_latest_changes(integration),
         ),
         200 if saved else 422,
@@ -502,6 +503,15 @@ def _locks(integration: Integration) -> dict[str, Markup]:
     return locks
 
 
+def _caveats(integration: Integration) -> dict[str, Markup]:
+    """Settings that work with a part their platform cannot do, each with what the seller does instead."""
+    caveats: dict[str, Markup] = {}
+    for kind in (integration.marketplace, integration.shop):
+        for name, what in kind.caveats.items():
+            caveats[name] = Markup("{} {}").format(_("On %(platform)s:", platform=kind.label), what)
+    return caveats
+
+
 def _save_section(form: SectionForm, integration: Integration) -> list[str]:
     """Save a section; the names of the settings that changed."""
     actor = _account().email
@@ -526,5 +536,6 @@ def _render_general(integration: Integration, forms: dict[str, SectionForm]) -> 
         failed=any(form.errors for form in forms.values()),
         errors_open=open_errors(integration.account_id, integration.id),
         locks=_locks(integration),
+        caveats=_caveats(integration),
         changes=_latest_changes(integration),
     )
