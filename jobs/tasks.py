@@ -295,11 +295,15 @@ def _enqueue(
     """Queue a job under a fixed id, unless that job is already waiting in a queue.
 
     A sweeper that hands out an action twice therefore queues it once; a job whose worker died (status
-    "started" for good) is queued again. A second run of an action is harmless: it claims its row first.
+    "started" for good) is queued again, and so is one still marked queued that is in no queue: a worker
+    killed between taking it off the queue and starting it leaves it so, and the cron would otherwise
+    never queue the tick again (every pull and sweep stopped: the bad-day run's stall). A second run of a
+    job is harmless: it claims its row first.
     """
     connection = redis_connection()
     existing = Job.fetch_many([job_id], connection=connection)[0]
-    if existing is not None and existing.get_status(refresh=False) in WAITING:
+    waiting = existing is not None and existing.get_status(refresh=False) in WAITING
+    if waiting and queue(queue_name).get_job_position(job_id) is not None:
         return
     queue(queue_name).enqueue(
         function, *args, job_id=job_id, result_ttl=current_app.config["JOB_RESULT_TTL"], job_timeout=timeout

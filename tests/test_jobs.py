@@ -12,7 +12,7 @@ from rq import Queue
 
 from extensions import db
 from jobs import PIPELINE, job, redis_connection
-from jobs.tasks import tick
+from jobs.tasks import queue_tick, tick
 from models import Account, Integration
 from models.base import utcnow
 from tests.conftest import make_account, make_integration, running_app
@@ -60,3 +60,17 @@ def test_a_sync_cycle_due_within_half_a_tick_starts_now(with_redis: Flask) -> No
     assert sorted(pipeline.job_ids) == sorted([f"sync-{ids['now']}", f"sync-{ids['soon']}"])
     later = db.session.get_one(Integration, ids["later"]).next_pull_at
     assert later is not None and later < now + timedelta(seconds=5)  # not claimed
+
+
+def test_a_tick_taken_off_the_queue_by_a_worker_killed_then_is_queued_again(with_redis: Flask) -> None:
+    """A worker killed after popping the tick and before starting it leaves the tick marked queued in no
+    queue: the cron queues it again rather than waiting on it for ever."""
+    redis_connection().flushdb()
+    queue_tick()
+    pipeline = Queue(PIPELINE, connection=redis_connection())
+    assert pipeline.job_ids == ["tick"]
+    redis_connection().lrem(pipeline.key, 0, "tick")  # what the killed worker's pop left
+    queue_tick()
+    assert pipeline.job_ids == ["tick"]
+    queue_tick()  # waiting in the queue: not queued twice
+    assert pipeline.job_ids == ["tick"]
