@@ -46,6 +46,7 @@ from connectors.payload import (
     shown,
     split_name,
     text_field,
+    with_neighbourhood,
 )
 from connectors.turns import Turns
 from sync.statuses import CANCELLATIONS, RANK
@@ -768,10 +769,8 @@ def addresses(raw: Mapping[str, Any]) -> tuple[Address, Address]:
         raise UnreadablePackage("the order has no items")
     row = rows[0]
     first, last = split_name(required_field(row, "receiverName"))
-    street, region = text_field(row, "receiverAddress"), text_field(row, "receiverRegion")
-    # The neighbourhood (receiverRegion) is a field of its own: the courier needs it on the label's line.
-    if region and region.casefold() not in street.casefold():
-        street = f"{region} {street}".strip()
+    # The neighbourhood is receiverRegion.
+    street = with_neighbourhood(text_field(row, "receiverAddress"), text_field(row, "receiverRegion"))
     shipping = Address(
         first_name=first,
         last_name=last,

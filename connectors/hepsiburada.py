@@ -59,6 +59,7 @@ from connectors.payload import (
     shown,
     split_name,
     text_field,
+    with_neighbourhood,
 )
 from sync.statuses import CANCELLATIONS, RANK
 from sync.statuses import CanonicalStatus as S
@@ -924,10 +925,7 @@ def _address(raw: Any, name: str) -> Address:
     if not isinstance(raw, Mapping):
         raise UnreadablePackage(f"the order has no {name}")
     first, last = split_name(text_field(raw, "name"))
-    street, neighborhood = text_field(raw, "address"), text_field(raw, "district")
-    # The neighbourhood is a field of its own: the courier needs it on the label's line.
-    if neighborhood and neighborhood.casefold() not in street.casefold():
-        street = f"{neighborhood} {street}".strip()
+    street = with_neighbourhood(text_field(raw, "address"), text_field(raw, "district"))
     return Address(
         first_name=first,
         last_name=last,

@@ -35,6 +35,7 @@ from connectors.payload import (
     shown,
     split_name,
     text_field,
+    with_neighbourhood,
 )
 from sync.statuses import CANCELLATIONS
 from sync.statuses import CanonicalStatus as S
@@ -458,10 +459,7 @@ def _address(raw: Any, name: str) -> Address:
     if not isinstance(raw, Mapping):
         raise UnreadablePackage(f"the package has no {name}")
     first, last = split_name(text_field(raw, "fullName"))
-    street, neighborhood = text_field(raw, "address"), text_field(raw, "neighborhood")
-    # The neighbourhood (mahalle) is a field of its own: the courier needs it on the label's line.
-    if neighborhood and neighborhood.casefold() not in street.casefold():
-        street = f"{neighborhood} {street}".strip()
+    street = with_neighbourhood(text_field(raw, "address"), text_field(raw, "neighborhood"))
     return Address(
         first_name=first,
         last_name=last,

@@ -60,6 +60,14 @@ def split_name(full_name: str) -> tuple[str, str]:
     return " ".join(words[:-1]), words[-1]
 
 
+def with_neighbourhood(street: str, neighbourhood: str) -> str:
+    """The street line with the neighbourhood (mahalle) in front, where a marketplace gives it as a field of
+    its own and the street does not name it already: the courier needs it on the label's line."""
+    if neighbourhood and neighbourhood.casefold() not in street.casefold():
+        return f"{neighbourhood} {street}".strip()
+    return street
+
+
 def text_field(raw: Mapping[str, Any], name: str, limit: int | None = None) -> str:
     """The field as text ("" if unset); longer than `limit` it cannot be the value meant."""
     value = raw.get(name)

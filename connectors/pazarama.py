@@ -54,6 +54,7 @@ from connectors.payload import (
     shown,
     split_name,
     text_field,
+    with_neighbourhood,
 )
 from connectors.tokens import TokenCache
 from sync.statuses import CANCELLATIONS, RANK
@@ -708,10 +709,8 @@ def addresses(raw: Mapping[str, Any]) -> tuple[Address, Address]:
 
 def _address(raw: Mapping[str, Any]) -> Address:
     first, last = split_name(text_field(raw, "nameSurname"))
-    street, neighborhood = text_field(raw, "addressDetail"), text_field(raw, "neighborhoodName")
-    # The neighbourhood (mahalle), where Pazarama gives it apart [UNSURE its name]: on the label's line.
-    if neighborhood and neighborhood.casefold() not in street.casefold():
-        street = f"{neighborhood} {street}".strip()
+    # The neighbourhood (mahalle), where Pazarama gives it apart [UNSURE its name].
+    street = with_neighbourhood(text_field(raw, "addressDetail"), text_field(raw, "neighborhoodName"))
     return Address(
         first_name=first,
         last_name=last,
